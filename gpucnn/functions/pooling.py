@@ -1,0 +1,348 @@
+"""Pooling: max, average, adaptive average and global average pooling (NCHW; 1-D variants as H = 1).
+
+PyTorch semantics throughout (``torch.nn.functional.max_pool2d`` and friends). The NumPy path works on
+strided sub-grids: a k x k window is k*k shifted, strided views of the (padded) input, one per window
+offset, combined elementwise. That is ~20x faster than reshaping into windows and reducing over axes, and
+handles overlapping windows (stride < kernel), dilation and ceil_mode with no special cases.
+
+Max pooling records, per output, the offset of the FIRST maximum of its window (row-major scan order),
+and its backward routes each output's gradient to exactly that one input element, as PyTorch does.
+Feeding every tied maximum instead is wrong: on MNIST ~14 % of windows are exact ties (blank areas).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import ArgumentError, ShapeError
+from ..function import Function
+from ..tensor import Tensor
+
+IntOrPair = Union[int, Sequence[int]]
+
+
+# -- small helpers: argument parsing, output sizes, window slices -----------------------------------
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _ntuple(value: Any, n: int, op: str, arg: str) -> tuple[int, ...]:
+    """``value`` (an int, or a sequence of ``n`` ints) as an ``n``-tuple of ints."""
+    if _is_int(value):
+        return (int(value),) * n
+    if isinstance(value, (tuple, list)) and len(value) == n and all(_is_int(v) for v in value):
+        return tuple(int(v) for v in value)
+    what = "an int" if n == 1 else f"an int or a sequence of {n} ints"
+    raise ArgumentError(f"{op}: {arg} must be {what}, got {value!r}")
+
+
+def _fmt(sizes: Sequence[int]) -> str:
+    """(3, 3) -> '3x3'; (5,) -> '5'."""
+    return "x".join(str(s) for s in sizes)
+
+
+def _fmt_pad(pads: Sequence[int]) -> str:
+    return str(pads[0]) if len(set(pads)) == 1 else str(tuple(pads))
+
+
+def pool_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+                  ceil_mode: bool = False) -> int:
+    """PyTorch's pooling output size along one axis (``ceil_mode``: the last window must start inside
+    the input or its left padding)."""
+    span = dilation * (kernel - 1) + 1
+    num = size + 2 * padding - span
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _check_input(op: str, x: Any, rank: int, layout: str) -> None:
+    if not isinstance(x, Tensor):
+        raise ArgumentError(f"{op}: input must be a gpucnn Tensor, got {type(x).__name__}")
+    if x.ndim != rank:
+        raise ShapeError(f"{op}: input must have rank {rank} ({layout}), got rank {x.ndim} "
+                         f"(input shape {x.shape})")
+    if x.dtype.kind != "f":
+        raise ArgumentError(f"{op}: input must have a floating-point dtype (float32 or float64), "
+                            f"got {x.dtype}")
+    if x.shape[0] == 0:
+        raise ShapeError(f"{op}: the input batch is empty (input shape {x.shape}); expected at least one sample")
+    if 0 in x.shape:
+        raise ShapeError(f"{op}: input has an empty dimension (input shape {x.shape})")
+
+
+def _check_bool(op: str, arg: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(f"{op}: {arg} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_window(op: str, x: Tensor, n: int, kernel_size: Any, stride: Any, padding: Any,
+                  dilation: Any = 1) -> tuple[tuple[int, ...], ...]:
+    """Parse and check the window arguments of an ``n``-D pooling op; returns (kernel, stride, padding,
+    dilation) as ``n``-tuples."""
+    k = _ntuple(kernel_size, n, op, "kernel_size")
+    s = k if stride is None else _ntuple(stride, n, op, "stride")
+    p = _ntuple(padding, n, op, "padding")
+    d = _ntuple(dilation, n, op, "dilation")
+    if min(k) < 1:
+        raise ArgumentError(f"{op}: kernel_size must be >= 1, got {kernel_size!r}")
+    if min(s) < 1:
+        raise ArgumentError(f"{op}: stride must be >= 1, got {stride!r}")
+    if min(d) < 1:
+        raise ArgumentError(f"{op}: dilation must be >= 1, got {dilation!r}")
+    if min(p) < 0:
+        raise ArgumentError(f"{op}: padding must be >= 0, got {padding!r}")
+    if any(2 * pi > ki for pi, ki in zip(p, k)):
+        raise ArgumentError(f"{op}: padding {_fmt_pad(p)} is more than half the kernel size {_fmt(k)}; "
+                            f"expected padding <= {_fmt_pad([ki // 2 for ki in k])}")
+    size = x.shape[-n:]
+    span = tuple(di * (ki - 1) + 1 for ki, di in zip(k, d))
+    padded = tuple(si + 2 * pi for si, pi in zip(size, p))
+    if any(w > q for w, q in zip(span, padded)):
+        kernel = _fmt(k) if span == k else f"{_fmt(k)} with dilation {_fmt_pad(d)} (spanning {_fmt(span)})"
+        raise ShapeError(f"{op}: kernel {kernel} is larger than the padded input {_fmt(padded)} "
+                         f"(input {_fmt(size)}, padding {_fmt_pad(p)})")
+    return k, s, p, d
+
+
+class _Pool2d(Function):
+    """Shared geometry of the windowed 2-D pooling ops: padded extent and one strided view per offset."""
+
+    def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                 dilation: tuple[int, int] = (1, 1), ceil_mode: bool = False) -> None:
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def _setup(self, x: np.ndarray) -> None:
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        _, _, h, w = x.shape
+        self.oh = pool_out_size(h, kh, sh, ph, dh, self.ceil_mode)
+        self.ow = pool_out_size(w, kw, sw, pw, dw, self.ceil_mode)
+        # Extent the windows reach in padded coordinates (ceil_mode may reach past the padding).
+        self.hp = max(h + 2 * ph, (self.oh - 1) * sh + dh * (kh - 1) + 1)
+        self.wp = max(w + 2 * pw, (self.ow - 1) * sw + dw * (kw - 1) + 1)
+        # One (rows, cols) strided view per window offset, in row-major scan order of the window.
+        self.windows = [(slice(i * dh, i * dh + (self.oh - 1) * sh + 1, sh),
+                         slice(j * dw, j * dw + (self.ow - 1) * sw + 1, sw))
+                        for i in range(kh) for j in range(kw)]
+
+    def _pad(self, x: np.ndarray, fill: float) -> np.ndarray:
+        n, c, h, w = x.shape
+        ph, pw = self.padding
+        if (self.hp, self.wp) == (h, w):
+            return x
+        out = np.full((n, c, self.hp, self.wp), fill, dtype=x.dtype)
+        out[:, :, ph:ph + h, pw:pw + w] = x
+        return out
+
+    def _crop(self, gxp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        _, _, h, w = shape
+        ph, pw = self.padding
+        if gxp.shape[2:] == (h, w):
+            return gxp
+        return np.ascontiguousarray(gxp[:, :, ph:ph + h, pw:pw + w])
+
+
+class MaxPool2d(_Pool2d):
+    name = "max_pool2d"
+
+    def forward_cpu(self, xs):
+        x, = xs
+        self._setup(x)
+        xp = self._pad(x, -np.inf)
+        rows, cols = self.windows[0]
+        y = xp[:, :, rows, cols].copy()
+        # The window offset of each output's first maximum (strict '>' keeps the earliest of tied values).
+        self.argmax = argmax = np.zeros(y.shape, np.uint8 if len(self.windows) <= 256 else np.int32)
+        better = np.empty(y.shape, dtype=bool)
+        for k, (rows, cols) in enumerate(self.windows[1:], 1):
+            sub = xp[:, :, rows, cols]
+            np.greater(sub, y, out=better)
+            np.maximum(y, sub, out=y)  # (np.maximum also propagates NaN)
+            np.copyto(argmax, k, where=better)
+        return y
+
+    def backward_cpu(self, xs, gy):
+        x, = xs
+        gxp = np.zeros((x.shape[0], x.shape[1], self.hp, self.wp), dtype=gy.dtype)
+        routed = np.empty_like(gy)
+        for k, (rows, cols) in enumerate(self.windows):
+            # Each output's gradient goes to its one recorded maximum; overlapping windows accumulate.
+            np.multiply(gy, self.argmax == k, out=routed)
+            gxp[:, :, rows, cols] += routed
+        return (self._crop(gxp, x.shape),)
+
+
+def _avg_divisor(size: int, out: int, kernel: int, stride: int, padding: int, count_include_pad: bool,
+                 ) -> np.ndarray:
+    """Per-output window sizes along one axis, by PyTorch's rule: a window is clipped to the padded
+    input (windows that ceil_mode lets run past it count only up to it); ``count_include_pad=False``
+    counts only real pixels."""
+    div = np.empty(out, dtype=np.int64)
+    for o in range(out):
+        start = o * stride - padding
+        end = min(start + kernel, size + padding)
+        div[o] = end - start if count_include_pad else min(end, size) - max(start, 0)
+    return div
+
+
+class AvgPool2d(_Pool2d):
+    name = "avg_pool2d"
+
+    def __init__(self, kernel_size, stride, padding, ceil_mode=False, count_include_pad=True) -> None:
+        super().__init__(kernel_size, stride, padding, (1, 1), ceil_mode)
+        self.count_include_pad = count_include_pad
+
+    def forward_cpu(self, xs):
+        x, = xs
+        self._setup(x)
+        h, w = x.shape[2:]
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        div_h = _avg_divisor(h, self.oh, kh, sh, ph, self.count_include_pad)
+        div_w = _avg_divisor(w, self.ow, kw, sw, pw, self.count_include_pad)
+        self.divisor = np.multiply.outer(div_h, div_w).astype(x.dtype)
+        xp = self._pad(x, 0.0)
+        rows, cols = self.windows[0]
+        y = xp[:, :, rows, cols].copy()
+        for rows, cols in self.windows[1:]:
+            y += xp[:, :, rows, cols]
+        y /= self.divisor
+        return y
+
+    def backward_cpu(self, xs, gy):
+        x, = xs
+        g = gy / self.divisor
+        gxp = np.zeros((x.shape[0], x.shape[1], self.hp, self.wp), dtype=gy.dtype)
+        for rows, cols in self.windows:
+            gxp[:, :, rows, cols] += g
+        return (self._crop(gxp, x.shape),)
+
+
+def _adaptive_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
+    """(out, size) averaging matrix: row i averages input[start:end] with PyTorch's
+    start = floor(i*size/out), end = ceil((i+1)*size/out)."""
+    m = np.zeros((out, size), dtype=dtype)
+    for i in range(out):
+        start, end = (i * size) // out, -(-((i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+class AdaptiveAvgPool2d(Function):
+    name = "adaptive_avg_pool2d"
+
+    def __init__(self, output_size: tuple[int, int]) -> None:
+        self.output_size = output_size
+
+    def forward_cpu(self, xs):
+        x, = xs
+        if self.output_size == (1, 1):
+            return x.mean(axis=(2, 3), keepdims=True)
+        h, w = x.shape[2:]
+        oh, ow = self.output_size
+        # y = Ph @ x @ Pw^T: rows then columns averaged over their (possibly overlapping) ranges.
+        self.ph = _adaptive_matrix(h, oh, x.dtype)
+        self.pw = _adaptive_matrix(w, ow, x.dtype)
+        return self.ph @ x @ self.pw.T
+
+    def backward_cpu(self, xs, gy):
+        x, = xs
+        if self.output_size == (1, 1):
+            gx = np.empty_like(x, dtype=gy.dtype)
+            gx[...] = gy / (x.shape[2] * x.shape[3])
+            return (gx,)
+        return (self.ph.T @ gy @ self.pw,)
+
+
+class GlobalAvgPool2d(Function):
+    name = "global_avg_pool2d"
+
+    def forward_cpu(self, xs):
+        return xs[0].mean(axis=(2, 3))
+
+    def backward_cpu(self, xs, gy):
+        x, = xs
+        gx = np.empty_like(x, dtype=gy.dtype)
+        gx[...] = (gy / (x.shape[2] * x.shape[3]))[:, :, None, None]
+        return (gx,)
+
+
+# -- the public functions: validate, then run the op ------------------------------------------------
+def max_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False) -> Tensor:
+    """2-D max pooling of an (N, C, H, W) tensor, like ``torch.nn.functional.max_pool2d``.
+
+    ``stride`` defaults to ``kernel_size``; ``padding`` (at most half the kernel) pads with -inf. The
+    gradient of each output goes to the first maximum of its window (row-major order).
+    """
+    op = "max_pool2d"
+    _check_input(op, input, 4, "N, C, H, W")
+    k, s, p, d = _check_window(op, input, 2, kernel_size, stride, padding, dilation)
+    ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
+    return MaxPool2d(k, s, p, d, ceil_mode)(input)
+
+
+def avg_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+               padding: IntOrPair = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """2-D average pooling of an (N, C, H, W) tensor, like ``torch.nn.functional.avg_pool2d``.
+
+    Zero padding; with ``count_include_pad=False`` each window's divisor counts only real pixels.
+    """
+    op = "avg_pool2d"
+    _check_input(op, input, 4, "N, C, H, W")
+    k, s, p, _ = _check_window(op, input, 2, kernel_size, stride, padding)
+    ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
+    count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
+    return AvgPool2d(k, s, p, ceil_mode, count_include_pad)(input)
+
+
+def max_pool1d(input: Tensor, kernel_size: int, stride: Optional[int] = None, padding: int = 0,
+               dilation: int = 1, ceil_mode: bool = False) -> Tensor:
+    """1-D max pooling of an (N, C, L) tensor (the 2-D op with H = 1)."""
+    op = "max_pool1d"
+    _check_input(op, input, 3, "N, C, L")
+    (k,), (s,), (p,), (d,) = _check_window(op, input, 1, kernel_size, stride, padding, dilation)
+    ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
+    n, c, length = input.shape
+    y = MaxPool2d((1, k), (1, s), (0, p), (1, d), ceil_mode)(input.reshape(n, c, 1, length))
+    return y.reshape(n, c, y.shape[-1])
+
+
+def avg_pool1d(input: Tensor, kernel_size: int, stride: Optional[int] = None, padding: int = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """1-D average pooling of an (N, C, L) tensor (the 2-D op with H = 1)."""
+    op = "avg_pool1d"
+    _check_input(op, input, 3, "N, C, L")
+    (k,), (s,), (p,), _ = _check_window(op, input, 1, kernel_size, stride, padding)
+    ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
+    count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
+    n, c, length = input.shape
+    y = AvgPool2d((1, k), (1, s), (0, p), ceil_mode, count_include_pad)(input.reshape(n, c, 1, length))
+    return y.reshape(n, c, y.shape[-1])
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional[int]]]) -> Tensor:
+    """Average pooling of an (N, C, H, W) tensor to (N, C, *output_size), like PyTorch's: output row i
+    averages input rows floor(i*H/out) .. ceil((i+1)*H/out) - 1 (likewise columns). ``None`` in
+    ``output_size`` keeps that input size; ``output_size=1`` is global average pooling (N, C, 1, 1)."""
+    op = "adaptive_avg_pool2d"
+    _check_input(op, input, 4, "N, C, H, W")
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        sizes = tuple(input.shape[2 + i] if v is None else v for i, v in enumerate(output_size))
+    else:
+        sizes = output_size
+    out = _ntuple(sizes, 2, op, "output_size")
+    if min(out) < 1:
+        raise ArgumentError(f"{op}: output_size must be >= 1, got {output_size!r}")
+    return AdaptiveAvgPool2d(out)(input)
+
+
+def global_avg_pool2d(input: Tensor) -> Tensor:
+    """The mean over H and W of an (N, C, H, W) tensor, as (N, C) (what a GlobalAvgPool2d layer feeds
+    to a Dense layer, like Keras's GlobalAveragePooling2D)."""
+    _check_input("global_avg_pool2d", input, 4, "N, C, H, W")
+    return GlobalAvgPool2d()(input)

@@ -1,0 +1,288 @@
+"""Convolutions: conv2d (NCHW) and conv1d (NCL, run as conv2d with H = 1), PyTorch semantics.
+
+Like PyTorch these are cross-correlations: ``y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] *
+xpad[n, c, i*sh + u*dh, j*sw + v*dw]``.
+
+The NumPy path is one GEMM per pass over a column buffer ("im2col"):
+
+- The input is copied once into a padded, channel-major buffer ``xp`` of shape (C, N, Hp, Wp) (the copy
+  does the padding and the NCHW -> CNHW transpose together; reflect/replicate/circular borders are filled
+  from the interior).
+- The column buffer is a strided view of ``xp`` of shape (C, kh, kw, N, Ho, Wq) made contiguous, i.e. a
+  (C*kh*kw, N*Ho*Wq) matrix whose rows match ``weight.reshape(C_out, -1)``. With stride 1 along W the row
+  pitch ``Wq`` is the padded width ``Wp`` rather than ``Wo``: each output row then reads a whole padded row,
+  so the copy is made of long contiguous runs (``Ho*Wp`` elements per (c, kh, kw, n) when the H stride is
+  1, too) instead of ``Wo``-long pieces; the ``Wp - Wo`` extra columns per row are garbage that the
+  forward drops (they read into the next row or a small zeroed tail ``slack``). This is the "shifted
+  columns" idea restricted to the width, which wastes ``Wp/Wo - 1`` of the GEMM (7 % at 28x28, 14 % at
+  14x14) where shifting over the whole padded image wastes ``Hp*Wp/(Ho*Wo) - 1`` (15 %, 31 %).
+- Forward: ``y = W (C_out, K) @ cols (K, N*Ho*Wq)``, then one pass that drops the garbage columns,
+  transposes to NCHW and adds the bias.
+- Backward: the output gradient is laid out the same way, (C_out, N*Ho*Wq), with ZEROS in the garbage
+  columns, so the garbage never reaches a gradient. ``gW = gy @ cols.T`` (one GEMM), ``gb`` = row sums,
+  ``gcols = W.T @ gy`` (one GEMM) and col2im = kh*kw strided slice-adds into a zeroed padded buffer (long
+  runs again), after which the padded border's gradient is folded back onto the pixels it was copied
+  from (reflect/replicate/circular) and the interior is transposed back to NCHW.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..errors import ArgumentError, ShapeError
+from ..function import Function
+from ..tensor import Tensor
+from ._conv_util import effective_kernel, format_param, format_size, ntuple, out_size, resolve_padding
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Conv2d(Function):
+    """2-D cross-correlation of NCHW ``x`` with ``w`` (C_out, C_in, kh, kw) plus an optional bias (C_out,).
+
+    Arguments are already validated and normalised (see :func:`conv2d`): ``stride`` and ``dilation`` are
+    (h, w) pairs, ``padding`` is (top, bottom, left, right).
+    """
+
+    name = "conv2d"
+
+    def __init__(self, stride: tuple[int, int] = (1, 1), padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+                 dilation: tuple[int, int] = (1, 1), padding_mode: str = "zeros", name: Optional[str] = None):
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.padding_mode = padding_mode
+        if name is not None:
+            self.name = name  # "conv1d" when conv1d runs through this op
+
+    # -- geometry -------------------------------------------------------------------------------
+    def _geometry(self, x_shape: tuple, w_shape: tuple) -> None:
+        N, C, H, W = x_shape
+        _, _, kh, kw = w_shape
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        pt, pb, pl, pr = self.padding
+        self.Hp, self.Wp = H + pt + pb, W + pl + pr
+        self.Ho = out_size(H, kh, sh, dh, pt, pb)
+        self.Wo = out_size(W, kw, sw, dw, pl, pr)
+        # Row pitch of the column buffer: whole padded rows when the W stride is 1 (see module docstring).
+        self.Wq = self.Wp if sw == 1 else self.Wo
+        # The last column-buffer row of the last image overreads the padded input by (kw-1)*dw elements.
+        self.slack = (kw - 1) * dw if sw == 1 else 0
+
+    # -- padding and its adjoint ----------------------------------------------------------------
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (N, C, H, W) padded into a flat buffer holding (C, N, Hp, Wp) followed by ``slack`` zeros."""
+        N, C, H, W = x.shape
+        pt, _, pl, _ = self.padding
+        size = C * N * self.Hp * self.Wp
+        if self.padding_mode == "zeros":
+            buf = np.zeros(size + self.slack, dtype=x.dtype)
+        else:
+            buf = np.empty(size + self.slack, dtype=x.dtype)
+            buf[size:] = 0
+        xp = buf[:size].reshape(C, N, self.Hp, self.Wp)
+        xp[:, :, pt:pt + H, pl:pl + W] = x.transpose(1, 0, 2, 3)
+        if self.padding_mode != "zeros":
+            # Rows first (interior columns), then whole columns (so corners come out right).
+            for r, src in _border_sources(H, pt, self.Hp, self.padding_mode):
+                xp[:, :, r, pl:pl + W] = xp[:, :, src, pl:pl + W]
+            for c, src in _border_sources(W, pl, self.Wp, self.padding_mode):
+                xp[:, :, :, c] = xp[:, :, :, src]
+        return buf
+
+    def _unpad_grad(self, gbuf: np.ndarray, x_shape: tuple) -> np.ndarray:
+        """The adjoint of :meth:`_padded`: the (N, C, H, W) gradient from the padded buffer's gradient."""
+        N, C, H, W = x_shape
+        pt, _, pl, _ = self.padding
+        gp = gbuf[:C * N * self.Hp * self.Wp].reshape(C, N, self.Hp, self.Wp)
+        if self.padding_mode != "zeros":
+            # Undo the fill in reverse order: columns (whole height), then rows (interior columns).
+            # Sources are always interior pixels, never border ones, so the order within a loop is free.
+            for c, src in _border_sources(W, pl, self.Wp, self.padding_mode):
+                gp[:, :, :, src] += gp[:, :, :, c]
+            for r, src in _border_sources(H, pt, self.Hp, self.padding_mode):
+                gp[:, :, src, pl:pl + W] += gp[:, :, r, pl:pl + W]
+        return np.ascontiguousarray(gp[:, :, pt:pt + H, pl:pl + W].transpose(1, 0, 2, 3))
+
+    def _window_view(self, buf: np.ndarray, C: int, N: int, offset: int) -> np.ndarray:
+        """A (C, N, Ho, Wq) view of a padded buffer: for each output position, the pixel at kernel offset
+        0, moved by ``offset`` elements (``u*dh*Wp + v*dw`` for kernel offset (u, v))."""
+        hw = self.Hp * self.Wp
+        strides = (N * hw, hw, self.stride[0] * self.Wp, self.stride[1])
+        return _strided_view(buf, (C, N, self.Ho, self.Wq), strides, offset)
+
+    # -- forward / backward ---------------------------------------------------------------------
+    def forward_cpu(self, xs):
+        x, w, b = xs
+        N, C, H, W = x.shape
+        Co, _, kh, kw = w.shape
+        self._geometry(x.shape, w.shape)
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        Ho, Wo, Wq, Wp = self.Ho, self.Wo, self.Wq, self.Wp
+        buf = self._padded(x)
+        hw = self.Hp * Wp
+        # cols[c, u, v, n, i, j] = xpad[c, n, i*sh + u*dh, j*sw + v*dw]   -> (C*kh*kw, N*Ho*Wq)
+        window = _strided_view(buf, (C, kh, kw, N, Ho, Wq), (N * hw, dh * Wp, dw, hw, sh * Wp, sw))
+        cols = np.ascontiguousarray(window).reshape(C * kh * kw, N * Ho * Wq)
+        y = w.reshape(Co, -1) @ cols                       # (C_out, N*Ho*Wq)
+        y = y.reshape(Co, N, Ho, Wq)[:, :, :, :Wo].transpose(1, 0, 2, 3)
+        out = np.empty((N, Co, Ho, Wo), dtype=x.dtype)
+        if b is None:
+            np.copyto(out, y)
+        else:
+            np.add(y, b.reshape(1, Co, 1, 1), out=out)
+        self.cols = cols
+        return out
+
+    def backward_cpu(self, xs, gy):
+        x, w, b = xs
+        N, C, H, W = x.shape
+        Co, _, kh, kw = w.shape
+        need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
+        Ho, Wo, Wq = self.Ho, self.Wo, self.Wq
+        # gy (N, C_out, Ho, Wo) -> g (C_out, N*Ho*Wq), zero in the Wq - Wo garbage columns.
+        g = np.empty((Co, N, Ho, Wq), dtype=gy.dtype)
+        g[:, :, :, :Wo] = gy.transpose(1, 0, 2, 3)
+        g[:, :, :, Wo:] = 0
+        g = g.reshape(Co, N * Ho * Wq)
+        gb = g.sum(axis=1) if need_b and b is not None else None
+        gw = (g @ self.cols.T).reshape(w.shape) if need_w else None
+        gx = None
+        if need_x:
+            gcols = (w.reshape(Co, -1).T @ g).reshape(C, kh, kw, N, Ho, Wq)
+            # col2im: add each kernel offset's columns onto the pixels they were read from.
+            gbuf = np.zeros(C * N * self.Hp * self.Wp + self.slack, dtype=gy.dtype)
+            (dh, dw) = self.dilation
+            for u in range(kh):
+                for v in range(kw):
+                    view = self._window_view(gbuf, C, N, u * dh * self.Wp + v * dw)
+                    view += gcols[:, u, v]
+            gx = self._unpad_grad(gbuf, x.shape)
+        return gx, gw, gb
+
+
+def _strided_view(buf: np.ndarray, shape: tuple, strides: tuple, offset: int = 0) -> np.ndarray:
+    """``as_strided`` on the flat, contiguous ``buf`` with ``strides`` in elements, starting ``offset``
+    elements in; checks that the view stays inside ``buf`` (a bug otherwise: as_strided does not check)."""
+    last = offset + sum((n - 1) * st for n, st in zip(shape, strides))
+    if offset < 0 or last >= buf.size:
+        raise AssertionError(f"conv: strided view {shape} {strides} +{offset} overruns a buffer of {buf.size}")
+    e = buf.itemsize
+    return as_strided(buf[offset:], shape, tuple(st * e for st in strides))
+
+
+def _border_sources(n: int, before: int, padded: int, mode: str):
+    """(border index, interior index it copies) pairs of a padded dim of input size ``n``, in padded
+    coordinates (the input occupies ``before .. before+n-1``)."""
+    for r in list(range(before)) + list(range(before + n, padded)):
+        i = r - before  # position relative to the input: < 0 before it, >= n after it
+        if mode == "reflect":
+            src = -i if i < 0 else 2 * (n - 1) - i
+        elif mode == "replicate":
+            src = min(max(i, 0), n - 1)
+        else:  # circular
+            src = i % n
+        yield r, before + src
+
+
+# -- validation and the public functions ---------------------------------------------------------
+
+def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+              padding_mode: Any, nd: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Check conv arguments for ``nd`` spatial dims; return (stride, ((before, after), ...), dilation)."""
+    in_layout = "(N, C_in, L)" if nd == 1 else "(N, C_in, H, W)"
+    w_layout = "(C_out, C_in, k)" if nd == 1 else "(C_out, C_in, kH, kW)"
+    for arg, name in ((input, "input"), (weight, "weight"), (bias, "bias")):
+        if not (isinstance(arg, Tensor) or (name == "bias" and arg is None)):
+            raise ArgumentError(f"{op}: {name} must be a gpucnn Tensor{' or None' if name == 'bias' else ''}, "
+                                f"got {type(arg).__name__}")
+    if input.ndim != nd + 2:
+        raise ShapeError(f"{op}: input must be {nd + 2}-D {in_layout}, got {input.ndim}-D shape {input.shape}")
+    if weight.ndim != nd + 2:
+        raise ShapeError(f"{op}: weight must be {nd + 2}-D {w_layout}, got {weight.ndim}-D shape {weight.shape}")
+    for arg, name in ((input, "input"), (weight, "weight"), (bias, "bias")):
+        if arg is not None and arg.dtype not in _DTYPES:
+            raise ArgumentError(f"{op}: {name} has dtype {arg.dtype}, expected float32 or float64")
+    for arg, name in ((weight, "weight"), (bias, "bias")):
+        if arg is not None and arg.dtype != input.dtype:
+            raise ArgumentError(f"{op}: input and {name} have different dtypes ({input.dtype} and {arg.dtype}); "
+                                f"convert one with .to(dtype=...)")
+    shapes = f"(input shape {input.shape}, weight shape {weight.shape})"
+    if input.shape[0] == 0:
+        raise ShapeError(f"{op}: input has an empty batch (N = 0), expected at least one sample "
+                         f"(input shape {input.shape})")
+    if 0 in input.shape:
+        raise ShapeError(f"{op}: input has a zero-size dim, expected all dims >= 1 (input shape {input.shape})")
+    if 0 in weight.shape:
+        raise ShapeError(f"{op}: weight has a zero-size dim, expected all dims >= 1 (weight shape {weight.shape})")
+    if input.shape[1] != weight.shape[1]:
+        raise ShapeError(f"{op}: input has {input.shape[1]} channels, expected {weight.shape[1]} {shapes}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ShapeError(f"{op}: bias has shape {bias.shape}, expected ({weight.shape[0]},) "
+                         f"(one value per output channel; weight shape {weight.shape})")
+    strides = ntuple(stride, nd, "stride", op, 1)
+    dilations = ntuple(dilation, nd, "dilation", op, 1)
+    if padding_mode not in PADDING_MODES:
+        raise ArgumentError(f"{op}: padding_mode must be one of {', '.join(repr(m) for m in PADDING_MODES)}, "
+                            f"got {padding_mode!r}")
+    sizes = tuple(input.shape[2:])
+    kernel = tuple(weight.shape[2:])
+    pads = resolve_padding(padding, sizes, kernel, strides, dilations, op)
+    padded = tuple(n + a + b for n, (a, b) in zip(sizes, pads))
+    pad_text = format_param([p for ab in pads for p in ab]) if any(a != b for a, b in pads) \
+        else format_param([a for a, _ in pads])
+    if padding_mode in ("reflect", "circular"):
+        # reflect mirrors without repeating the edge: it needs padding < n; circular wraps once: <= n.
+        limit_ok = (lambda p, n: p < n) if padding_mode == "reflect" else (lambda p, n: p <= n)
+        if not all(limit_ok(p, n) for n, ab in zip(sizes, pads) for p in ab):
+            rule = "smaller than" if padding_mode == "reflect" else "at most"
+            raise ArgumentError(f"{op}: padding_mode {padding_mode!r} needs padding {rule} the input size in "
+                                f"each spatial dim, got padding {pad_text} for input {format_size(sizes)}")
+    eff = tuple(effective_kernel(k, d) for k, d in zip(kernel, dilations))
+    if any(e > p for e, p in zip(eff, padded)):
+        dil = f"dilation {format_param(dilations)}"
+        if any(d > 1 for d in dilations):
+            dil += f", effective {format_size(eff)}"
+        raise ShapeError(f"{op}: kernel {format_size(kernel)} ({dil}) is larger than the padded input "
+                         f"{format_size(padded)} (input {format_size(sizes)}, padding {pad_text})")
+    return strides, pads, dilations
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Any = 1, padding: Any = 0,
+           dilation: Any = 1, padding_mode: str = "zeros") -> Tensor:
+    """2-D convolution (cross-correlation) of ``input`` (N, C_in, H, W) with ``weight`` (C_out, C_in, kH, kW).
+
+    - ``bias``: (C_out,) or None.
+    - ``stride``, ``dilation``: an int >= 1 or an (h, w) pair.
+    - ``padding``: an int >= 0 or an (h, w) pair; ``"valid"`` (no padding); or ``"same"``: output size
+      ``ceil(n / stride)`` per dim, as in Keras/TensorFlow, with the extra row/column (when the total
+      padding is odd) at the bottom/right. For stride 1 and an odd kernel it is PyTorch's "same".
+    - ``padding_mode``: ``"zeros"``, ``"reflect"`` (mirror without repeating the edge; padding < input
+      size), ``"replicate"`` (repeat the edge) or ``"circular"`` (wrap around; padding <= input size).
+
+    Returns (N, C_out, H_out, W_out) with ``H_out = floor((H + pad_h - (kH-1)*dilation_h - 1) / stride_h) + 1``.
+    """
+    strides, pads, dilations = _validate("conv2d", input, weight, bias, stride, padding, dilation,
+                                         padding_mode, 2)
+    (pt, pb), (pl, pr) = pads
+    return Conv2d(strides, (pt, pb, pl, pr), dilations, padding_mode)(input, weight, bias)
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Any = 1, padding: Any = 0,
+           dilation: Any = 1, padding_mode: str = "zeros") -> Tensor:
+    """1-D convolution (cross-correlation) of ``input`` (N, C_in, L) with ``weight`` (C_out, C_in, k).
+
+    The arguments behave as in :func:`conv2d` along L (``stride``, ``padding``, ``dilation`` are ints, or
+    1-tuples; ``padding="same"`` gives ``ceil(L / stride)`` outputs). It runs as :func:`conv2d` on
+    (N, C_in, 1, L), so both share one implementation.
+    """
+    (s,), ((pl, pr),), (d,) = _validate("conv1d", input, weight, bias, stride, padding, dilation,
+                                        padding_mode, 1)
+    N, C, L = input.shape
+    Co, _, k = weight.shape
+    y = Conv2d((1, s), (0, 0, pl, pr), (1, d), padding_mode, name="conv1d")(
+        input.reshape(N, C, 1, L), weight.reshape(Co, C, 1, k), bias)
+    return y.reshape(N, Co, y.shape[3])

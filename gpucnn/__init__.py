@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import functional
+from . import functional, models, nn, optim
 from .backend import Device, cuda_available, get_device
 from .errors import (ArgumentError, DataError, DeviceError, GpucnnError, KernelError, ModelFormatError,
                      ShapeError, TrainingError)
@@ -20,12 +20,14 @@ from .function import Function, is_grad_enabled, no_grad, set_grad_enabled
 from .functions.array import cat
 from .gradcheck import gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
+from .serialization import load, save
 from .tensor import Tensor, float32, float64, int32, int64, ones, tensor, zeros
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "cat", "float32", "float64", "int32", "int64",
     "Device", "get_device", "cuda_available", "Function", "no_grad", "set_grad_enabled", "is_grad_enabled",
-    "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional",
+    "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models",
+    "save", "load",
     "GpucnnError", "ShapeError", "ArgumentError", "DeviceError", "DataError", "ModelFormatError",
     "TrainingError", "KernelError",
 ]

@@ -73,6 +73,10 @@ class Device:
     def __str__(self) -> str:
         return self.name
 
+    def __reduce__(self):
+        # Devices are singletons holding a module: copies and pickles refer back to the registry.
+        return get_device, (self.name,)
+
     def __repr__(self) -> str:
         return f"device({self.name!r})"
 

@@ -1,0 +1,24 @@
+"""Layers and models, like ``torch.nn``: :class:`Module`, :class:`Parameter`, the built-in layers,
+:class:`Sequential`, the layer registry (architecture as data) and initialisers (:mod:`gpucnn.nn.init`).
+
+``import gpucnn.nn.functional as F`` is :mod:`gpucnn.functional`.
+"""
+from __future__ import annotations
+
+from . import functional, init
+from .container import BasicBlock, Residual, Sequential
+from .layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout,
+                     Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax)
+from .module import Module, Parameter, RemovableHandle
+from .registry import (build_from_config, get_layer_class, known_layers, layer_from_config, layer_to_config,
+                       register_layer, validate_config)
+from .upsample import Upsample, upsample_nearest2d
+
+__all__ = [
+    "Module", "Parameter", "RemovableHandle",
+    "Conv2d", "Conv1d", "MaxPool2d", "MaxPool1d", "AvgPool2d", "AvgPool1d", "AdaptiveAvgPool2d",
+    "GlobalAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU", "Softmax", "LogSoftmax", "Flatten", "Linear",
+    "Dropout", "Identity", "Upsample", "Sequential", "Residual", "BasicBlock",
+    "register_layer", "layer_from_config", "layer_to_config", "validate_config", "build_from_config",
+    "known_layers", "get_layer_class", "upsample_nearest2d", "init", "functional",
+]

@@ -1,0 +1,477 @@
+"""Saving and loading models and checkpoints: no pickle, atomic writes, clear errors.
+
+File format: one ``.npz`` (zip) archive holding the arrays, plus a JSON document stored as a uint8 array
+under the key ``__meta__``. Reading uses ``np.load(..., allow_pickle=False)``, so a file can hold only
+plain numeric arrays and JSON: loading a file never runs code from it.
+
+- :func:`write_archive` / :func:`read_archive`: arrays + meta, written atomically (temp file in the same
+  directory, flush, fsync, ``os.replace``, fsync of the directory), so a crash or an error while writing
+  leaves the previous file intact.
+- :func:`pack_state` / :func:`unpack_state`: nested dicts/lists of arrays, Tensors, numbers and strings
+  (optimizer state, RNG states, ...) <-> a JSON tree plus named arrays (for training checkpoints).
+- :func:`save` / :func:`load`: a model = its architecture (the layer config tree, checked against the
+  layer registry before anything is built) + its ``state_dict`` arrays + metadata (input shape,
+  classes, ...). Every problem with a file raises :class:`gpucnn.errors.ModelFormatError` naming the file.
+
+A saved model's meta document::
+
+    {"format": "gpucnn-model", "version": 1, "architecture": {"type": "Sequential", "layers": [...]},
+     "dtype": "float32", "input_shape": [1, 28, 28], "num_classes": 10, "classes": null,
+     "name": "keras-mnist", "metadata": {...}}
+"""
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import tempfile
+import zipfile
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .backend import DeviceLike, _cupy
+from .errors import ArgumentError, GpucnnError, ModelFormatError
+from .tensor import Tensor
+
+META_KEY = "__meta__"
+MODEL_FORMAT = "gpucnn-model"
+MODEL_VERSION = 1
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+# -- archives ---------------------------------------------------------------------------------------
+def _host_array(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, Tensor):
+        value = value.data
+    cp = _cupy()
+    if cp is not None and isinstance(value, cp.ndarray):
+        value = value.get()
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biufc":
+        raise ArgumentError(f"{what}: arrays must be numeric (bool, int, float, complex), got dtype {arr.dtype}")
+    return arr
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Write the arrays as an uncompressed ``.npz`` zip, as ``np.savez`` does (without its keyword
+    arguments, so any array name works, and never pickling). A separate function so tests can simulate
+    a failure in the middle of a write."""
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+
+
+def write_archive(path: PathLike, arrays: dict[str, Any], meta: dict) -> None:
+    """Write ``arrays`` (name -> array) and the JSON document ``meta`` to ``path`` atomically.
+
+    The file is complete or not there: it is written to a temporary file in the same directory,
+    flushed and fsynced, then renamed over ``path`` (and the directory fsynced). On any error the
+    previous file at ``path`` is left as it was and the temporary file is removed.
+    """
+    path = os.fspath(path)
+    host: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        if not isinstance(name, str) or not name:
+            raise ArgumentError(f"write_archive: array names must be non-empty strings, got {name!r}")
+        if name == META_KEY:
+            raise ArgumentError(f"write_archive: the array name {META_KEY!r} is reserved for the meta document")
+        host[name] = _host_array(value, f"write_archive({path!r}): array {name!r}")
+    try:
+        text = json.dumps(meta, allow_nan=True, sort_keys=False)
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"write_archive({path!r}): meta is not JSON-serialisable: {e}") from e
+    host[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise ModelFormatError(f"cannot write {path}: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            _write_npz(f, host)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise ModelFormatError(f"cannot write {path}: {e.strerror or e}") from e
+        raise
+    _fsync_dir(directory)
+
+
+def read_archive(path: PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and the meta document of a file written by :func:`write_archive`.
+
+    Anything wrong with the file (missing, not a zip, truncated, corrupt, no ``__meta__``, bad JSON, an
+    object/pickled array) raises :class:`ModelFormatError` naming the file and the problem.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelFormatError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ModelFormatError(f"{path}: is a directory, not a gpucnn file")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise ModelFormatError(f"{path}: holds pickled data, which gpucnn never loads (not a gpucnn file)") from e
+        raise ModelFormatError(f"{path}: not a gpucnn file (not a zip archive of arrays: {e})") from e
+    except Exception as e:  # OSError, EOFError, BadZipFile, ...: the file cannot even be opened as npz
+        raise ModelFormatError(f"{path}: not a gpucnn file or corrupt ({type(e).__name__}: {e})") from e
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ModelFormatError(f"{path}: is a single .npy array, not a gpucnn archive (.npz with a meta document)")
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with npz:
+            names = list(npz.files)
+            if META_KEY not in names:
+                raise ModelFormatError(f"{path}: missing the {META_KEY!r} entry (not a gpucnn file, or written "
+                                       f"by another program)")
+            for name in names:
+                try:
+                    arrays[name] = npz[name]
+                except ValueError as e:
+                    if "pickle" in str(e).lower() or "object" in str(e).lower():
+                        raise ModelFormatError(f"{path}: entry {name!r} is an object array (pickled data), "
+                                               f"which gpucnn never loads") from e
+                    raise ModelFormatError(f"{path}: entry {name!r} is corrupt ({e})") from e
+    except ModelFormatError:
+        raise
+    except Exception as e:  # BadZipFile (bad CRC, truncated member), zlib.error, EOFError, OSError, ...
+        raise ModelFormatError(f"{path}: corrupt or truncated file ({type(e).__name__}: {e})") from e
+    raw = arrays.pop(META_KEY)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFormatError(f"{path}: the {META_KEY!r} entry is not a JSON document (dtype {raw.dtype}, "
+                               f"shape {raw.shape})")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ModelFormatError(f"{path}: the meta document is not valid JSON ({type(e).__name__}: {e})") from e
+    if not isinstance(meta, dict):
+        raise ModelFormatError(f"{path}: the meta document must be a JSON object, got {type(meta).__name__}")
+    for name, arr in arrays.items():
+        if arr.dtype.kind not in "biufc":
+            raise ModelFormatError(f"{path}: entry {name!r} has dtype {arr.dtype}, expected a numeric array")
+    return arrays, meta
+
+
+# -- nested state (checkpoints) ----------------------------------------------------------------------
+_MARKERS = ("__array__", "__tensor__", "__scalar__", "__tuple__", "__items__")
+
+
+def pack_state(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """Split a nested structure into a JSON tree and named host arrays (for :func:`write_archive`).
+
+    Handles dicts (any JSON-able keys: str, int, float, bool, None, tuples of those), lists, tuples,
+    NumPy/CuPy arrays, Tensors, NumPy scalars, Python ints/floats (inf/nan too), bools, strings and None.
+    Arrays are named ``t0``, ``t1``, ... in the returned dict; :func:`unpack_state` reverses it
+    (Tensors come back on the cpu, arrays as NumPy arrays, tuples as tuples).
+    """
+    arrays: dict[str, np.ndarray] = {}
+
+    def new_name() -> str:
+        return f"t{len(arrays)}"
+
+    def pack(obj: Any, where: str) -> Any:
+        if obj is None or isinstance(obj, (bool, str)):
+            return obj
+        if isinstance(obj, numbers.Integral) and not isinstance(obj, np.generic):
+            return int(obj)
+        if isinstance(obj, float):
+            return obj
+        if isinstance(obj, Tensor):
+            name = new_name()
+            arrays[name] = _host_array(obj, f"pack_state: {where}")
+            return {"__tensor__": name, "requires_grad": bool(obj.requires_grad)}
+        if isinstance(obj, np.generic):
+            name = new_name()
+            arrays[name] = _host_array(np.asarray(obj), f"pack_state: {where}")
+            return {"__scalar__": name}
+        cp = _cupy()
+        if isinstance(obj, np.ndarray) or (cp is not None and isinstance(obj, cp.ndarray)):
+            name = new_name()
+            arrays[name] = _host_array(obj, f"pack_state: {where}")
+            return {"__array__": name}
+        if isinstance(obj, tuple):
+            return {"__tuple__": [pack(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
+        if isinstance(obj, list):
+            return [pack(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        if isinstance(obj, dict):
+            if all(isinstance(k, str) for k in obj) and not any(k in _MARKERS for k in obj):
+                return {k: pack(v, f"{where}[{k!r}]") for k, v in obj.items()}
+            return {"__items__": [[pack_key(k, where), pack(v, f"{where}[{k!r}]")] for k, v in obj.items()]}
+        raise ArgumentError(f"pack_state: cannot store a {type(obj).__name__} (at {where}); use dicts, lists, "
+                            f"tuples, arrays, tensors, numbers, strings and None")
+
+    def pack_key(k: Any, where: str) -> Any:
+        if k is None or isinstance(k, (bool, str, float)) or (isinstance(k, numbers.Integral)):
+            return int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
+        if isinstance(k, tuple):
+            return {"__tuple__": [pack_key(v, where) for v in k]}
+        raise ArgumentError(f"pack_state: cannot store a dict key of type {type(k).__name__} (at {where})")
+
+    return pack(tree, "state"), arrays
+
+
+def unpack_state(meta_tree: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Rebuild what :func:`pack_state` split. A malformed tree or a missing array -> ModelFormatError."""
+
+    def array(name: Any, where: str) -> np.ndarray:
+        if not isinstance(name, str) or name not in arrays:
+            raise ModelFormatError(f"checkpoint state: {where} refers to array {name!r}, which is not in the file")
+        return arrays[name]
+
+    def unpack(obj: Any, where: str) -> Any:
+        if isinstance(obj, list):
+            return [unpack(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        if not isinstance(obj, dict):
+            return obj
+        if "__array__" in obj:
+            return array(obj["__array__"], where)
+        if "__tensor__" in obj:
+            from .tensor import tensor
+            a = array(obj["__tensor__"], where)
+            req = bool(obj.get("requires_grad", False)) and a.dtype.kind == "f"
+            return tensor(a, requires_grad=req)
+        if "__scalar__" in obj:
+            a = array(obj["__scalar__"], where)
+            return a[()] if a.ndim == 0 else a
+        if "__tuple__" in obj:
+            items = obj["__tuple__"]
+            if not isinstance(items, list):
+                raise ModelFormatError(f"checkpoint state: {where} is a malformed tuple")
+            return tuple(unpack(v, f"{where}[{i}]") for i, v in enumerate(items))
+        if "__items__" in obj:
+            items = obj["__items__"]
+            if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
+                raise ModelFormatError(f"checkpoint state: {where} is a malformed dict")
+            out = {}
+            for k, v in items:
+                key = unpack(k, where)
+                try:
+                    out[key] = unpack(v, f"{where}[{key!r}]")
+                except TypeError as e:  # an unhashable key
+                    raise ModelFormatError(f"checkpoint state: {where} has an invalid key {key!r}") from e
+            return out
+        return {k: unpack(v, f"{where}[{k!r}]") for k, v in obj.items()}
+
+    try:
+        return unpack(meta_tree, "state")
+    except RecursionError:
+        raise ModelFormatError("checkpoint state: nested too deeply") from None
+
+
+# -- models -------------------------------------------------------------------------------------------
+def _json_value(value: Any, what: str) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as e:
+        raise ArgumentError(f"save: {what} must be JSON-serialisable (numbers, strings, lists, dicts): {e}") from e
+
+
+def _shape_list(value: Any) -> Optional[list[int]]:
+    if value is None:
+        return None
+    return [int(v) for v in value]
+
+
+def save(model: Any, path: PathLike, metadata: Optional[dict] = None) -> None:
+    """Save ``model`` (architecture + weights + metadata) to ``path`` (one ``.npz`` file, written atomically).
+
+    The architecture is the model's config tree, so the model (and every layer in it) must be a
+    registered layer (every built-in layer and model is). ``metadata`` is any JSON-serialisable dict
+    (e.g. training history); the model's ``input_shape``, ``num_classes``, ``classes`` and ``name``
+    attributes, where set, are stored too (``metadata["classes"]`` and ``metadata["input_shape"]``, where
+    given, override the model's attributes). :func:`load_metadata` reads the metadata back.
+    """
+    from .nn.module import Module
+
+    if not isinstance(model, Module):
+        raise ArgumentError(f"save: expected a gpucnn.nn.Module, got {type(model).__name__}")
+    metadata = {} if metadata is None else metadata
+    if not isinstance(metadata, dict):
+        raise ArgumentError(f"save: metadata must be a dict, got {type(metadata).__name__}")
+    metadata = _json_value(metadata, "metadata")
+    architecture = _json_value(model.to_config(), "the architecture (config())")
+    state = model.state_dict()
+    arrays = {name: _host_array(t, f"save: {name}") for name, t in state.items()}
+    input_shape = metadata.get("input_shape", getattr(model, "input_shape", None))
+    classes = metadata.get("classes", getattr(model, "classes", None))
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is None and isinstance(classes, (list, tuple)):
+        num_classes = len(classes)
+    try:
+        input_shape = _shape_list(input_shape)
+        if input_shape is not None and not all(d >= 1 for d in input_shape):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ArgumentError(f"save: input_shape must be a sequence of positive sizes, got {input_shape!r}") from None
+    name = getattr(model, "name", None)
+    meta = {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "architecture": architecture,
+        "dtype": str(model.dtype),
+        "input_shape": input_shape,
+        "num_classes": None if num_classes is None else int(num_classes),
+        "classes": _json_value(list(classes), "classes") if classes is not None else None,
+        "name": name if isinstance(name, str) else None,
+        "metadata": metadata,
+    }
+    write_archive(path, arrays, meta)
+
+
+def _check_model_meta(path: str, meta: dict) -> None:
+    fmt = meta.get("format")
+    if fmt != MODEL_FORMAT:
+        raise ModelFormatError(f"{path}: not a gpucnn model file (format {fmt!r}, expected {MODEL_FORMAT!r})"
+                               + ("; it is a training checkpoint: resume training from it, or load a model "
+                                  "saved with gpucnn.save" if isinstance(fmt, str) and "checkpoint" in fmt else ""))
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFormatError(f"{path}: invalid format version {version!r} (expected an integer >= 1)")
+    if version > MODEL_VERSION:
+        raise ModelFormatError(f"{path} was written by a newer gpucnn (format version {version}; this gpucnn reads "
+                               f"up to {MODEL_VERSION}); upgrade gpucnn")
+    if not isinstance(meta.get("architecture"), dict):
+        raise ModelFormatError(f"{path}: the 'architecture' entry is missing or not a layer table")
+    dtype = meta.get("dtype", "float32")
+    if dtype not in ("float32", "float64"):
+        raise ModelFormatError(f"{path}: 'dtype' must be 'float32' or 'float64', got {dtype!r}")
+    shape = meta.get("input_shape")
+    if shape is not None and not (isinstance(shape, list) and 0 < len(shape) <= 8 and all(
+            isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 2 ** 31 for d in shape)):
+        raise ModelFormatError(f"{path}: 'input_shape' must be a list of positive sizes, got {shape!r}")
+    nc = meta.get("num_classes")
+    if nc is not None and not (isinstance(nc, int) and not isinstance(nc, bool) and nc >= 1):
+        raise ModelFormatError(f"{path}: 'num_classes' must be a positive integer or null, got {nc!r}")
+    classes = meta.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, (str, int)) for c in classes)):
+        raise ModelFormatError(f"{path}: 'classes' must be a list of class names, got {classes!r}")
+    if meta.get("metadata") is not None and not isinstance(meta["metadata"], dict):
+        raise ModelFormatError(f"{path}: 'metadata' must be a JSON object")
+    name = meta.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ModelFormatError(f"{path}: 'name' must be a string or null")
+
+
+def read_model_meta(path: PathLike) -> dict:
+    """The whole meta document of a saved model (format checked), without building the model."""
+    path = os.fspath(path)
+    _, meta = read_archive(path)
+    _check_model_meta(path, meta)
+    return meta
+
+
+def load_metadata(path: PathLike) -> dict:
+    """The ``metadata`` dict a model was saved with, plus ``input_shape``, ``classes``, ``num_classes``
+    and ``name`` from the file where the metadata does not have them (format checked; nothing built)."""
+    meta = read_model_meta(path)
+    out = dict(meta.get("metadata") or {})
+    for key in ("input_shape", "classes", "num_classes", "name"):
+        if out.get(key) is None and meta.get(key) is not None:
+            out[key] = meta[key]
+    return out
+
+
+def _names(names: list, limit: int = 10) -> str:
+    text = ", ".join(str(n) for n in names[:limit])
+    return text + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def load(path: PathLike, device: DeviceLike = "cpu") -> Any:
+    """Load a model saved with :func:`save`, on ``device``, in eval mode.
+
+    Checks, in order, each raising :class:`ModelFormatError` naming the file: the archive is readable;
+    the format name and version (a newer version asks to upgrade gpucnn); the architecture against the
+    layer registry and its schema (before anything is built); then the tensors: missing and extra names,
+    shapes and dtypes. The model gets ``input_shape``, ``num_classes``, ``classes``, ``name`` and
+    ``metadata`` attributes from the file.
+    """
+    from . import models  # noqa: F401  (registers the built-in model classes, e.g. UNet)
+    from .backend import get_device
+    from .nn import init
+    from .nn.registry import build_from_config, validate_config
+
+    path = os.fspath(path)
+    dev = get_device(device)
+    arrays, meta = read_archive(path)
+    _check_model_meta(path, meta)
+    architecture = meta["architecture"]
+    try:
+        validate_config(architecture, "")
+    except ModelFormatError as e:
+        raise ModelFormatError(f"{path}: architecture: {e}") from e
+    except RecursionError:
+        raise ModelFormatError(f"{path}: architecture: nested too deeply") from None
+    # Building allocates the parameters: a file may not make us allocate much more than it stores (a
+    # missing tensor should still be reported as missing, hence the slack).
+    stored = sum(int(a.size) for a in arrays.values())
+    budget = 2 * stored + 2 ** 22
+    try:
+        with init.skip_init(max_elements=budget, source=path):
+            model = build_from_config(architecture, "")
+    except ModelFormatError as e:
+        msg = str(e)
+        raise ModelFormatError(msg if msg.startswith(path) else f"{path}: architecture: {msg}") from e
+    except (GpucnnError, TypeError, ValueError, OverflowError, MemoryError, RecursionError) as e:
+        raise ModelFormatError(f"{path}: architecture cannot be built: {type(e).__name__}: {e}") from e
+    dtype = np.dtype(meta.get("dtype", "float32"))
+    if dtype != np.float32:
+        model.to(dtype=dtype)
+
+    own = model.state_dict()
+    missing = [k for k in own if k not in arrays]
+    extra = [k for k in arrays if k not in own]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} tensor{'s' if len(missing) != 1 else ''}: {_names(missing)}")
+    if extra:
+        problems.append(f"{len(extra)} unexpected tensor{'s' if len(extra) != 1 else ''}: {_names(extra)}")
+    for key, target in own.items():
+        if key not in arrays:
+            continue
+        a = arrays[key]
+        if tuple(a.shape) != target.shape:
+            problems.append(f"tensor {key!r} has shape {tuple(a.shape)}, the architecture needs {target.shape}")
+        elif a.dtype != target.dtype:
+            problems.append(f"tensor {key!r} has dtype {a.dtype}, expected {target.dtype}")
+    if problems:
+        shown = problems[:12] + ([f"... ({len(problems) - 12} more problems)"] if len(problems) > 12 else [])
+        raise ModelFormatError(f"{path}: the weights do not match the architecture: " + "; ".join(shown))
+    model.load_state_dict(arrays, strict=True)
+    model.to(dev)
+    model.eval()
+    shape = meta.get("input_shape")
+    model.input_shape = tuple(shape) if shape is not None else None
+    model.num_classes = meta.get("num_classes")
+    model.classes = meta.get("classes")
+    model.name = meta.get("name")
+    model.metadata = meta.get("metadata") or {}
+    return model
+
+
+__all__ = ["save", "load", "load_metadata", "read_model_meta", "write_archive", "read_archive", "pack_state",
+           "unpack_state",
+           "MODEL_FORMAT", "MODEL_VERSION"]

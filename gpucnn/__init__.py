@@ -22,12 +22,13 @@ from .gradcheck import gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .tensor import Tensor, float32, float64, int32, int64, ones, tensor, zeros
+from .training import Trainer, fit
 
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "cat", "float32", "float64", "int32", "int64",
     "Device", "get_device", "cuda_available", "Function", "no_grad", "set_grad_enabled", "is_grad_enabled",
     "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models",
-    "save", "load",
+    "save", "load", "Trainer", "fit",
     "GpucnnError", "ShapeError", "ArgumentError", "DeviceError", "DataError", "ModelFormatError",
     "TrainingError", "KernelError",
 ]

@@ -1,0 +1,1 @@
+"""The ``gpucnn`` command-line interface (``cli.main:main`` is the console script)."""

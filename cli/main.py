@@ -1,0 +1,528 @@
+"""The ``gpucnn`` command line: train, evaluate, predict, summary, info.
+
+Errors a user can cause (:class:`gpucnn.errors.GpucnnError`) print ``Error: <message>`` on stderr and
+exit with status 1; click's usage errors exit with 2; Ctrl-C exits with 130. A traceback is shown only
+with ``gpucnn --debug ...`` (or ``GPUCNN_DEBUG=1``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import click
+
+from gpucnn.errors import GpucnnError
+
+# Options that may accompany --resume (everything else is fixed by the saved run).
+_RESUME_OPTIONS = {"resume", "epochs", "device", "confusion_matrix", "out"}
+
+
+def _debug_requested(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.params or {}).get("debug")) or os.environ.get("GPUCNN_DEBUG", "") not in ("", "0")
+
+
+class GpucnnGroup(click.Group):
+    """A click group that turns gpucnn's errors into one-line messages (tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt as exc:
+            if _debug_requested(ctx):
+                traceback.print_exc()
+            message = str(exc).strip()
+            click.echo(f"\nInterrupted: {message}" if message else "\nInterrupted.", err=True)
+            ctx.exit(130)
+        except GpucnnError as exc:
+            if _debug_requested(ctx):
+                traceback.print_exc()
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except MemoryError:
+            if _debug_requested(ctx):
+                traceback.print_exc()
+            click.echo("Error: out of memory; try a smaller --batch-size (or --limit)", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=GpucnnGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.version_option(package_name="gpucnn", prog_name="gpucnn")
+def cli(debug: bool) -> None:
+    """gpucnn: train and run convolutional networks (CPU, CUDA, or the CUDA emulator)."""
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """The console script's entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="gpucnn")
+
+
+# -- train ------------------------------------------------------------------------------------------
+def _free_out_dir(base: Path) -> Path:
+    from gpucnn.training import CHECKPOINT_FILE
+
+    if not (base / CHECKPOINT_FILE).exists():
+        return base
+    n = 2
+    while (base.parent / f"{base.name}-{n}" / CHECKPOINT_FILE).exists():
+        n += 1
+    return base.parent / f"{base.name}-{n}"
+
+
+def _remove_if_empty(path: Optional[Path], created: bool) -> None:
+    """Remove an output directory this command created if a failure left it empty."""
+    if created and path is not None:
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (click.core.ParameterSource.DEFAULT,
+                                                  click.core.ParameterSource.DEFAULT_MAP)
+
+
+def _optimizer_names() -> list[str]:
+    from gpucnn.training.run import OPTIMIZERS
+    return list(OPTIMIZERS)
+
+
+def _schedule_names() -> list[str]:
+    from gpucnn.training.run import SCHEDULES
+    return list(SCHEDULES)
+
+
+@cli.command()
+@click.option("--model", "model", default="keras-mnist", show_default=True, metavar="NAME|FILE",
+              help="A built-in model (see `gpucnn info`) or a .json/.toml model file.")
+@click.option("--dataset", default="digits", show_default=True, metavar="NAME|PATH",
+              help="digits, mnist, fashion-mnist, cifar10, or a .npz / IDX / CIFAR / image folder path.")
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
+              help="Learning rate.")
+@click.option("--optimizer", type=click.Choice(_optimizer_names(), case_sensitive=False), default="momentum",
+              show_default=True, help="momentum = SGD with momentum 0.9.")
+@click.option("--momentum", type=click.FloatRange(min=0), default=None,
+              help="Momentum (default: 0.9 for momentum/nesterov, the optimizer's own otherwise).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--schedule", type=click.Choice(_schedule_names(), case_sensitive=False), default="none",
+              show_default=True, help="Learning-rate schedule, stepped once per epoch.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "emu", "auto"], case_sensitive=False), default="cpu",
+              show_default=True, help="emu runs the CUDA kernels in the CPU emulator (slow).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds initialisation, dropout, shuffling, augmentation and the digits split.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory [default: runs/<model>, or runs/<model>-2, ... if that holds a run].")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Continue the run saved in DIR from its last complete epoch (--epochs may raise the total).")
+@click.option("--patience", type=click.IntRange(min=1), default=None,
+              help="Early stopping: stop after N epochs without a lower validation loss; keep the best model.")
+@click.option("--augment/--no-augment", default=False, show_default=True,
+              help="Random shifts (crops of padded images); plus mirror images for RGB data.")
+@click.option("--normalize", type=click.Choice(["scale", "standardize"], case_sensitive=False), default="scale",
+              show_default=True, help="scale: pixels/255; standardize: per-channel mean/std of the training set.")
+@click.option("--val-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
+              show_default=True, help="Hold out this share of the training split for validation "
+                                      "(default: validate on the test split).")
+@click.option("--confusion-matrix", is_flag=True, help="Print and plot the test confusion matrix at the end.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Use only N training images (quick tries).")
+@click.pass_context
+def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size: int, lr: float, optimizer: str,
+          momentum: Optional[float], weight_decay: float, schedule: str, device: str, seed: int, out: Optional[Path],
+          resume: Optional[Path], patience: Optional[int], augment: bool, normalize: str, val_fraction: float,
+          confusion_matrix: bool, limit: Optional[int]) -> None:
+    """Train a model; writes checkpoint.npz, model.npz, metrics.json and curves.png into the output directory.
+
+    With no options: keras-mnist on the 5,000 embedded MNIST digits, 5 epochs (about a minute on two cores).
+    """
+    from gpucnn.training import Trainer
+    from gpucnn.training.run import RunConfig, model_name
+
+    started = time.perf_counter()
+    created = False
+    if resume is not None:
+        extra = [p.opts[-1] for p in ctx.command.params
+                 if p.name not in _RESUME_OPTIONS and _given(ctx, p.name)]
+        if extra:
+            raise click.UsageError(f"--resume continues the saved run with its own settings; it cannot be "
+                                   f"combined with {', '.join(extra)} (only --epochs, --device and "
+                                   f"--confusion-matrix may change)")
+        if out is not None and out.resolve() != resume.resolve():
+            raise click.UsageError("--resume DIR writes into DIR; leave out --out")
+        click.echo(f"resuming the run in {resume}")
+        trainer = Trainer.resume(resume, epochs=epochs if _given(ctx, "epochs") else None,
+                                 device=device if _given(ctx, "device") else None, describe=click.echo,
+                                 **({"confusion_matrix": True} if confusion_matrix else {}))
+        if trainer.stopped_early:
+            click.echo(f"checkpoint: the run stopped early after epoch {trainer.epoch} (early stopping)")
+        elif trainer.epoch < trainer.epochs:
+            click.echo(f"checkpoint: {trainer.epoch} of {trainer.epochs} epochs done; continuing with epoch "
+                       f"{trainer.epoch + 1}")
+        else:
+            click.echo(f"checkpoint: all {trainer.epochs} epochs done (pass --epochs N to train further)")
+    else:
+        cfg = RunConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
+                        optimizer=optimizer.lower(), momentum=momentum, weight_decay=weight_decay,
+                        schedule=schedule.lower(), device=device.lower(), seed=seed, patience=patience,
+                        augment=augment, normalize=normalize.lower(), limit=limit, val_fraction=val_fraction,
+                        confusion_matrix=confusion_matrix)
+        if out is None:
+            base = Path("runs") / model_name(model)
+            out = _free_out_dir(base)
+            if out != base:
+                click.echo(f"note: {base} already holds a run; writing to {out} "
+                           f"(continue that one with: gpucnn train --resume {base})")
+        else:
+            from gpucnn.training import CHECKPOINT_FILE
+            if (out / CHECKPOINT_FILE).exists():
+                raise click.UsageError(f"{out} already holds a run ({CHECKPOINT_FILE}): continue it with "
+                                       f"--resume {out}, or choose another --out")
+        from gpucnn.training import check_output_dir
+        created = not out.exists()
+        check_output_dir(out)  # before loading data or building anything
+        try:
+            trainer = Trainer.from_config(cfg, out_dir=out, describe=click.echo)
+        except BaseException:
+            _remove_if_empty(out, created)
+            raise
+    click.echo(f"output: {trainer.out_dir}")
+    try:
+        trainer.fit()
+    except BaseException:
+        _remove_if_empty(trainer.out_dir, resume is None and created)
+        raise
+    if trainer.test_metrics is not None:
+        t = trainer.test_metrics
+        click.echo(f"test accuracy: {t['accuracy'] * 100:.2f}% ({t['correct']:,}/{t['images']:,}), "
+                   f"test loss {t['loss']:.4f}")
+    if trainer.files:
+        names = ", ".join(p.name for p in trainer.files if p.parent == trainer.out_dir)
+        click.echo(f"wrote {names} to {trainer.out_dir}/")
+    click.echo(f"done in {time.perf_counter() - started:.1f}s")
+
+
+# -- loading saved models ---------------------------------------------------------------------------------
+def _load_model(path: Path, device: str) -> tuple[Any, dict]:
+    """A saved model and what its file says about its input: ``input_shape``, ``classes``,
+    ``input_dtype``, ``transform``, ``dataset`` (the training run's metadata, where present)."""
+    from gpucnn.serialization import load
+
+    model = load(path, device=device)
+    info = dict(getattr(model, "metadata", None) or {})
+    if info.get("input_shape") is None and getattr(model, "input_shape", None) is not None:
+        info["input_shape"] = list(model.input_shape)
+    if not info.get("classes") and getattr(model, "classes", None):
+        info["classes"] = list(model.classes)
+    if not info.get("classes") and getattr(model, "num_classes", None):
+        info["classes"] = [str(i) for i in range(int(model.num_classes))]
+    return model, info
+
+
+def _eval_transform(meta: dict) -> Any:
+    from gpucnn.data import transform_from_config
+
+    cfg = meta.get("transform")
+    return transform_from_config(cfg) if cfg else None
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dataset", default=None, metavar="NAME|PATH",
+              help="[default: the dataset (and split seed) the model was trained on, else digits]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "emu", "auto"], case_sensitive=False), default="cpu",
+              show_default=True)
+@click.option("--confusion-matrix", is_flag=True, help="Print the confusion matrix and plot it next to the model.")
+def evaluate(model_path: Path, dataset: Optional[str], batch_size: int, device: str, confusion_matrix: bool) -> None:
+    """Loss and accuracy of a saved model on a test split.
+
+    MODEL is a model.npz written by `gpucnn train`; its input preprocessing, and by default its dataset
+    and split seed, come from the file."""
+    from gpucnn.data import DataLoader, resolve_dataset
+    from gpucnn.errors import ShapeError
+    from gpucnn.training import evaluate as run_evaluate
+    from gpucnn.training.plots import confusion_matrix as make_cm, format_confusion, plot_confusion
+
+    model, meta = _load_model(model_path, device)
+    saved = meta.get("dataset") or {}
+    spec = dataset or saved.get("spec") or "digits"
+    seed = int(saved.get("seed", 0)) if (dataset is None or dataset == saved.get("spec")) else 0
+    _, test = resolve_dataset(spec, seed=seed)
+    classes = meta.get("classes") or test.classes
+    if len(classes) < test.num_classes:
+        raise ShapeError(f"the model knows {len(classes)} classes but dataset {spec!r} has {test.num_classes}")
+    transform = _eval_transform(meta)
+    click.echo(f"model: {model_path} ({model.num_parameters():,} parameters)")
+    click.echo(f"data: {spec} test split, {len(test):,} images — {test.source}")
+    loader = DataLoader(test, batch_size=batch_size, transform=transform)
+    result = run_evaluate(model, loader, predictions=confusion_matrix)
+    click.echo(f"test loss {result['loss']:.4f}, accuracy {result['accuracy'] * 100:.2f}% "
+               f"({result['correct']:,}/{result['images']:,})")
+    if confusion_matrix:
+        cm = make_cm(result["targets"], result["predictions"], len(classes))
+        click.echo("confusion matrix (rows: true class, columns: predicted):")
+        click.echo(format_confusion(cm, classes))
+        target = model_path.parent / f"{model_path.stem}-confusion.png"
+        try:
+            plot_confusion(cm, classes, target, title=f"confusion matrix ({spec} test split)")
+            click.echo(f"wrote {target}")
+        except OSError as exc:
+            click.echo(f"note: could not write {target} ({exc.strerror or exc})", err=True)
+
+
+# -- predict ---------------------------------------------------------------------------------------------
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+def _read_image(path: Path, shape: tuple[int, ...], invert: bool) -> tuple[Any, list[str]]:
+    """One image file as uint8 (1, C, H, W) for a model taking ``shape`` = (C, H, W); plus notes."""
+    import numpy as np
+
+    from gpucnn.errors import DataError
+
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise DataError("reading image files needs Pillow: pip install pillow (or pass .npy arrays)") from None
+    c, h, w = shape
+    notes = []
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = "L" if c == 1 else "RGB"
+            if c not in (1, 3):
+                raise DataError(f"{path}: the model takes {c}-channel input; only 1 (grayscale) or 3 (RGB) "
+                                f"channels can come from an image file")
+            if img.mode != mode:
+                notes.append(f"converted from {img.mode} to {'grayscale' if mode == 'L' else 'RGB'}")
+                img = img.convert(mode)
+            if img.size != (w, h):
+                notes.append(f"resized from {img.size[0]}x{img.size[1]} to {w}x{h}")
+                img = img.resize((w, h), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{path}: cannot read the image ({exc})") from None
+    arr = arr[None, None] if arr.ndim == 2 else arr.transpose(2, 0, 1)[None]
+    if invert:
+        arr = 255 - arr
+        notes.append("inverted")
+    return np.ascontiguousarray(arr), notes
+
+
+def _read_array(path: Path, shape: tuple[int, ...], input_dtype: str) -> tuple[Any, list[str]]:
+    """A .npy/.npz of one image or a batch, as a (N, C, H, W) array in the training data's pixel range."""
+    import numpy as np
+
+    from gpucnn.errors import DataError, ShapeError
+
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                key = next((k for k in ("x", "x_test", "images", "x_train") if k in keys), None)
+                if key is None and len(keys) == 1:
+                    key = keys[0]
+                if key is None:
+                    raise DataError(f"{path}: no array named x, x_test or images (it holds {', '.join(keys)})")
+                arr = z[key]
+        else:
+            arr = np.load(path, allow_pickle=False)
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read the array ({exc})") from None
+    if arr.dtype.kind not in "fiub":
+        raise DataError(f"{path}: the array has dtype {arr.dtype}; images must be numeric")
+    notes = []
+    c, rest = shape[0], tuple(shape[1:])
+    if arr.shape == tuple(rest) and c == 1:
+        arr = arr[None, None]
+    elif arr.shape == tuple(shape):
+        arr = arr[None]
+    elif arr.ndim == len(shape) and arr.shape[1:] == tuple(rest) and c == 1:
+        arr = arr[:, None]
+    elif arr.ndim == len(shape) + 1 and arr.shape[1:] == tuple(shape):
+        pass
+    else:
+        raise ShapeError(f"{path}: array of shape {arr.shape} does not fit the model's input shape "
+                         f"{tuple(shape)} (give one image {tuple(shape)} or a batch (N, {', '.join(map(str, shape))}))")
+    if input_dtype == "uint8":
+        if arr.dtype.kind == "f":
+            if arr.size and float(np.nanmax(arr)) <= 1.0:
+                notes.append("float values in 0..1: taken as pixel intensities and scaled to 0..255 like the "
+                             "training images")
+                arr = arr * 255.0
+            arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        else:
+            if arr.size and (arr.min() < 0 or arr.max() > 255):
+                raise DataError(f"{path}: integer pixel values must lie in 0..255")
+            arr = arr.astype(np.uint8)
+    else:
+        arr = arr.astype(np.float32)
+    return np.ascontiguousarray(arr), notes
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "emu", "auto"], case_sensitive=False), default="cpu",
+              show_default=True)
+@click.option("--invert", is_flag=True, help="Invert image files (dark digits on white paper -> MNIST style).")
+def predict(model_path: Path, images: Sequence[Path], top_k: int, device: str, invert: bool) -> None:
+    """Classify images with a saved model; prints the top classes.
+
+    IMAGES are image files (PNG, JPEG, ...: converted to the model's grayscale/RGB input and resized,
+    with a note) or .npy/.npz arrays of one image or a batch."""
+    import numpy as np
+
+    import gpucnn
+    from gpucnn import functional as F
+    from gpucnn.errors import DataError
+
+    model, meta = _load_model(model_path, device)
+    shape = tuple(meta.get("input_shape") or getattr(model, "input_shape", None) or ())
+    if len(shape) != 3:
+        raise DataError(f"{model_path}: the model file does not record its input shape (C, H, W); "
+                        f"cannot prepare images for it")
+    classes = list(meta.get("classes") or [])
+    input_dtype = str(meta.get("input_dtype", "uint8"))
+    transform = _eval_transform(meta)
+    model.eval()
+    for path in images:
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        suffix = path.suffix.lower()
+        if suffix in (".npy", ".npz"):
+            batch, notes = _read_array(path, shape, input_dtype)
+            names = [str(path)] if len(batch) == 1 else [f"{path}[{i}]" for i in range(len(batch))]
+        elif suffix in _IMAGE_SUFFIXES:
+            batch, notes = _read_image(path, shape, invert)
+            names = [str(path)]
+        else:
+            raise DataError(f"{path}: unsupported file type {suffix or '(none)'} (image files: PNG, JPEG, ...; "
+                            f"arrays: .npy, .npz)")
+        for note in notes:
+            click.echo(f"note: {path}: {note}", err=True)
+        x = transform(batch, np.random.default_rng(0)) if transform is not None else batch
+        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        with gpucnn.no_grad():
+            logits = model(gpucnn.tensor(np.ascontiguousarray(x), device=device))
+            probs = F.softmax(logits, dim=1).numpy()
+        k = min(top_k, probs.shape[1])
+        for name, p in zip(names, probs):
+            order = np.argsort(-p, kind="stable")[:k]
+            label = lambda i: classes[i] if i < len(classes) else str(i)  # noqa: E731
+            ranked = ", ".join(f"{label(i)} ({p[i] * 100:.1f}%)" for i in order)
+            click.echo(f"{name}: {ranked}")
+
+
+# -- summary and info -------------------------------------------------------------------------------------
+def _parse_shape(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(t) for t in text.replace("x", ",").split(",") if t.strip())
+    except ValueError:
+        dims = ()
+    if not dims or any(d < 1 for d in dims):
+        raise click.BadParameter(f"expected C,H,W (positive integers), got {text!r}", param_hint="--input-shape")
+    return dims
+
+
+@cli.command()
+@click.option("--model", "model_spec", default="keras-mnist", show_default=True, metavar="NAME|FILE|SAVED.npz")
+@click.option("--input-shape", default=None, metavar="C,H,W", help="[default: the model's own]")
+def summary(model_spec: str, input_shape: Optional[str]) -> None:
+    """Print a Keras-style table of a model's layers, output shapes and parameter counts."""
+    shape = _parse_shape(input_shape)
+    if model_spec.lower().endswith(".npz"):
+        model, _ = _load_model(Path(model_spec), "cpu")
+    else:
+        from gpucnn.models import build_model
+        model = build_model(model_spec)
+    click.echo(model.summary(shape))
+
+
+def _devices() -> list[str]:
+    import shutil
+
+    from gpucnn.backend import _cupy, cuda_available
+
+    found = ["cpu (NumPy)"]
+    gxx = shutil.which("g++")
+    found.append(f"emu (CUDA emulator, g++ at {gxx})" if gxx else "emu: not available (needs g++)")
+    if cuda_available():
+        try:
+            cp = _cupy()
+            props = cp.cuda.runtime.getDeviceProperties(0)
+            name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+            count = cp.cuda.runtime.getDeviceCount()
+            found.append(f"cuda ({name}{f', {count} GPUs' if count > 1 else ''})")
+        except Exception as exc:  # pragma: no cover - depends on the machine
+            found.append(f"cuda (a GPU was found but could not be queried: {exc})")
+    else:
+        found.append("cuda: not available (" + ("CuPy is not installed" if _cupy() is None
+                                                else "CuPy finds no CUDA GPU") + ")")
+    return found
+
+
+@cli.command()
+def info() -> None:
+    """Versions, the devices found, the built-in models and datasets."""
+    import platform
+
+    import numpy as np
+
+    import gpucnn
+    from gpucnn.backend import _cupy
+    from gpucnn.data import DATASET_NAMES
+    from gpucnn.models import list_models
+
+    cp = _cupy()
+    click.echo(f"gpucnn {gpucnn.__version__}")
+    click.echo(f"python {platform.python_version()} ({sys.executable})")
+    click.echo(f"numpy {np.__version__}, click {_version('click')}, cupy {cp.__version__ if cp else 'not installed'}")
+    click.echo("devices:")
+    for d in _devices():
+        click.echo(f"  {d}")
+    try:
+        from gpucnn.models import model_descriptions
+        described = model_descriptions()
+    except ImportError:
+        described = {name: "" for name in _model_names(list_models())}
+    click.echo("models:")
+    for name, text in described.items():
+        click.echo(f"  {name:<14} {text}".rstrip())
+    click.echo("datasets: " + ", ".join(DATASET_NAMES) + " (or a path: .npz, IDX folder, CIFAR-10 batches, "
+               "image folder)")
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _model_names(models: Any) -> list[str]:
+    if isinstance(models, dict):
+        return [str(k) for k in models]
+    return [m if isinstance(m, str) else str(getattr(m, "name", m)) for m in models]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,277 @@
+"""A training run described as data: :class:`RunConfig` and :func:`build_run`.
+
+The CLI's ``gpucnn train`` options map one to one onto :class:`RunConfig`; :func:`build_run` turns a
+config into the objects a :class:`~gpucnn.training.Trainer` needs, always in the same order and from the
+same seed. A checkpoint stores the config, so ``gpucnn train --resume DIR`` (``Trainer.resume``) rebuilds
+the identical run and then restores its state.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+
+from ..errors import ArgumentError
+from ..optim.factory import OPTIMIZER_NAMES, SCHEDULER_NAMES
+
+OPTIMIZERS = tuple(OPTIMIZER_NAMES)     # sgd, momentum, nesterov, adam, adamw, rmsprop
+SCHEDULES = tuple(SCHEDULER_NAMES)      # none, step, cosine, and more
+NORMALIZATIONS = ("scale", "standardize")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run (the options of ``gpucnn train``)."""
+
+    model: str = "keras-mnist"
+    dataset: str = "digits"
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 0.05
+    optimizer: str = "momentum"
+    momentum: Optional[float] = None        # None: the optimizer's default (0.9 for momentum/nesterov)
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    device: str = "cpu"
+    seed: int = 0
+    patience: Optional[int] = None
+    augment: bool = False
+    normalize: str = "scale"
+    limit: Optional[int] = None             # use only this many training images
+    val_fraction: float = 0.0               # >0: hold out this share of the training split for validation
+    confusion_matrix: bool = False
+    #: the text of a .json/.toml model file, kept so a resumed run does not depend on the file
+    model_file: Optional[dict[str, str]] = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def positive(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ArgumentError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
+
+        for name in ("epochs", "batch_size"):
+            positive(name)
+        if self.limit is not None:
+            positive("limit")
+        if self.patience is not None:
+            positive("patience")
+        if not float(self.lr) > 0:
+            raise ArgumentError(f"lr must be positive, got {self.lr!r}")
+        if self.optimizer.lower() not in OPTIMIZERS:
+            raise ArgumentError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule.lower() not in SCHEDULES:
+            raise ArgumentError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.normalize.lower() not in NORMALIZATIONS:
+            raise ArgumentError(f"unknown normalization {self.normalize!r}; choose one of "
+                                f"{', '.join(NORMALIZATIONS)}")
+        if not 0.0 <= float(self.val_fraction) < 1.0:
+            raise ArgumentError(f"val-fraction must be in [0, 1), got {self.val_fraction!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dict(data).items() if k in names})
+
+
+@dataclass
+class RunParts:
+    """What :func:`build_run` builds."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    train_loader: Any
+    val_loader: Any
+    test_loader: Any
+    eval_transform: Any
+    train_transform: Any
+    classes: list[str]
+    train: Any
+    val: Any
+    test: Any
+    metadata: dict[str, Any]
+
+
+def is_model_file(spec: str) -> bool:
+    return Path(str(spec)).suffix.lower() in (".json", ".toml")
+
+
+def model_name(spec: str) -> str:
+    """A short name for a model spec: the name itself, or the stem of a model file."""
+    return Path(str(spec)).stem if is_model_file(spec) or "/" in str(spec) else str(spec)
+
+
+def read_model_file(spec: str) -> Optional[dict[str, str]]:
+    """``{"name": ..., "text": ...}`` of a model description file (None for a built-in name)."""
+    if not is_model_file(spec):
+        return None
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        return None  # build_model reports the missing file
+    try:
+        return {"name": path.name, "text": path.read_text(encoding="utf-8")}
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def build_model_from_config(cfg: RunConfig) -> Any:
+    """The model of ``cfg``: a built-in name, a model file, or the model file text saved in ``cfg`` (used
+    when the file has moved or changed since the run started, so a resumed run gets the same model)."""
+    from ..errors import ModelFormatError
+    from ..models import build_model, model_from_spec
+
+    saved = cfg.model_file
+    if saved and saved.get("text") is not None:
+        current = read_model_file(cfg.model)
+        if current is not None and current["text"] == saved["text"]:
+            return build_model(str(Path(cfg.model).expanduser()))
+        name = saved.get("name") or str(cfg.model)
+        try:
+            if name.lower().endswith(".toml"):
+                try:
+                    import tomllib
+                except ImportError:  # Python 3.10
+                    import tomli as tomllib  # type: ignore[no-redef]
+                spec = tomllib.loads(saved["text"])
+            else:
+                import json
+                spec = json.loads(saved["text"])
+        except ValueError as exc:
+            raise ModelFormatError(f"the saved copy of model file {name} cannot be parsed: {exc}") from None
+        model = model_from_spec(spec, f"{name} (saved copy)")
+        if model.name is None:
+            model.name = Path(name).stem
+        return model
+    return build_model(cfg.model)
+
+
+def _augmentation(input_shape: tuple[int, ...]) -> list[Any]:
+    from ..data import RandomCrop, RandomHorizontalFlip
+
+    if len(input_shape) != 3:
+        raise ArgumentError(f"--augment needs images (C, H, W); this dataset's items have shape {input_shape}")
+    c, h, w = input_shape
+    if c == 3:  # natural images (CIFAR-style): shifted crops and mirror images
+        return [RandomCrop((h, w), padding=4), RandomHorizontalFlip(0.5)]
+    # digits and other grayscale data: small shifts only (a mirrored digit is another symbol)
+    return [RandomCrop((h, w), padding=2)]
+
+
+def _describe_transform(t: Any) -> str:
+    if t is None:
+        return "none (float images used as they are)"
+    cfg = t.config()
+    if cfg["type"] == "Compose":
+        return ", then ".join(_describe_transform_one(c) for c in cfg["transforms"])
+    return _describe_transform_one(cfg)
+
+
+def _describe_transform_one(cfg: Mapping[str, Any]) -> str:
+    kind = cfg["type"]
+    if kind == "ToFloat":
+        return "pixels / 255" if abs(cfg["scale"] - 1 / 255) < 1e-12 else f"x * {cfg['scale']:g}"
+    if kind == "Normalize":
+        mean = ", ".join(f"{m:.4f}" for m in cfg["mean"])
+        std = ", ".join(f"{s:.4f}" for s in cfg["std"])
+        return f"standardize (mean {mean}, std {std}; fitted on the training images)"
+    if kind == "RandomCrop":
+        return f"random {cfg['size'][0]}x{cfg['size'][1]} crops of {cfg['padding']}-pixel zero-padded images"
+    if kind == "RandomHorizontalFlip":
+        return f"random horizontal flips (p={cfg['p']:g})"
+    return kind
+
+
+def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) -> RunParts:
+    """Seed gpucnn with ``cfg.seed``, load and split the data, build transforms, the model (on
+    ``cfg.device``), optimizer, scheduler and the loaders. ``describe`` gets human-readable lines."""
+    from ..backend import get_device
+    from ..data import Compose, DataLoader, Standardize, ToFloat, resolve_dataset, train_test_split
+    from ..optim import create_optimizer, create_scheduler
+    from ..random import manual_seed
+
+    say = describe or (lambda line: None)
+    device = get_device(cfg.device)
+    manual_seed(cfg.seed)
+
+    # -- the model first: a bad name fails before any data is loaded (loading data draws no global
+    # random numbers, so the initial weights do not depend on this order)
+    if cfg.model_file is None:
+        cfg.model_file = read_model_file(cfg.model)
+    model = build_model_from_config(cfg)
+    model.to(device)
+    n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
+
+    # -- data ------------------------------------------------------------------------------------
+    train, test = resolve_dataset(cfg.dataset, seed=cfg.seed)
+    full_source = train.source.split("; training part of")[0]
+    say(f"dataset: {cfg.dataset} — {full_source}")
+    if cfg.limit is not None and cfg.limit < len(train):
+        order = np.random.Generator(np.random.PCG64(cfg.seed)).permutation(len(train))[:cfg.limit]
+        train = train.subset(np.sort(order))
+        limited = f" (--limit: {len(train):,} of them used)"
+    else:
+        limited = ""
+    val = test
+    val_note = "validation: the test split"
+    if cfg.val_fraction > 0:
+        train, val = train_test_split(train, test_fraction=cfg.val_fraction, seed=cfg.seed + 1, stratify=True)
+        val_note = f"validation: {len(val):,} images held out of the training split ({cfg.val_fraction:g})"
+    shape = "x".join(str(d) for d in train.input_shape)
+    say(f"  {len(train):,} train{limited} / {len(test):,} test images "
+        f"({shape} {train.images.dtype}, {train.num_classes} classes); {val_note}")
+
+    # -- preprocessing and augmentation --------------------------------------------------------------
+    steps: list[Any] = []
+    if train.images.dtype == np.uint8:
+        steps.append(ToFloat(1.0 / 255.0))
+    if cfg.normalize == "standardize":
+        steps.append(Standardize.fit(train))
+    eval_transform = None if not steps else steps[0] if len(steps) == 1 else Compose(steps)
+    say(f"preprocessing: {_describe_transform(eval_transform)}")
+    train_transform = eval_transform
+    if cfg.augment:
+        aug = _augmentation(train.input_shape)
+        train_transform = Compose(aug + steps)
+        say(f"augmentation: {', '.join(_describe_transform_one(a.config()) for a in aug)}")
+    takes = getattr(model, "input_shape", None)
+    takes = f"takes {'x'.join(map(str, takes))}" if takes else ""
+    outputs = getattr(model, "num_classes", None)
+    extra = ", ".join(t for t in (takes, f"{outputs} classes" if outputs else "") if t)
+    say(f"model: {cfg.model} — {n_params:,} parameters" + (f" ({extra})" if extra else ""))
+
+    # -- optimizer, schedule ---------------------------------------------------------------------------
+    opt_kw: dict[str, Any] = {}
+    if cfg.momentum is not None:
+        opt_kw["momentum"] = float(cfg.momentum)
+    if cfg.weight_decay:
+        opt_kw["weight_decay"] = float(cfg.weight_decay)
+    optimizer = create_optimizer(cfg.optimizer.lower(), model.parameters(), lr=float(cfg.lr), **opt_kw)
+    scheduler = None if cfg.schedule == "none" else create_scheduler(cfg.schedule, optimizer, cfg.epochs)
+    mom = optimizer.param_groups[0].get("momentum")
+    opt_text = f"{cfg.optimizer}" + (f" (momentum {mom:g})" if mom else "")
+    say(f"training: {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}, batch {cfg.batch_size}, "
+        f"optimizer {opt_text}, lr {cfg.lr:g}"
+        + (f", weight decay {cfg.weight_decay:g}" if cfg.weight_decay else "")
+        + f", schedule {cfg.schedule}, seed {cfg.seed}, device {device}"
+        + (f", early stopping patience {cfg.patience}" if cfg.patience else ""))
+
+    train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
+                              transform=train_transform)
+    eval_batch = max(cfg.batch_size, 256)
+    val_loader = DataLoader(val, batch_size=eval_batch, transform=eval_transform)
+    test_loader = DataLoader(test, batch_size=eval_batch, transform=eval_transform)
+    metadata = {"dataset": {"spec": cfg.dataset, "seed": cfg.seed, "name": train.name},
+                "model_spec": cfg.model}
+    return RunParts(model=model, optimizer=optimizer, scheduler=scheduler, train_loader=train_loader,
+                    val_loader=val_loader, test_loader=test_loader, eval_transform=eval_transform,
+                    train_transform=train_transform, classes=list(train.classes), train=train, val=val,
+                    test=test, metadata=metadata)

@@ -1,0 +1,790 @@
+"""`Trainer` and `fit()`: the training loop, with metrics, checkpoints, exact resume and early stopping.
+
+::
+
+    from gpucnn.training import Trainer
+    trainer = Trainer(model, optimizer, train_loader, val_loader, epochs=5, out_dir="runs/mine")
+    history = trainer.fit()                  # {"loss": [...], "accuracy": [...], "val_loss": [...], ...}
+
+    # later, or after a crash / Ctrl-C: rebuild the same objects, then
+    trainer.load_checkpoint("runs/mine")     # or Trainer.resume("runs/mine") for runs built from a RunConfig
+    trainer.fit()                            # continues with the next epoch
+
+What happens per epoch: the model trains on the training loader's batches (moved to the model's device),
+a progress bar shows the running loss and accuracy when stderr is a terminal, then the model is
+evaluated on the validation data (eval mode, ``no_grad``, in batches), the learning-rate scheduler steps,
+early stopping is updated, and -- with an ``out_dir`` -- the files below are (re)written atomically:
+
+==================  ================================================================================
+``checkpoint.npz``  everything needed to resume exactly (see :mod:`gpucnn.training.checkpoint`)
+``model.npz``       the model (:func:`gpucnn.serialization.save`) with class names, input shape and the
+                    input transform in its metadata: the final model, or with early stopping the best
+``metrics.json``    the history, and at the end the test metrics
+``curves.png``      loss and accuracy per epoch (at the end, or every epoch with ``plot_every_epoch``)
+``confusion.png``   with ``confusion_matrix=True`` (plus ``confusion.txt``)
+==================  ================================================================================
+
+Interruptions. Checkpoints are written only at epoch ends. Ctrl-C (SIGINT) during an epoch abandons
+that epoch: the checkpoint of the last complete epoch stays as it was, and :class:`TrainingInterrupted`
+(a ``KeyboardInterrupt``) is raised with a message saying how to resume. A SIGINT that arrives while the
+files are being written is held until they are complete. A resumed run restores the model, optimizer,
+scheduler, the loader's shuffle RNG and gpucnn's global RNG, so on device ``cpu`` it finishes with
+weights bit-identical to an uninterrupted run with the same seed.
+
+A NaN or Inf training loss raises :class:`~gpucnn.errors.TrainingError` naming the epoch and step,
+before the bad step is applied and without touching the last good checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import ArgumentError, ModelFormatError, ShapeError, TrainingError
+from . import checkpoint as ckpt
+from .progress import ProgressBar, format_duration
+
+HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec")
+
+
+class History(dict):
+    """The per-epoch metrics: a dict of lists (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+    ``lr``, ``time``, ``images_per_sec``, ``epoch``). Like Keras's ``History``, ``.history`` is the dict
+    and ``.epoch`` the list of epoch numbers."""
+
+    @property
+    def history(self) -> "History":
+        return self
+
+    @property
+    def epoch(self) -> list[int]:  # type: ignore[override]
+        return list(self.get("epoch", []))
+
+    @classmethod
+    def empty(cls) -> "History":
+        return cls({k: [] for k in HISTORY_KEYS})
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped by Ctrl-C/SIGINT; the message says what was kept and how to resume."""
+
+    def __init__(self, message: str, out_dir: Optional[Path] = None, epoch: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.out_dir = out_dir
+        self.epoch = epoch
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# -- helpers -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold SIGINT while files are written; raise KeyboardInterrupt afterwards if one came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    except (ValueError, OSError):  # not allowed here (embedded interpreter, ...)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        if received:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _eval_mode(model: Any) -> Iterator[None]:
+    """Put every module of ``model`` in eval mode, then restore each module's own flag (a submodule a
+    user froze in eval mode stays so)."""
+    modules = list(model.modules()) if hasattr(model, "modules") else [model]
+    flags = [(m, bool(getattr(m, "training", True))) for m in modules]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            object.__setattr__(m, "training", flag)
+
+
+def _model_device(model: Any) -> Any:
+    from ..backend import get_device
+
+    for p in model.parameters():
+        return p.device
+    return get_device("cpu")
+
+
+def _num_params(model: Any) -> int:
+    return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
+
+
+def _as_host(array: Any) -> np.ndarray:
+    return array if isinstance(array, np.ndarray) else np.asarray(array.get())
+
+
+def check_output_dir(path: Union[str, os.PathLike]) -> Path:
+    """Create ``path`` if needed and prove it is writable (write and delete a small file), else raise
+    :class:`TrainingError` naming it. Done before training so a run never fails at its first save."""
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainingError(f"cannot create the output directory {path}: {exc.strerror or exc}; "
+                            f"choose another one (--out DIR)") from None
+    if not path.is_dir():
+        raise TrainingError(f"the output path {path} exists and is not a directory; choose another (--out DIR)")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        try:
+            os.write(fd, b"gpucnn")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise TrainingError(f"the output directory {path} is not writable ({exc.strerror or exc}); "
+                            f"choose another one (--out DIR)") from None
+    return path
+
+
+def _loader(data: Any, *, batch_size: int, shuffle: bool, seed: int, transform: Any) -> Any:
+    """A DataLoader for ``data``: a DataLoader (kept), an ArrayDataset, or an ``(images, labels)`` pair."""
+    from ..data import ArrayDataset, DataLoader
+
+    if data is None or isinstance(data, DataLoader):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        data = ArrayDataset(np.asarray(data[0]), np.asarray(data[1]))
+    if not isinstance(data, ArrayDataset):
+        raise ArgumentError(f"training/validation data must be a DataLoader, an ArrayDataset or an "
+                            f"(images, labels) pair, got {type(data).__name__}")
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed, transform=transform)
+
+
+def deterministic_part(transform: Any) -> Any:
+    """``transform`` without its random augmentations (RandomCrop, RandomHorizontalFlip): the
+    preprocessing to use for evaluation when none is given (None if nothing is left)."""
+    from ..data import Compose, RandomCrop, RandomHorizontalFlip
+
+    random_kinds = (RandomCrop, RandomHorizontalFlip)
+    if transform is None or isinstance(transform, random_kinds):
+        return None
+    if isinstance(transform, Compose):
+        kept = [t for t in transform.transforms if not isinstance(t, random_kinds)]
+        kept = [k for k in (deterministic_part(t) if isinstance(t, Compose) else t for t in kept) if k is not None]
+        return None if not kept else kept[0] if len(kept) == 1 else Compose(kept)
+    return transform
+
+
+def _epoch_batches(loader: Any) -> Iterator[Any]:
+    """The loader's batches for one whole epoch, from its first batch."""
+    if hasattr(loader, "iter_from"):
+        return loader.iter_from(0)
+    return iter(loader)
+
+
+def evaluate(model: Any, data: Any, *, device: Any = None, loss_fn: Optional[Callable] = None,
+             batch_size: int = 256, transform: Any = None, predictions: bool = False) -> dict[str, Any]:
+    """Mean loss and accuracy of ``model`` over ``data`` (a DataLoader, an ArrayDataset or an
+    ``(images, labels)`` pair), in eval mode under ``no_grad``, batch by batch. The model's train/eval
+    mode is restored afterwards. With ``predictions=True`` the result also holds ``targets`` and
+    ``predictions`` (NumPy int64 arrays) for a confusion matrix."""
+    from .. import functional as F
+    from ..function import no_grad
+    from ..tensor import tensor
+
+    loader = _loader(data, batch_size=batch_size, shuffle=False, seed=0, transform=transform)
+    loss_fn = loss_fn or F.cross_entropy
+    device = device if device is not None else _model_device(model)
+    total_loss, correct, seen = 0.0, 0, 0
+    all_targets: list[np.ndarray] = []
+    all_preds: list[np.ndarray] = []
+    with _eval_mode(model):
+        with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for x, y in _epoch_batches(loader):
+                logits = model(tensor(x, device=device))
+                yt = tensor(np.asarray(y, dtype=np.int64), device=device)
+                total_loss += float(loss_fn(logits, yt).item()) * len(y)
+                pred = _as_host(logits.data.argmax(axis=1))
+                correct += int((pred == y).sum())
+                seen += len(y)
+                if predictions:
+                    all_targets.append(np.asarray(y, dtype=np.int64))
+                    all_preds.append(pred.astype(np.int64))
+    if seen == 0:
+        raise ArgumentError("evaluate: the data holds no images")
+    out: dict[str, Any] = {"loss": total_loss / seen, "accuracy": correct / seen, "correct": correct,
+                           "images": seen}
+    if predictions:
+        out["targets"] = np.concatenate(all_targets)
+        out["predictions"] = np.concatenate(all_preds)
+    return out
+
+
+# -- the trainer ---------------------------------------------------------------------------------
+class Trainer:
+    """Trains a classifier: ``Trainer(model, optimizer, train_data, val_data, epochs=..., ...).fit()``.
+
+    Arguments:
+        model: a :class:`gpucnn.nn.Module` producing logits (N, classes).
+        optimizer: a :mod:`gpucnn.optim` optimizer over ``model.parameters()``.
+        train_data: a :class:`gpucnn.data.DataLoader` (use ``shuffle=True`` and a ``seed``), or an
+            ArrayDataset / ``(images, labels)`` pair, wrapped in a shuffling loader with ``batch_size``,
+            ``seed`` and ``transform``.
+        val_data, test_data: optional; evaluated after every epoch (validation) and once at the end (test).
+            Datasets are wrapped in loaders with ``eval_batch_size`` and ``eval_transform``.
+        epochs: the total number of epochs (a resumed run continues up to it).
+        scheduler: a learning-rate scheduler, stepped once per epoch.
+        device: move the model there first (default: where its parameters are).
+        out_dir: where checkpoints, the model, metrics and plots go (None: keep nothing on disk).
+        patience: early stopping: stop after this many epochs without a lower validation loss (training
+            loss without validation data), then restore the best weights (``model.npz`` holds them).
+        min_delta: the smallest decrease that counts as an improvement.
+        eval_transform: the deterministic input preprocessing (e.g. ``ToFloat()`` or ``Compose([ToFloat(),
+            Normalize(...)])``) for validation/test data, stored in ``model.npz`` so ``evaluate``/``predict``
+            reproduce it. Default: the training loader's transform without its RandomCrop/RandomHorizontalFlip
+            steps (uint8 images with no transform at all are scaled to 0..1, as the DataLoader does).
+        classes: class names for the model file and confusion matrix (default: the dataset's).
+        config: the run's configuration (JSON-able dict) kept in checkpoints and metrics; runs built by
+            :meth:`from_config` put their :class:`~gpucnn.training.run.RunConfig` here, which is what
+            :meth:`resume` rebuilds from.
+        confusion_matrix: at the end, write ``confusion.png``/``confusion.txt`` and print the matrix.
+        plot_every_epoch: redraw ``curves.png`` after every epoch (default: at the end only).
+        verbose: 0 silent, 1 epoch lines plus a progress bar on a terminal, 2 epoch lines only.
+        loss_fn: ``loss_fn(logits, targets) -> scalar tensor`` (default: cross entropy).
+    """
+
+    def __init__(self, model: Any, optimizer: Any, train_data: Any, val_data: Any = None, *, epochs: int = 1,
+                 scheduler: Any = None, device: Any = None, out_dir: Union[str, os.PathLike, None] = None,
+                 patience: Optional[int] = None, min_delta: float = 0.0, test_data: Any = None,
+                 batch_size: int = 64, eval_batch_size: int = 256, seed: int = 0, transform: Any = None,
+                 eval_transform: Any = None, classes: Optional[Sequence[str]] = None,
+                 config: Optional[Mapping[str, Any]] = None, confusion_matrix: bool = False,
+                 plot_every_epoch: bool = False, verbose: int = 1, loss_fn: Optional[Callable] = None,
+                 metadata: Optional[Mapping[str, Any]] = None) -> None:
+        from .. import functional as F
+        from ..backend import get_device
+
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or int(epochs) < 1:
+            raise ArgumentError(f"epochs must be a positive integer, got {epochs!r}")
+        if patience is not None and (isinstance(patience, bool) or int(patience) < 1):
+            raise ArgumentError(f"patience must be a positive integer (or None), got {patience!r}")
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.epochs = int(epochs)
+        self.patience = None if patience is None else int(patience)
+        self.min_delta = float(min_delta)
+        self.seed = int(seed)
+        self.train_loader = _loader(train_data, batch_size=batch_size, shuffle=True, seed=self.seed,
+                                    transform=transform)
+        if self.train_loader is None:
+            raise ArgumentError("Trainer needs training data")
+        if eval_transform is None:
+            eval_transform = deterministic_part(getattr(self.train_loader, "transform", None))
+        self.eval_transform = eval_transform
+        self.val_loader = _loader(val_data, batch_size=eval_batch_size, shuffle=False, seed=0,
+                                  transform=eval_transform)
+        self.test_loader = _loader(test_data, batch_size=eval_batch_size, shuffle=False, seed=0,
+                                   transform=eval_transform)
+        dataset = self.train_loader.dataset
+        self.classes = [str(c) for c in (classes if classes is not None else dataset.classes)]
+        self.device = get_device(device) if device is not None else _model_device(model)
+        if device is not None:
+            model.to(self.device)
+        self.out_dir = None if out_dir is None else Path(out_dir).expanduser()
+        self.config = dict(config or {})
+        self.metadata = dict(metadata or {})
+        self.confusion_matrix = bool(confusion_matrix)
+        self.plot_every_epoch = bool(plot_every_epoch)
+        self.verbose = int(verbose)
+        self.loss_fn = loss_fn or F.cross_entropy
+
+        self.epoch = 0                    # epochs completed
+        self.history = History.empty()
+        self.best_value = math.inf        # early stopping: the best monitored value so far
+        self.best_epoch = 0
+        self.wait = 0                     # epochs since the best one
+        self.stopped_early = False
+        self._best_state: Optional[dict[str, Any]] = None
+        self.test_metrics: Optional[dict[str, Any]] = None
+        self.confusion: Optional[np.ndarray] = None
+        self.files: list[Path] = []       # files written by the last fit()
+
+    # -- construction from a run configuration (the CLI's way) ----------------------------------
+    @classmethod
+    def from_config(cls, config: Any, *, out_dir: Union[str, os.PathLike, None] = None, verbose: int = 1,
+                    describe: Optional[Callable[[str], None]] = None, **overrides: Any) -> "Trainer":
+        """Build the whole run (data, transforms, model, optimizer, scheduler) from a
+        :class:`~gpucnn.training.run.RunConfig` (or its dict), seeded by ``config.seed``.
+        ``describe`` receives lines saying what was built (the CLI prints them)."""
+        from .run import RunConfig, build_run
+
+        cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+        parts = build_run(cfg, describe=describe)
+        kwargs = dict(epochs=cfg.epochs, scheduler=parts.scheduler, out_dir=out_dir, patience=cfg.patience,
+                      test_data=parts.test_loader, seed=cfg.seed, eval_transform=parts.eval_transform,
+                      classes=parts.classes, config={"run_config": cfg.to_dict()},
+                      confusion_matrix=cfg.confusion_matrix, verbose=verbose, metadata=parts.metadata)
+        kwargs.update(overrides)
+        return cls(parts.model, parts.optimizer, parts.train_loader, parts.val_loader, **kwargs)
+
+    @classmethod
+    def resume(cls, out_dir: Union[str, os.PathLike], *, epochs: Optional[int] = None, device: Any = None,
+               verbose: int = 1, describe: Optional[Callable[[str], None]] = None, **overrides: Any) -> "Trainer":
+        """Rebuild the run saved in ``out_dir`` from its configuration and restore its checkpoint, ready
+        to :meth:`fit` from the next epoch. ``epochs`` raises (or lowers) the total; ``device`` moves it.
+
+        This works for runs built by :meth:`from_config` (and the CLI). A Trainer built from Python
+        objects is resumed by rebuilding those objects and calling :meth:`load_checkpoint`.
+        """
+        from .run import RunConfig
+
+        out = Path(out_dir).expanduser()
+        state = ckpt.load_checkpoint(out)
+        saved = (state.get("config") or {}).get("run_config")
+        if not isinstance(saved, dict) or not saved.get("dataset"):
+            raise TrainingError(
+                f"{out / ckpt.CHECKPOINT_FILE} was written by a Trainer built from Python objects, so it "
+                f"cannot be rebuilt from its configuration: rebuild the model, optimizer and loaders as before "
+                f"and call trainer.load_checkpoint({str(out)!r})")
+        cfg = RunConfig.from_dict(saved)
+        if epochs is not None:
+            cfg.epochs = int(epochs)
+        if device is not None:
+            cfg.device = str(device)
+        trainer = cls.from_config(cfg, out_dir=out, verbose=verbose, describe=describe, **overrides)
+        trainer._restore(state, source=out / ckpt.CHECKPOINT_FILE)
+        return trainer
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The checkpoint contents for the current (epoch-end) state."""
+        from ..random import get_rng_state
+
+        state: dict[str, Any] = {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "loader": self.train_loader.state_dict(),
+            "rng": get_rng_state(),
+            "history": dict(self.history),
+            "early_stopping": {"best": self.best_value, "best_epoch": self.best_epoch, "wait": self.wait,
+                               "stopped": self.stopped_early, "patience": self.patience},
+            "config": self.config,
+            "extra": {"device": str(self.device), "time": time.time(), "epochs": self.epochs},
+        }
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        if self._best_state is not None:
+            state["best_model"] = self._best_state
+        return state
+
+    def save_checkpoint(self, path: Union[str, os.PathLike, None] = None) -> Path:
+        """Write the checkpoint (atomically) to ``path`` (default ``out_dir/checkpoint.npz``)."""
+        if path is None:
+            if self.out_dir is None:
+                raise ArgumentError("save_checkpoint: no path given and the Trainer has no out_dir")
+            path = self.out_dir / ckpt.CHECKPOINT_FILE
+        path = Path(path)
+        ckpt.save_checkpoint(path, self.state())
+        return path
+
+    def load_checkpoint(self, path: Union[str, os.PathLike]) -> "Trainer":
+        """Restore a checkpoint (a file, or a run directory holding ``checkpoint.npz``) into this
+        trainer's model, optimizer, scheduler and loader, plus the global RNG, history and early-stopping
+        state; the next :meth:`fit` continues with the following epoch."""
+        path = Path(path).expanduser()
+        state = ckpt.load_checkpoint(path)
+        self._restore(state, source=path)
+        return self
+
+    def _restore(self, state: Mapping[str, Any], source: Path) -> None:
+        from ..random import set_rng_state
+
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                if "scheduler" not in state:
+                    raise ModelFormatError("the checkpoint has no scheduler state but this run has a scheduler")
+                self.scheduler.load_state_dict(state["scheduler"])
+            self.train_loader.load_state_dict(state["loader"])
+        except (ModelFormatError, ArgumentError, ShapeError) as exc:
+            raise ModelFormatError(f"{source}: cannot restore the checkpoint into this run: {exc}") from None
+        set_rng_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        history = History.empty()
+        for key, values in (state.get("history") or {}).items():
+            history[key] = list(values)
+        self.history = history
+        es = state.get("early_stopping") or {}
+        self.best_value = float(es.get("best", math.inf))
+        self.best_epoch = int(es.get("best_epoch", 0))
+        self.wait = int(es.get("wait", 0))
+        self.stopped_early = bool(es.get("stopped", False))
+        self._best_state = state.get("best_model")
+        saved_total = (state.get("extra") or {}).get("epochs")
+        if self.stopped_early and isinstance(saved_total, int) and self.epochs > saved_total:
+            # more epochs asked for after early stopping: give the run a fresh patience window
+            self.stopped_early = False
+            self.wait = 0
+
+    # -- output ---------------------------------------------------------------------------------
+    def _echo(self, message: str, err: bool = False) -> None:
+        if self.verbose > 0:
+            import click
+
+            click.echo(message, err=err)
+
+    def _lr(self) -> float:
+        groups = getattr(self.optimizer, "param_groups", None)
+        return float(groups[0]["lr"]) if groups else float("nan")
+
+    def _model_metadata(self) -> dict[str, Any]:
+        dataset = self.train_loader.dataset
+        meta: dict[str, Any] = {
+            "classes": list(self.classes),
+            "input_shape": list(dataset.input_shape),
+            "input_dtype": str(dataset.images.dtype),
+            "transform": self._transform_config(),
+            "epochs_trained": self.epoch,
+        }
+        if self.best_epoch and self.patience is not None:
+            meta["best_epoch"] = self.best_epoch
+        epochs = self.history.get("epoch") or []
+        at = epochs.index(self.best_epoch) if self.patience is not None and self.best_epoch in epochs else -1
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            values = self.history.get(key) or []
+            if values and values[at] is not None:
+                meta[key] = values[at]
+        if self.test_metrics is not None:
+            meta["test_loss"] = self.test_metrics["loss"]
+            meta["test_accuracy"] = self.test_metrics["accuracy"]
+        meta.update(self.metadata)
+        if self.config.get("run_config"):
+            meta["run_config"] = self.config["run_config"]
+        return meta
+
+    def _transform_config(self) -> Optional[dict[str, Any]]:
+        if self.eval_transform is not None:
+            return self.eval_transform.config()
+        # DataLoader turns uint8 batches into 0..1 floats when no transform is given
+        if self.train_loader.dataset.images.dtype == np.uint8:
+            return {"type": "ToFloat", "scale": 1.0 / 255.0}
+        return None
+
+    def save_model(self, path: Union[str, os.PathLike, None] = None) -> Path:
+        """Save the model with :func:`gpucnn.serialization.save` and this run's metadata."""
+        from ..serialization import save
+
+        if path is None:
+            if self.out_dir is None:
+                raise ArgumentError("save_model: no path given and the Trainer has no out_dir")
+            path = self.out_dir / ckpt.MODEL_FILE
+        save(self.model, path, metadata=self._model_metadata())
+        return Path(path)
+
+    def _metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"history": dict(self.history), "epochs_completed": self.epoch,
+                               "epochs": self.epochs, "stopped_early": self.stopped_early,
+                               "classes": list(self.classes)}
+        if self.patience is not None:
+            out["best_epoch"] = self.best_epoch
+            out["best_" + self._monitor()] = self.best_value if math.isfinite(self.best_value) else None
+        if self.test_metrics is not None:
+            out["test"] = {k: self.test_metrics[k] for k in ("loss", "accuracy", "correct", "images")}
+        if self.confusion is not None:
+            out["confusion_matrix"] = self.confusion.tolist()
+        if self.config:
+            out["config"] = self.config
+        return out
+
+    def _monitor(self) -> str:
+        return "val_loss" if self.val_loader is not None else "loss"
+
+    # -- training -------------------------------------------------------------------------------
+    def _preflight(self) -> None:
+        """One eval-mode forward pass on two training images: shape errors surface before any epoch
+        starts, with the layer's own message. Leaves every RNG and buffer as it was."""
+        from ..function import no_grad
+        from ..random import get_rng_state, set_rng_state
+        from ..tensor import tensor
+
+        dataset = self.train_loader.dataset
+        x = dataset.images[:2]
+        transform = self.eval_transform
+        if transform is not None:
+            x = transform(x, np.random.default_rng(0))
+        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        rng = get_rng_state()
+        try:
+            with _eval_mode(self.model), no_grad():
+                logits = self.model(tensor(np.ascontiguousarray(x), device=self.device))
+        except ShapeError as exc:
+            takes = getattr(self.model, "input_shape", None)
+            name = getattr(self.model, "name", None)
+            model_text = f"model {name!r}" if name else "the model"
+            takes_text = f" takes {'x'.join(map(str, takes))}" if takes else ""
+            data = f"dataset {dataset.name!r}" if dataset.name else "the data"
+            raise ShapeError(f"{exc}; {data} has {'x'.join(map(str, dataset.input_shape))} images and "
+                             f"{model_text}{takes_text or ' does not accept them'}") from exc
+        finally:
+            set_rng_state(rng)
+        if logits.ndim != 2:
+            raise ShapeError(f"the model outputs shape {logits.shape} for input shape {tuple(x.shape)}; a "
+                             f"classifier must output logits of shape (N, classes)")
+        outputs, wanted = logits.shape[1], dataset.num_classes
+        if outputs < wanted:
+            name = f"dataset {dataset.name!r}" if dataset.name else "the dataset"
+            raise ShapeError(f"the model outputs {outputs} classes but {name} has {wanted} classes "
+                             f"({', '.join(self.classes[:12])}{', ...' if wanted > 12 else ''}); use a model "
+                             f"with {wanted} outputs")
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float, int, float]:
+        from ..tensor import tensor
+
+        model, optimizer, loader = self.model, self.optimizer, self.train_loader
+        model.train()
+        total = len(loader)
+        bar = ProgressBar(total, f"epoch {epoch}/{self.epochs}",
+                          enabled=None if self.verbose == 1 else False)
+        total_loss, correct, seen = 0.0, 0, 0
+        start = time.perf_counter()
+        quiet = contextlib.ExitStack()
+        try:
+            # Overflow warnings from the ops are silenced: a non-finite loss is detected and reported below.
+            quiet.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
+            for step, (x, y) in enumerate(_epoch_batches(loader), 1):
+                xb = tensor(x, device=self.device)
+                yb = tensor(np.asarray(y, dtype=np.int64), device=self.device)
+                logits = model(xb)
+                loss = self.loss_fn(logits, yb)
+                value = float(loss.item())
+                if not math.isfinite(value):
+                    lr = self._lr()
+                    kept = (f"the checkpoint of epoch {self.epoch} in {self.out_dir} was kept"
+                            if self.out_dir is not None and self.epoch > 0 else "no checkpoint was written")
+                    raise TrainingError(
+                        f"the training loss became {value} at epoch {epoch}, step {step}/{total}: training "
+                        f"diverged, usually because the learning rate ({lr:g}) is too high; try a lower one "
+                        f"(e.g. --lr {lr / 10:g}) or check the data for huge values ({kept})")
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                n = len(y)
+                total_loss += value * n
+                correct += int((_as_host(logits.data.argmax(axis=1)) == y).sum())
+                seen += n
+                bar.update(step, total_loss / seen, correct / seen, seen)
+        finally:
+            quiet.close()
+            bar.close()
+        elapsed = time.perf_counter() - start
+        if seen == 0:
+            raise TrainingError("the training loader yielded no batches (is the dataset smaller than one batch "
+                                "with drop_last=True?)")
+        return total_loss / seen, correct / seen, seen, elapsed
+
+    def _update_early_stopping(self, value: float, epoch: int) -> bool:
+        """Record ``value``; True when it is the best so far."""
+        improved = math.isfinite(value) and value < self.best_value - self.min_delta
+        if improved:
+            self.best_value, self.best_epoch, self.wait = value, epoch, 0
+            if self.patience is not None:
+                from .checkpoint import to_host
+                self._best_state = to_host(self.model.state_dict())
+        else:
+            self.wait += 1
+            if self.patience is not None and self.wait >= self.patience:
+                self.stopped_early = True
+        return improved
+
+    def _write_epoch_files(self, improved: bool) -> None:
+        assert self.out_dir is not None
+        with _sigint_deferred():
+            if self.patience is None or improved:
+                self.save_model()
+            self.save_checkpoint()
+            ckpt.write_json_atomic(self.out_dir / ckpt.METRICS_FILE, self._metrics())
+        if self.plot_every_epoch:
+            self._plot_curves()
+
+    def _plot_curves(self) -> Optional[Path]:
+        if self.out_dir is None or not self.history["epoch"]:
+            return None
+        from .plots import plot_curves
+
+        return plot_curves(self.history, self.out_dir / ckpt.CURVES_FILE)
+
+    def _epoch_line(self, epoch: int) -> str:
+        h = self.history
+        parts = [f"epoch {epoch}/{self.epochs}", f"loss {h['loss'][-1]:.4f}", f"acc {h['accuracy'][-1] * 100:6.2f}%"]
+        if h["val_loss"] and h["val_loss"][-1] is not None:
+            parts += [f"val_loss {h['val_loss'][-1]:.4f}", f"val_acc {h['val_accuracy'][-1] * 100:6.2f}%"]
+        parts += [f"lr {h['lr'][-1]:.3g}", format_duration(h["time"][-1]), f"{h['images_per_sec'][-1]:,.0f} img/s"]
+        return "  ".join(parts)
+
+    def fit(self, until_epoch: Optional[int] = None) -> History:
+        """Train from the epoch after the last completed one up to ``epochs`` (or only up to epoch
+        ``until_epoch`` in this call: a later ``fit()`` continues exactly); returns the history."""
+        last = self.epochs if until_epoch is None else min(int(until_epoch), self.epochs)
+        if self.out_dir is not None:
+            check_output_dir(self.out_dir)
+        self._preflight()
+        epoch = self.epoch
+        stopped_before = self.stopped_early
+        self.files = []
+        if self.stopped_early or self.epoch >= self.epochs:
+            why = "stopped early" if self.stopped_early else f"completed {self.epoch} of {self.epochs} epochs"
+            self._echo(f"nothing to train: the run {why}" +
+                       ("" if self.stopped_early else " (raise the number of epochs to train further)"))
+        try:
+            while not self.stopped_early and self.epoch < last:
+                epoch = self.epoch + 1
+                epoch_start = time.perf_counter()
+                lr = self._lr()
+                loss, acc, seen, train_time = self._train_epoch(epoch)
+                val = evaluate(self.model, self.val_loader, device=self.device, loss_fn=self.loss_fn) \
+                    if self.val_loader is not None else None
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                h = self.history
+                h["epoch"].append(epoch)
+                h["loss"].append(loss)
+                h["accuracy"].append(acc)
+                h["val_loss"].append(None if val is None else val["loss"])
+                h["val_accuracy"].append(None if val is None else val["accuracy"])
+                h["lr"].append(lr)
+                h["images_per_sec"].append(seen / train_time if train_time > 0 else 0.0)
+                h["time"].append(time.perf_counter() - epoch_start)
+                improved = self._update_early_stopping(loss if val is None else val["loss"], epoch)
+                self.epoch = epoch
+                if self.out_dir is not None:
+                    self._write_epoch_files(improved)
+                self._echo(self._epoch_line(epoch))
+            if self.stopped_early and not stopped_before and self.patience is not None:
+                self._echo(f"early stopping: {self._monitor()} has not improved for {self.wait} epochs "
+                           f"(best {self.best_value:.4f} at epoch {self.best_epoch})")
+            if self.epoch >= self.epochs or self.stopped_early:
+                self._finish()
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, TrainingInterrupted):
+                raise
+            raise self._interrupted(epoch) from None
+        return self.history
+
+    def _interrupted(self, epoch: int) -> TrainingInterrupted:
+        if self.out_dir is None:
+            msg = f"training interrupted during epoch {epoch} ({self.epoch} epochs completed; no out_dir, so " \
+                  f"nothing was saved)"
+        elif self.epoch == 0:
+            msg = f"training interrupted during epoch {epoch}, before any epoch finished: no checkpoint was " \
+                  f"written in {self.out_dir}; start the run again"
+        else:
+            how = f"gpucnn train --resume {self.out_dir}" if self.config.get("run_config") else \
+                f"trainer.load_checkpoint({str(self.out_dir)!r}) then trainer.fit()"
+            if epoch > self.epoch:
+                when = f"during epoch {epoch}: the unfinished epoch {epoch} was discarded; "
+            elif self.epoch < self.epochs:
+                when = f"just after epoch {epoch} finished; "
+            else:
+                when = "after the last epoch (before the final evaluation and plots); "
+            msg = (f"training interrupted {when}{self.out_dir / ckpt.CHECKPOINT_FILE} holds epoch {self.epoch} "
+                   f"of {self.epochs}. Resume with: {how}")
+        return TrainingInterrupted(msg, self.out_dir, self.epoch)
+
+    def _finish(self) -> None:
+        """After the last epoch: restore the best weights (early stopping), test, plots, metrics."""
+        from ..random import get_rng_state, set_rng_state
+
+        rng = get_rng_state()
+        if self.patience is not None and self._best_state is not None and self.best_epoch != self.epoch:
+            self.model.load_state_dict(self._best_state)
+            self._echo(f"restored the best model (epoch {self.best_epoch}, {self._monitor()} "
+                       f"{self.best_value:.4f})")
+        if self.test_loader is not None:
+            self.test_metrics = evaluate(self.model, self.test_loader, device=self.device, loss_fn=self.loss_fn,
+                                         predictions=self.confusion_matrix)
+        cm_source = self.test_metrics if self.test_loader is not None else None
+        if self.confusion_matrix and cm_source is None and self.val_loader is not None:
+            cm_source = evaluate(self.model, self.val_loader, device=self.device, loss_fn=self.loss_fn,
+                                 predictions=True)
+        if self.confusion_matrix and cm_source is not None:
+            from .plots import confusion_matrix, format_confusion
+
+            self.confusion = confusion_matrix(cm_source["targets"], cm_source["predictions"], len(self.classes))
+            text = format_confusion(self.confusion, self.classes)
+            which = "test" if self.test_loader is not None else "validation"
+            self._echo(f"confusion matrix ({which} data; rows: true class, columns: predicted):\n{text}")
+        if self.out_dir is not None and self.epoch > 0:
+            with _sigint_deferred():
+                if self.patience is not None and self._best_state is None:
+                    pass  # no finite monitored value ever: keep whatever model.npz holds
+                else:
+                    self.files.append(self.save_model())
+                ckpt.write_json_atomic(self.out_dir / ckpt.METRICS_FILE, self._metrics())
+                self.files += [self.out_dir / ckpt.CHECKPOINT_FILE, self.out_dir / ckpt.METRICS_FILE]
+            path = self._plot_curves()
+            if path is not None:
+                self.files.append(path)
+            if self.confusion is not None:
+                from .plots import format_confusion, plot_confusion
+
+                which = "test" if self.test_loader is not None else "validation"
+                self.files.append(plot_confusion(self.confusion, self.classes, self.out_dir / ckpt.CONFUSION_FILE,
+                                                 title=f"confusion matrix ({which} data)"))
+                ckpt.write_text_atomic(self.out_dir / ckpt.CONFUSION_TEXT_FILE,
+                                       format_confusion(self.confusion, self.classes) + "\n")
+                self.files.append(self.out_dir / ckpt.CONFUSION_TEXT_FILE)
+        set_rng_state(rng)
+
+
+def fit(model: Any, train_data: Any, val_data: Any = None, *, epochs: int, optimizer: Any = "momentum",
+        lr: Optional[float] = None, scheduler: Any = None, batch_size: int = 64, seed: Optional[int] = None,
+        device: Any = None, out_dir: Union[str, os.PathLike, None] = None, patience: Optional[int] = None,
+        test_data: Any = None, verbose: int = 1, **kwargs: Any) -> History:
+    """Train ``model`` like Keras's ``model.fit``; returns the :class:`History` (a dict of lists).
+
+    ``optimizer`` is an optimizer object or a name (``sgd``, ``momentum``, ``nesterov``, ``adam``,
+    ``adamw``, ``rmsprop``; ``lr`` defaults to 0.05 for the SGD family and 0.001 otherwise);
+    ``scheduler`` an object or a name (``step``, ``cosine``). ``seed`` seeds gpucnn's RNG (dropout) and
+    the shuffling. Other keyword arguments go to :class:`Trainer`.
+    """
+    from ..random import manual_seed
+
+    if seed is not None:
+        manual_seed(seed)
+    if device is not None:
+        model.to(device)
+    if isinstance(optimizer, str):
+        from ..optim import create_optimizer
+
+        name = optimizer.lower()
+        if lr is None:
+            lr = 0.05 if name in ("sgd", "momentum", "nesterov") else 1e-3
+        optimizer = create_optimizer(name, model.parameters(), lr=lr)
+    elif lr is not None:
+        raise ArgumentError("fit: lr= is for an optimizer given by name; set it on the optimizer object")
+    if isinstance(scheduler, str):
+        from ..optim import create_scheduler
+
+        scheduler = create_scheduler(scheduler, optimizer, epochs)
+    trainer = Trainer(model, optimizer, train_data, val_data, epochs=epochs, scheduler=scheduler, device=device,
+                      out_dir=out_dir, patience=patience, test_data=test_data, batch_size=batch_size,
+                      seed=0 if seed is None else seed, verbose=verbose, **kwargs)
+    return trainer.fit()

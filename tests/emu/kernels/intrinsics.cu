@@ -1,0 +1,61 @@
+// One thread evaluates a sample of CUDA intrinsics; the test compares with values worked out by hand.
+extern "C" __global__ void intrinsics(const float4* __restrict__ v4, int* __restrict__ iout,
+                                      float* __restrict__ fout, long long* __restrict__ lout) {
+  iout[0] = __popc(0xF0F0u);
+  iout[1] = __clz(1);
+  iout[2] = __ffs(8);
+  iout[3] = (int)__brev(1u);
+  iout[4] = __float2int_rn(2.5f);
+  iout[5] = __float2int_rn(3.5f);
+  iout[6] = __float2int_rz(-2.7f);
+  iout[7] = __float2int_rd(-2.2f);
+  iout[8] = __float2int_ru(2.2f);
+  iout[9] = __float2int_rz(1e20f);
+  iout[10] = __float_as_int(1.0f);
+  iout[11] = (int)__byte_perm(0x33221100u, 0x77665544u, 0x5410u);
+  iout[12] = min(3, -4);
+  iout[13] = (int)max(3u, 7u);
+  iout[14] = __mulhi(0x40000000, 8);
+  iout[15] = (int)__funnelshift_l(0x80000000u, 0x1u, 1u);
+  // Atomics need global or shared memory (not locals) on a GPU.
+  __shared__ unsigned int u, w;
+  __shared__ int c, e;
+  __shared__ unsigned long long big;
+  u = 5u;
+  atomicInc(&u, 5u);
+  iout[16] = (int)u;
+  w = 0u;
+  atomicDec(&w, 7u);
+  iout[17] = (int)w;
+  c = 3;
+  atomicCAS(&c, 3, 9);
+  iout[18] = c;
+  iout[19] = (int)__sad(3, 10, 1u);
+  e = 0;
+  atomicExch(&e, 12);
+  atomicSub(&e, 2);
+  atomicOr(&e, 1);
+  iout[20] = e;
+  const float nan = __int_as_float(0x7fc00000);
+  fout[0] = __saturatef(1.5f);
+  fout[1] = __saturatef(nan);
+  fout[2] = rsqrtf(4.0f);
+  fout[3] = exp(1.0f);
+  fout[4] = fmaf(2.0f, 3.0f, 4.0f);
+  const float4 a = __ldg(&v4[1]);
+  fout[5] = a.x + a.y + a.z + a.w;
+  fout[6] = __int_as_float(0x7f800000);
+  fout[7] = sinpif(0.5f);
+  fout[8] = fminf(nan, 2.0f);
+  fout[9] = __fdividef(1.0f, 4.0f);
+  float2 p = make_float2(1.5f, -2.0f);
+  fout[10] = fabsf(p.x * p.y);
+  fout[11] = (float)isnan(nan) + (float)isinf(fout[6]);
+  lout[0] = __double_as_longlong(1.0);
+  lout[1] = __float2ll_rn(-3.5f);
+  lout[2] = llmax(-5ll, 4ll);
+  big = 1ull << 40;
+  atomicAdd(&big, 1ull);
+  lout[3] = (long long)big;
+  lout[4] = (long long)__umul64hi(1ull << 63, 4ull);
+}

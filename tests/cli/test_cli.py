@@ -159,6 +159,29 @@ def test_wrong_channel_count_is_one_line(files):
     assert not (files / "r").exists()  # the empty output directory it created is removed again
 
 
+def write_model(files, name, *layers):
+    spec = {"format": "gpucnn-model-spec", "version": 1, "input_shape": [1, 8, 8], "layers": list(layers)}
+    (files / name).write_text(json.dumps(spec))
+    return files / name
+
+
+def test_kernel_larger_than_the_padded_input_is_one_line(files):
+    model = write_model(files, "big-kernel.json",
+                        {"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 9},
+                        {"type": "Flatten"}, {"type": "Linear", "in_features": 2, "out_features": 3})
+    result = invoke("train", "--model", model, "--dataset", files / "bars.npz", "--out", files / "r")
+    assert_one_line_error(result, "Conv2d #0", "kernel 9x9", "larger than the padded input 8x8")
+
+
+def test_wrong_rank_is_one_line(files):
+    # A Conv1d model takes (N, C, L); image batches are (N, C, H, W).
+    model = write_model(files, "conv1d.json",
+                        {"type": "Conv1d", "in_channels": 1, "out_channels": 2, "kernel_size": 3},
+                        {"type": "Flatten"}, {"type": "Linear", "in_features": 12, "out_features": 3})
+    result = invoke("train", "--model", model, "--dataset", files / "bars.npz", "--out", files / "r")
+    assert_one_line_error(result, "Conv1d #0", "expected a 3-D (N, C, L) input, got rank 4", "(1, 1, 8, 8)")
+
+
 def test_debug_shows_the_traceback(files):
     x, y = make_images(50, channels=3)
     np.savez(files / "rgb.npz", x=x, y=y)

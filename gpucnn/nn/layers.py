@@ -140,9 +140,8 @@ class _ConvNd(Module):
         return x
 
     def forward(self, x: Tensor) -> Tensor:
-        from ..functions import conv
         x = self._check_input(x)
-        fn = conv.conv2d if self._n == 2 else conv.conv1d
+        fn = F.conv2d if self._n == 2 else F.conv1d
         stride, dilation = self.stride, self.dilation
         padding = self.padding
         if self._n == 1:
@@ -257,7 +256,7 @@ class MaxPool2d(_PoolNd):
         self.ceil_mode = _check_bool(type(self).__name__, "ceil_mode", ceil_mode)
 
     def forward(self, x: Tensor) -> Tensor:
-        f = F_pool("max_pool2d" if self._n == 2 else "max_pool1d")
+        f = F.max_pool2d if self._n == 2 else F.max_pool1d
         return f(x, self.kernel_size, stride=self.stride, padding=self.padding, dilation=self.dilation,
                  ceil_mode=self.ceil_mode)
 
@@ -295,7 +294,7 @@ class AvgPool2d(_PoolNd):
         self.count_include_pad = _check_bool(type(self).__name__, "count_include_pad", count_include_pad)
 
     def forward(self, x: Tensor) -> Tensor:
-        f = F_pool("avg_pool2d" if self._n == 2 else "avg_pool1d")
+        f = F.avg_pool2d if self._n == 2 else F.avg_pool1d
         return f(x, self.kernel_size, stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
                  count_include_pad=self.count_include_pad)
 
@@ -313,11 +312,6 @@ class AvgPool1d(AvgPool2d):
     _n = 1
     config_schema = {"kernel_size": "int", "stride": "int|null", "padding": "int", "ceil_mode": "bool",
                      "count_include_pad": "bool"}
-
-
-def F_pool(name: str) -> Any:
-    from ..functions import pooling
-    return getattr(pooling, name)
 
 
 @register_layer
@@ -338,7 +332,7 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.output_size if not isinstance(self.output_size, list) else tuple(self.output_size)
-        return F_pool("adaptive_avg_pool2d")(x, out)
+        return F.adaptive_avg_pool2d(x, out)
 
     def short_description(self) -> str:
         return f"output {_repr_size(self.output_size)}"
@@ -356,7 +350,7 @@ class GlobalAvgPool2d(Module):
     config_schema: dict = {}
 
     def forward(self, x: Tensor) -> Tensor:
-        return F_pool("global_avg_pool2d")(x)
+        return F.global_avg_pool2d(x)
 
     def config(self) -> dict:
         return {}
@@ -409,7 +403,6 @@ class _BatchNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        from ..functions.batch_norm import batch_norm
         x = _require_tensor(self._op, x)
         _check_rank(self._op, x, self._ranks, self._layout)
         if x.shape[1] != self.num_features:
@@ -422,7 +415,7 @@ class _BatchNorm(Module):
                 momentum = 1.0 / float(self.num_batches_tracked.data)
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
+        return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
                           self.weight, self.bias, training=use_batch_stats, momentum=momentum, eps=self.eps)
 
     def short_description(self) -> str:

@@ -5,6 +5,12 @@ Statistics are per channel (axis 1) over every other axis, so one op serves (N, 
 running statistics in place (the running variance with the unbiased n/(n-1) estimate, as PyTorch does);
 eval normalises with the running statistics. The variance is computed in two passes (the mean, then the
 mean of squared deviations): E[x^2] - E[x]^2 cancels catastrophically in float32 when |mean| >> std.
+
+On the kernel devices (cuda, emu) the op runs ``kernels_cuda/batch_norm.cu``: one block per channel for
+the statistics (the same two passes, accumulated in double like this NumPy path, and the running
+statistics updated in the kernel with the same rounding) and for the backward's per-channel sums, and
+elementwise kernels for y and dx that repeat this path's operations in its order. Fixed reduction order,
+no atomics: deterministic.
 """
 from __future__ import annotations
 
@@ -17,6 +23,33 @@ from ..backend import array_device
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
+
+# -- the CUDA kernel launches (kernels_cuda/batch_norm.cu; devices cuda and emu) --------------------
+#: threads per block of the per-channel reductions (BN_THREADS) and of the elementwise kernels
+#: (BN_APPLY_THREADS): the kernels' __launch_bounds__
+_THREADS = 256
+_APPLY_THREADS = 256
+#: most blocks along grid-y (CUDA's limit); the elementwise kernels stride over the rest
+_MAX_GRID_Y = 65535
+_INT32_MAX = 2**31 - 1
+
+
+def _ctype(dtype: Any) -> str:
+    """The kernels' -DT for ``dtype``."""
+    if dtype == np.float32:
+        return "float"
+    if dtype == np.float64:
+        return "double"
+    raise ArgumentError(f"batch_norm: the CUDA kernels support float32 and float64, got {np.dtype(dtype)}")
+
+
+def _check_int32(x: Any) -> None:
+    """The kernels index with 32-bit ints; a channel cursor may also run one grid stride (< 2^24
+    elements) past the batch size before it stops."""
+    n = x.shape[0]
+    if x.size > _INT32_MAX or n + 2**24 > _INT32_MAX:
+        raise ShapeError(f"batch_norm: the input has {x.size} elements (shape {x.shape}), more than the CUDA "
+                         f"kernels' 32-bit indexing allows ({_INT32_MAX}); split the batch")
 
 
 class BatchNorm(Function):
@@ -84,6 +117,87 @@ class BatchNorm(Function):
                 gx = gy * scale
         gw = sum_gy_xhat.reshape(-1) if need_w and w is not None else None
         gb = sum_gy.reshape(-1) if need_b and b is not None else None
+        return gx, gw, gb, None, None
+
+    # -- CUDA kernels: the same algorithm, per channel (see kernels_cuda/batch_norm.cu) -------------
+    def _gpu_layout(self, x: Any) -> tuple[int, int, int]:
+        """(N, C, L) of the (N, C, L) view the kernels take (L = product of the spatial sizes)."""
+        n, c = x.shape[:2]
+        return n, c, x.size // (n * c)
+
+    def _apply_grid(self, n: int, c: int, length: int) -> tuple[int, int]:
+        return c, min(max(1, -(-(n * length) // _APPLY_THREADS)), _MAX_GRID_Y)
+
+    def forward_gpu(self, xs):
+        x, w, b, running_mean, running_var = xs
+        xp = self.xp
+        x = xp.ascontiguousarray(x)
+        _check_int32(x)
+        n, c, length = self._gpu_layout(x)
+        T = self.ctype = _ctype(x.dtype)
+        scalar = np.float32 if T == "float" else np.float64
+        self.mean = mean = xp.empty(c, dtype=x.dtype)
+        self.inv_std = invstd = xp.empty(c, dtype=x.dtype)
+        if self.training:
+            count = n * length
+            var = xp.empty(c, dtype=x.dtype)
+            # Running statistics of the input's dtype, contiguous, are updated in place by the kernel;
+            # others (e.g. float64 buffers for a float32 input) by the NumPy path's formula below.
+            stats = (running_mean, running_var)
+            in_kernel = running_mean is not None and all(
+                a.dtype == x.dtype and a.flags.c_contiguous for a in stats)
+            m = self.momentum
+            kernel = self.device.kernel("batch_norm", "batch_norm_forward_stats", T=T)
+            kernel((c,), (_THREADS,),
+                   (x, np.int32(n), np.int32(c), np.int32(length), scalar(self.eps), np.int32(in_kernel),
+                    scalar(m), scalar(1 - m), scalar(count / (count - 1)), mean, var, invstd,
+                    *(stats if in_kernel else (var, var))))  # (not touched when in_kernel is 0)
+            if running_mean is not None and not in_kernel:
+                running_mean[...] = (1 - m) * running_mean + m * mean
+                running_var[...] = (1 - m) * running_var + m * (var * (count / (count - 1)))
+        else:
+            # Copies in the input's dtype (as the NumPy path): later in-place updates of the running
+            # statistics must not change what backward sees.
+            mean[...] = running_mean
+            var = xp.array(running_var, dtype=x.dtype)
+            kernel = self.device.kernel("batch_norm", "batch_norm_invstd", T=T)
+            kernel((max(1, -(-c // _APPLY_THREADS)),), (_APPLY_THREADS,),
+                   (var, np.int32(c), scalar(self.eps), invstd))
+        y = xp.empty_like(x)
+        kernel = self.device.kernel("batch_norm", "batch_norm_forward_apply", T=T)
+        kernel(self._apply_grid(n, c, length), (_APPLY_THREADS,),
+               (x, mean, invstd, mean if w is None else xp.ascontiguousarray(w), np.int32(w is not None),
+                mean if b is None else xp.ascontiguousarray(b), np.int32(b is not None),
+                np.int32(n), np.int32(c), np.int32(length), y))
+        return y
+
+    def backward_gpu(self, xs, gy):
+        x, w = xs[:2]
+        xp = self.xp
+        x = xp.ascontiguousarray(x)
+        gy = xp.ascontiguousarray(gy, dtype=x.dtype)
+        w = None if w is None else xp.ascontiguousarray(w)
+        n, c, length = self._gpu_layout(x)
+        T = self.ctype
+        need_x, need_w, need_b = self.needs_input_grad[:3]
+        sum_gy = sum_gy_xhat = None
+        if need_w or need_b or (need_x and self.training):
+            sum_gy, sum_gy_xhat = xp.empty(c, dtype=x.dtype), xp.empty(c, dtype=x.dtype)
+            kernel = self.device.kernel("batch_norm", "batch_norm_backward_reduce", T=T)
+            kernel((c,), (_THREADS,), (x, gy, self.mean, self.inv_std, np.int32(n), np.int32(c),
+                                       np.int32(length), sum_gy, sum_gy_xhat))
+        gx = None
+        if need_x:
+            gx = xp.empty_like(x)
+            sums = (sum_gy, sum_gy_xhat) if self.training else (self.mean, self.mean)  # (not read in eval)
+            scalar = np.float32 if T == "float" else np.float64
+            kernel = self.device.kernel("batch_norm", "batch_norm_backward_dx", T=T)
+            kernel(self._apply_grid(n, c, length), (_APPLY_THREADS,),
+                   (x, gy, self.mean, self.inv_std, self.mean if w is None else w, np.int32(w is not None),
+                    *sums, np.int32(self.training), scalar(n * length), np.int32(n), np.int32(c),
+                    np.int32(length), gx))
+        gw = sum_gy_xhat if need_w and w is not None else None
+        gb = sum_gy if need_b and xs[2] is not None else None
         return gx, gw, gb, None, None
 
 

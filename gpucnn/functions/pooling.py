@@ -8,6 +8,14 @@ handles overlapping windows (stride < kernel), dilation and ceil_mode with no sp
 Max pooling records, per output, the offset of the FIRST maximum of its window (row-major scan order),
 and its backward routes each output's gradient to exactly that one input element, as PyTorch does.
 Feeding every tied maximum instead is wrong: on MNIST ~14 % of windows are exact ties (blank areas).
+
+On the kernel devices (cuda, emu) the ops run ``kernels_cuda/pooling.cu``: one thread per output
+element forward, and backward a gather (one thread per input element summing the outputs whose windows
+hold it), so no atomics and deterministic results. Max and average pooling reproduce this NumPy path
+bit for bit (same comparisons, same sums in the same order, same divisors; max pooling records the flat
+input index of the first maximum instead of its window offset); adaptive and global average pooling
+agree to rounding (see the kernels' comments). One difference: where a max-pool window holds a +0.0 and
+a -0.0 as its maximum, the kernel keeps the first one and np.maximum may return the other (same value).
 """
 from __future__ import annotations
 
@@ -109,6 +117,39 @@ def _check_window(op: str, x: Tensor, n: int, kernel_size: Any, stride: Any, pad
     return k, s, p, d
 
 
+# -- the CUDA kernel launches (kernels_cuda/pooling.cu; devices cuda and emu) -----------------------
+#: threads per block of the one-thread-per-element kernels (POOL_THREADS in pooling.cu, the kernels'
+#: __launch_bounds__) and of global average pooling (GAP_THREADS: 8 warps, one plane per warp)
+_THREADS = 256
+_GAP_THREADS = 256
+_INT32_MAX = 2**31 - 1
+
+
+def _ctype(op: str, dtype: Any) -> str:
+    """The kernels' -DT for ``dtype``."""
+    if dtype == np.float32:
+        return "float"
+    if dtype == np.float64:
+        return "double"
+    raise ArgumentError(f"{op}: the CUDA kernels support float32 and float64, got {np.dtype(dtype)}")
+
+
+def _check_int32(op: str, **sizes: int) -> None:
+    """The kernels index with 32-bit ints: every size (an element count or a product they form) must fit."""
+    for what, size in sizes.items():
+        if size > _INT32_MAX:
+            raise ShapeError(f"{op}: {what.replace('_', ' ')} is {size}, more than the CUDA kernels' "
+                             f"32-bit indexing allows ({_INT32_MAX}); split the batch")
+
+
+def _grid(total: int, threads: int = _THREADS) -> tuple[int]:
+    return (max(1, -(-total // threads)),)
+
+
+def _i32(*values: int) -> tuple[np.int32, ...]:
+    return tuple(np.int32(v) for v in values)
+
+
 class _Pool2d(Function):
     """Shared geometry of the windowed 2-D pooling ops: padded extent and one strided view per offset."""
 
@@ -138,6 +179,17 @@ class _Pool2d(Function):
         out = np.full((n, c, self.hp, self.wp), fill, dtype=x.dtype)
         out[:, :, ph:ph + h, pw:pw + w] = x
         return out
+
+    def _gpu_setup(self, x: Any) -> tuple[Any, str, tuple[np.int32, ...]]:
+        """For the kernels: (x as a C-contiguous array, -DT, the geometry arguments planes, H, W, OH, OW,
+        kh, kw, sh, sw, ph, pw)."""
+        x = self.xp.ascontiguousarray(x)
+        self._setup(x)
+        n, c, h, w = x.shape
+        self.in_shape = x.shape
+        _check_int32(self.name, input_elements=x.size, output_elements=n * c * self.oh * self.ow)
+        geometry = _i32(n * c, h, w, self.oh, self.ow, *self.kernel_size, *self.stride, *self.padding)
+        return x, _ctype(self.name, x.dtype), geometry
 
     def _crop(self, gxp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         _, _, h, w = shape
@@ -175,6 +227,25 @@ class MaxPool2d(_Pool2d):
             np.multiply(gy, self.argmax == k, out=routed)
             gxp[:, :, rows, cols] += routed
         return (self._crop(gxp, x.shape),)
+
+    def forward_gpu(self, xs):
+        x, T, geometry = self._gpu_setup(xs[0])
+        n, c = x.shape[:2]
+        y = self.xp.empty((n, c, self.oh, self.ow), dtype=x.dtype)
+        # The flat index (ih * W + iw) of each output's first maximum, -1 for a maximum in the padding.
+        self.argmax_index = self.xp.empty(y.shape, dtype=np.int32)
+        self.geometry, self.ctype = geometry, T
+        kernel = self.device.kernel("pooling", "max_pool2d_forward", T=T)
+        kernel(_grid(y.size), (_THREADS,), (x, *geometry, *_i32(*self.dilation), y, self.argmax_index))
+        return y
+
+    def backward_gpu(self, xs, gy):
+        gy = self.xp.ascontiguousarray(gy, dtype=xs[0].dtype)
+        gx = self.xp.empty(self.in_shape, dtype=gy.dtype)
+        kernel = self.device.kernel("pooling", "max_pool2d_backward", T=self.ctype)
+        kernel(_grid(gx.size), (_THREADS,),
+               (gy, self.argmax_index, *self.geometry, *_i32(*self.dilation), gx))
+        return (gx,)
 
 
 def _avg_divisor(size: int, out: int, kernel: int, stride: int, padding: int, count_include_pad: bool,
@@ -221,6 +292,22 @@ class AvgPool2d(_Pool2d):
             gxp[:, :, rows, cols] += g
         return (self._crop(gxp, x.shape),)
 
+    def forward_gpu(self, xs):
+        x, T, geometry = self._gpu_setup(xs[0])
+        n, c = x.shape[:2]
+        y = self.xp.empty((n, c, self.oh, self.ow), dtype=x.dtype)
+        self.geometry, self.ctype = geometry, T
+        kernel = self.device.kernel("pooling", "avg_pool2d_forward", T=T)
+        kernel(_grid(y.size), (_THREADS,), (x, *geometry, np.int32(self.count_include_pad), y))
+        return y
+
+    def backward_gpu(self, xs, gy):
+        gy = self.xp.ascontiguousarray(gy, dtype=xs[0].dtype)
+        gx = self.xp.empty(self.in_shape, dtype=gy.dtype)
+        kernel = self.device.kernel("pooling", "avg_pool2d_backward", T=self.ctype)
+        kernel(_grid(gx.size), (_THREADS,), (gy, *self.geometry, np.int32(self.count_include_pad), gx))
+        return (gx,)
+
 
 def _adaptive_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
     """(out, size) averaging matrix: row i averages input[start:end] with PyTorch's
@@ -257,6 +344,30 @@ class AdaptiveAvgPool2d(Function):
             return (gx,)
         return (self.ph.T @ gy @ self.pw,)
 
+    def forward_gpu(self, xs):
+        x = self.xp.ascontiguousarray(xs[0])
+        n, c, h, w = x.shape
+        if self.output_size == (1, 1):  # global average pooling (a per-plane reduction)
+            return _global_avg_pool_gpu(self, x).reshape(n, c, 1, 1)
+        oh, ow = self.output_size
+        _check_int32(self.name, input_elements=x.size, output_elements=n * c * oh * ow,
+                     H_times_output_height=h * oh, W_times_output_width=w * ow)
+        y = self.xp.empty((n, c, oh, ow), dtype=x.dtype)
+        kernel = self.device.kernel("pooling", "adaptive_avg_pool2d_forward", T=_ctype(self.name, x.dtype))
+        kernel(_grid(y.size), (_THREADS,), (x, *_i32(n * c, h, w, oh, ow), y))
+        return y
+
+    def backward_gpu(self, xs, gy):
+        x = xs[0]
+        n, c, h, w = x.shape
+        gy = self.xp.ascontiguousarray(gy, dtype=x.dtype)
+        if self.output_size == (1, 1):
+            return (_global_avg_pool_backward_gpu(self, x.shape, gy),)
+        gx = self.xp.empty(x.shape, dtype=gy.dtype)
+        kernel = self.device.kernel("pooling", "adaptive_avg_pool2d_backward", T=_ctype(self.name, x.dtype))
+        kernel(_grid(gx.size), (_THREADS,), (gy, *_i32(n * c, h, w, *self.output_size), gx))
+        return (gx,)
+
 
 class GlobalAvgPool2d(Function):
     name = "global_avg_pool2d"
@@ -269,6 +380,33 @@ class GlobalAvgPool2d(Function):
         gx = np.empty_like(x, dtype=gy.dtype)
         gx[...] = (gy / (x.shape[2] * x.shape[3]))[:, :, None, None]
         return (gx,)
+
+    def forward_gpu(self, xs):
+        return _global_avg_pool_gpu(self, self.xp.ascontiguousarray(xs[0]))
+
+    def backward_gpu(self, xs, gy):
+        x = xs[0]
+        return (_global_avg_pool_backward_gpu(self, x.shape, self.xp.ascontiguousarray(gy, dtype=x.dtype)),)
+
+
+def _global_avg_pool_gpu(op: Function, x: Any) -> Any:
+    """(N, C) means of the (N, C, H, W) C-contiguous ``x``: one warp per plane."""
+    n, c, h, w = x.shape
+    _check_int32(op.name, input_elements=x.size)
+    y = op.xp.empty((n, c), dtype=x.dtype)
+    kernel = op.device.kernel("pooling", "global_avg_pool2d_forward", T=_ctype(op.name, x.dtype))
+    kernel(_grid(n * c, _GAP_THREADS // 32), (_GAP_THREADS,), (x, *_i32(n * c, h * w), y))
+    return y
+
+
+def _global_avg_pool_backward_gpu(op: Function, shape: tuple[int, ...], gy: Any) -> Any:
+    """The (N, C, H, W) gradient of global average pooling for the C-contiguous gradient ``gy`` of
+    its N * C means (any shape holding them)."""
+    n, c, h, w = shape
+    gx = op.xp.empty(shape, dtype=gy.dtype)
+    kernel = op.device.kernel("pooling", "global_avg_pool2d_backward", T=_ctype(op.name, gy.dtype))
+    kernel(_grid(gx.size), (_THREADS,), (gy, *_i32(n * c, h * w), gx))
+    return gx
 
 
 # -- the public functions: validate, then run the op ------------------------------------------------

@@ -7,6 +7,7 @@ with ``gpucnn --debug ...`` (or ``GPUCNN_DEBUG=1``).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 import traceback
@@ -507,6 +508,60 @@ def info() -> None:
         click.echo(f"  {name:<14} {text}".rstrip())
     click.echo("datasets: " + ", ".join(DATASET_NAMES) + " (or a path: .npz, IDX folder, CIFAR-10 batches, "
                "image folder)")
+
+
+@cli.command()
+@click.option("--arch", "archs", multiple=True, metavar="sm_XX",
+              help="Architecture to compile for (repeatable) [default: sm_75, sm_80, sm_86, sm_90].")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float", "double"]),
+              help="Scalar type T (repeatable) [default: both].")
+@click.option("--family", "family_names", multiple=True, metavar="NAME",
+              help="Kernel family, kernels_cuda/NAME.cu (repeatable) [default: all].")
+@click.option("--compiler", type=click.Choice(["nvrtc", "nvcc"]), default="nvrtc", show_default=True,
+              help="nvrtc: what the runtime uses (the nvidia-cuda-nvrtc-cu12 wheel, no GPU needed).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Compiles at once [default: the CPUs, at most 4].")
+@click.pass_context
+def kernels(ctx: click.Context, archs: Sequence[str], dtypes: Sequence[str], family_names: Sequence[str],
+            compiler: str, jobs: Optional[int]) -> None:
+    """Compile the CUDA kernels without a GPU: registers, shared memory, spills per kernel.
+
+    Fails (exit status 1) on a compile error, any compiler warning, register spills or local memory."""
+    from gpucnn import kernel_check, nvrtc
+    from kernels_cuda import families
+
+    known = families()
+    unknown = [f for f in family_names if f not in known]
+    if unknown:
+        raise click.BadParameter(f"no kernel family {', '.join(unknown)} (have: {', '.join(known) or 'none'})",
+                                 param_hint="--family")
+    bad_arch = [a for a in archs if not re.fullmatch(r"sm_\d+[a-z]?", a)]
+    if bad_arch:
+        raise click.BadParameter(f"expected sm_XX (e.g. sm_80), got {', '.join(bad_arch)}", param_hint="--arch")
+    names = list(family_names) or known
+    if not names:
+        click.echo("no kernel families (kernels_cuda/*.cu) to check")
+        return
+    try:
+        if compiler == "nvrtc":
+            major, minor = nvrtc.version()
+            click.echo(f"NVRTC {major}.{minor} ({nvrtc.load().path})")
+        else:
+            click.echo(f"nvcc ({kernel_check.find_nvcc() or 'not found'})")
+        reports = kernel_check.check_all(names, archs=archs or kernel_check.ARCHS,
+                                         dtypes=dtypes or kernel_check.DTYPES, compiler=compiler,
+                                         jobs=jobs or kernel_check.default_jobs())
+    except (nvrtc.NvrtcNotFound, kernel_check.NvccNotFound) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(kernel_check.format_table(reports))
+    failures = [msg for r in reports for msg in r.failures()]
+    if failures:
+        click.echo(f"\n{len(failures)} problem(s):", err=True)
+        for msg in failures:
+            click.echo(f"  {msg}", err=True)
+        ctx.exit(1)
+    click.echo(f"\nall {sum(len(r.kernels) for r in reports)} kernel builds pass "
+               f"(no warnings, no spills, no local memory)")
 
 
 def _version(package: str) -> str:

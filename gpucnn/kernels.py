@@ -7,8 +7,11 @@ for the kernel ``name`` of ``kernels_cuda/<family>.cu`` compiled with ``-D`` ``d
 - on ``emu`` an :class:`gpucnn.emu.RawKernel` running the same source on the CPU.
 
 Specialisation is by ``#define`` (e.g. ``T=float``), not C++ templates, because CuPy's disk cache and the
-emulator both handle plain ``extern "C"`` entry points best. ``compile_options`` is the single source of
-the options, also used by the NVRTC compile checks.
+emulator both handle plain ``extern "C"`` entry points best. The defines are written as ``#define`` lines at
+the top of the source (:func:`kernel_source`), NOT passed as ``-D`` options: NVRTC applies command-line
+macros to its own built-in header too, where ``-DT=float`` turns ``template<typename T>`` into an error.
+:func:`kernel_source` and :func:`compile_options` are the single source of what is compiled, also for the
+NVRTC compile checks (:mod:`gpucnn.kernel_check`).
 """
 from __future__ import annotations
 
@@ -23,17 +26,29 @@ from .errors import KernelError
 BASE_OPTIONS: tuple[str, ...] = ("--std=c++14", f"-I{KERNEL_DIR}")
 
 
-def compile_options(defines: tuple[tuple[str, Any], ...] = ()) -> tuple[str, ...]:
-    """The compiler options for a kernel specialised by ``defines`` ((name, value) pairs)."""
-    return BASE_OPTIONS + tuple(f"-D{k}={v}" for k, v in defines)
+def compile_options() -> tuple[str, ...]:
+    """The compiler options of every kernel (the specialisation is in the source: :func:`kernel_source`)."""
+    return BASE_OPTIONS
 
 
-@functools.lru_cache(maxsize=None)
-def _module(device_name: str, family: str, options: tuple[str, ...]) -> Any:
+def specialise(source: str, filename: str, defines: tuple[tuple[str, Any], ...] = ()) -> str:
+    """``source`` preceded by a ``#define`` line per (name, value) pair; ``#line 1`` keeps the compilers'
+    messages pointing at ``filename``'s own lines."""
+    prelude = "".join(f"#define {k} {v}\n" for k, v in defines)
+    return f'{prelude}#line 1 "{filename}"\n{source}'
+
+
+def kernel_source(family: str, defines: tuple[tuple[str, Any], ...] = ()) -> str:
+    """The text compiled for ``kernels_cuda/<family>.cu`` specialised by ``defines``."""
     path = kernel_path(family)
     if not path.is_file():
         raise KernelError(f"no kernel family {family!r}: {path} does not exist")
-    source = path.read_text()
+    return specialise(path.read_text(), str(path), defines)
+
+
+@functools.lru_cache(maxsize=None)
+def _module(device_name: str, family: str, defines: tuple[tuple[str, Any], ...]) -> Any:
+    path, source, options = kernel_path(family), kernel_source(family, defines), compile_options()
     if device_name == "emu":
         from . import emu
         return emu.RawModule(code=source, options=options, filename=str(path))
@@ -45,13 +60,13 @@ def _module(device_name: str, family: str, options: tuple[str, ...]) -> Any:
 def get_kernel(device_name: str, family: str, name: str,
                defines: tuple[tuple[str, Any], ...] = ()) -> Callable[..., None]:
     """The launchable kernel ``name`` from ``kernels_cuda/<family>.cu`` (memoized per process)."""
-    options = compile_options(defines)
-    module = _module(device_name, family, options)
+    module = _module(device_name, family, defines)
     try:
         return module.get_function(name)
     except KernelError:
         raise  # the emulator's errors already name the file, the options and the compiler's log
     except Exception as e:  # CuPy: CompileException (with NVRTC's log) or a missing kernel name
         log = getattr(e, "get_message", lambda: str(e))()
-        raise KernelError(f"kernel {name!r} of {kernel_path(family).name} failed to build with options "
-                          f"{' '.join(options)}:\n{log}") from e
+        spec = " ".join(f"{k}={v}" for k, v in defines)
+        raise KernelError(f"kernel {name!r} of {kernel_path(family).name} ({spec}) failed to build with options "
+                          f"{' '.join(compile_options())}:\n{log}") from e

@@ -163,6 +163,133 @@ class Conv2d(Function):
             gx = self._unpad_grad(gbuf, x.shape)
         return gx, gw, gb
 
+    # -- CUDA kernels (devices cuda and emu): kernels_cuda/conv.cu -------------------------------
+    def _kernel(self, name: str, dtype: Any) -> Any:
+        return self.device.kernel("conv", name, T=_CTYPES[np.dtype(dtype)])
+
+    def _kernel_geometry(self, x_shape: tuple, w_shape: tuple) -> tuple:
+        """The int32 scalars every conv kernel takes after its arrays: N, C, H, W, C_out, kH, kW, OH, OW,
+        sh, sw, dh, dw (padding and mode follow, in a per-kernel order)."""
+        self._geometry(x_shape, w_shape)
+        N, C, H, W = x_shape
+        Co, _, kh, kw = w_shape
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        return N, C, H, W, Co, kh, kw, self.Ho, self.Wo, sh, sw, dh, dw
+
+    def _check_int32(self, **sizes: int) -> None:
+        """The kernels index with 32-bit ints: every array size and GEMM extent (plus a tile of headroom for
+        the rounding-up of tile loops) must stay below 2**31."""
+        for what, size in sizes.items():
+            if size > _INT32_LIMIT:
+                raise ShapeError(f"{self.name}: {what.replace('_', ' ')} is {size:,}, more than the CUDA "
+                                 f"kernels' 32-bit index limit ({_INT32_LIMIT:,}); split the batch into "
+                                 f"smaller ones")
+
+    def forward_gpu(self, xs):
+        xp = self.xp
+        x, w, b = (None if a is None else xp.ascontiguousarray(a) for a in xs)
+        geo = self._kernel_geometry(x.shape, w.shape)
+        N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]
+        pt, _, pl, _ = self.padding
+        Q, K = N * Ho * Wo, C * kh * kw
+        self._check_int32(input_size=x.size, weight_size=w.size, output_size=Q * Co, gemm_N=Q, gemm_K=K)
+        y = xp.empty((N, Co, Ho, Wo), dtype=x.dtype)
+        grid = (_cdiv(Q, _BN), _cdiv(Co, _BM), 1)
+        # b may be None: CuPy and the emulator pass a null pointer, which the kernel reads as "no bias".
+        self._kernel("conv2d_forward", x.dtype)(
+            grid, _GEMM_BLOCK, (x, w, b, y) + _i32(*geo, pt, pl, _MODE_INDEX[self.padding_mode]))
+        return y
+
+    def backward_gpu(self, xs, gy):
+        xp = self.xp
+        x, w, b = (None if a is None else xp.ascontiguousarray(a) for a in xs)
+        gy = xp.ascontiguousarray(gy)
+        need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
+        geo = self._kernel_geometry(x.shape, w.shape)
+        N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]
+        pt, pb, pl, pr = self.padding
+        mode = _MODE_INDEX[self.padding_mode]
+        Q, Kf = N * Ho * Wo, C * kh * kw
+        self._check_int32(input_size=x.size, weight_size=w.size, output_size=gy.size, gemm_N=max(Q, x.size),
+                          gemm_K=max(Kf, Co * kh * kw))
+        gx = gw = gb = None
+        if need_x:
+            # GEMM M = C_in, N = batch*H*W, K = C_out*kH*kW (a gather: one thread per element of gx).
+            gx = xp.empty(x.shape, dtype=x.dtype)
+            grid = (_cdiv(x.size // C, _BN), _cdiv(C, _BM), 1)
+            self._kernel("conv2d_backward_data", x.dtype)(
+                grid, _GEMM_BLOCK, (gy, w, gx) + _i32(*geo, pt, pb, pl, pr, mode))
+        if need_w:
+            gw = self._weight_grad(x, w, gy, geo, mode)
+        if need_b and b is not None:
+            gb = xp.empty((Co,), dtype=gy.dtype)
+            threads = 32  # one block per channel; more threads only for long channels
+            while threads < _REDUCE_THREADS and threads * 8 < Q:
+                threads *= 2
+            self._kernel("conv2d_backward_bias", gy.dtype)((Co, 1, 1), (threads, 1, 1),
+                                                           (gy, gb) + _i32(N, Co, Ho * Wo))
+        return gx, gw, gb
+
+    def _weight_grad(self, x, w, gy, geo, mode):
+        """gw via GEMM M = C_out, N = C_in*kH*kW, K = batch*OH*OW, split over K when the M x N tiles alone
+        cannot fill the GPU (K is the large dim here); the splits' partial sums are added in a fixed order
+        by a second kernel, so the result is deterministic."""
+        xp = self.xp
+        N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]
+        pt, _, pl, _ = self.padding
+        Q, Kf = N * Ho * Wo, C * kh * kw
+        splits, k_per_split = _split_k(Q, Co, Kf)
+        self._check_int32(weight_grad_workspace=splits * Co * Kf)
+        kernel = self._kernel("conv2d_backward_filter", x.dtype)
+        grid = (_cdiv(Kf, _BN), _cdiv(Co, _BM), splits)
+        gw = xp.empty(w.shape, dtype=w.dtype)
+        out = gw if splits == 1 else xp.empty((splits, Co, Kf), dtype=w.dtype)
+        kernel(grid, _GEMM_BLOCK, (x, gy, out) + _i32(*geo, pt, pl, mode, k_per_split))
+        if splits > 1:
+            count = Co * Kf
+            self._kernel("conv2d_splitk_reduce", w.dtype)(
+                (_cdiv(count, _REDUCE_THREADS), 1, 1), (_REDUCE_THREADS, 1, 1), (out, gw) + _i32(splits, count))
+        return gw
+
+
+# -- launch configuration of kernels_cuda/conv.cu ----------------------------------------------------
+# These mirror the #ifndef defaults of conv.cu (CONV_BM, CONV_BN, CONV_BK, CONV_TM, CONV_TN,
+# CONV_REDUCE_THREADS); tests/functions/test_conv_kernels.py checks that they agree.
+_BM, _BN, _BK, _TM, _TN = 64, 64, 16, 8, 4
+_GEMM_BLOCK = (_BN // _TN, _BM // _TM, 1)
+_REDUCE_THREADS = 256
+#: Largest size the kernels' int32 index arithmetic handles: 2**31 - 1 less a margin for tile rounding.
+_INT32_LIMIT = 2**31 - 1 - 4 * max(_BM, _BN, _BK, _REDUCE_THREADS)
+#: Split-K of the weight gradient: aim for this many blocks (about 2 per SM on a 132-SM H100) ...
+_DW_TARGET_BLOCKS = 264
+#: ... but give every split at least this many K-steps (BK each) ...
+_DW_MIN_KSTEPS_PER_SPLIT = 8
+#: ... and at most this many splits, with a workspace of at most this many elements.
+_DW_MAX_SPLITS = 64
+_DW_MAX_WORKSPACE = 1 << 24
+_MODE_INDEX = {mode: i for i, mode in enumerate(PADDING_MODES)}  # CONV_PAD_ZEROS, ... in conv.cu
+_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _i32(*values: int) -> tuple:
+    return tuple(np.int32(v) for v in values)
+
+
+def _split_k(Q: int, Co: int, Kf: int) -> tuple[int, int]:
+    """(splits, K elements per split, a multiple of BK) for the weight gradient's reduction over Q."""
+    ksteps = _cdiv(Q, _BK)
+    tiles = _cdiv(Co, _BM) * _cdiv(Kf, _BN)
+    splits = min(_cdiv(_DW_TARGET_BLOCKS, tiles), ksteps // _DW_MIN_KSTEPS_PER_SPLIT, _DW_MAX_SPLITS,
+                 _DW_MAX_WORKSPACE // (Co * Kf))
+    splits = max(1, splits)
+    steps_per_split = _cdiv(ksteps, splits)
+    splits = _cdiv(ksteps, steps_per_split)  # no empty split
+    return splits, steps_per_split * _BK
+
 
 def _strided_view(buf: np.ndarray, shape: tuple, strides: tuple, offset: int = 0) -> np.ndarray:
     """``as_strided`` on the flat, contiguous ``buf`` with ``strides`` in elements, starting ``offset``

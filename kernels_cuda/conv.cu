@@ -1,0 +1,520 @@
+// conv2d (and conv1d, which runs as conv2d with H = 1): forward, backward-data, backward-filter, bias grad.
+//
+// Layouts (all C-contiguous): x (N, C, H, W), w (C_out, C, kH, kW), bias (C_out,), y (N, C_out, OH, OW).
+// Semantics as gpucnn/functions/conv.py (PyTorch cross-correlation):
+//   y[n, o, oh, ow] = b[o] + sum_{c, r, s} w[o, c, r, s] * xpad[n, c, oh*sh + r*dh, ow*sw + s*dw]
+// where xpad is x padded by (pt, pb) rows and (pl, pr) columns in one of four modes. xpad is NEVER built:
+// a padded coordinate is mapped to its source coordinate in x (or to "zero") by conv_pad_source, and the
+// backward-data gather walks the inverse map (conv_pad_preimage).
+//
+// The three passes are implicit GEMMs sharing one main loop (conv_gemm_mainloop):
+//   forward          Y[co, q]  = sum_k   Wt[co, k]   * Col[k, q]     M = C_out, N = N*OH*OW, K = C*kH*kW
+//   backward-filter  GW[co, k] = sum_q   GY[co, q]   * Col[k, q]     M = C_out, N = C*kH*kW, K = N*OH*OW
+//   backward-data    GX[c, p]  = sum_j   Wd[c, j]    * GCol[j, p]    M = C,     N = N*H*W,   K = C_out*kH*kW
+// with q = (n, oh, ow), k = (c, r, s), p = (n, h, w), j = (co, r, s). Col (im2col) and GCol (the col2im
+// gather) are never stored: each B-tile element is gathered from x or gy while the tile is loaded.
+//
+// Thread mapping of the GEMM kernels: a block of (CONV_BN/CONV_TN, CONV_BM/CONV_TM) threads computes a
+// CONV_BM x CONV_BN tile of the output matrix. Per K-step it stages a CONV_BK-deep slice of A (CONV_BM x
+// CONV_BK) and B (CONV_BK x CONV_BN) in shared memory, double-buffered: the next slice is fetched into
+// registers (backward-data: gathered straight into the other buffer) before the current one is multiplied,
+// so one __syncthreads() per K-step suffices. Thread (tx, ty) owns a
+// CONV_TM x CONV_TN register micro-tile: rows ty + i*(CONV_BM/CONV_TM), columns tx + j*(CONV_BN/CONV_TN)
+// (interleaved, so a warp's shared-memory reads of B hit consecutive words and its global stores of
+// neighbouring columns are coalesced).
+//
+// 32-bit indexing: the host (Conv2d._check_int32) makes sure every array size and GEMM extent, plus a tile
+// of headroom, fits in int32, so no index expression here can overflow.
+//
+// Determinism: every output element is written by exactly one thread, with a fixed summation order; no
+// atomics. Backward-filter splits K (= N*OH*OW, often large) over gridDim.z into a workspace that
+// conv2d_splitk_reduce sums in split order.
+#include "common.cuh"
+
+// -- tuning knobs (the host mirrors these defaults in gpucnn/functions/conv.py) ----------------------------
+#ifndef CONV_BM
+#define CONV_BM 64  // block tile rows (M)
+#endif
+#ifndef CONV_BN
+#define CONV_BN 64  // block tile columns (N)
+#endif
+#ifndef CONV_BK
+#define CONV_BK 16  // K-step: depth of the shared-memory slices
+#endif
+#ifndef CONV_TM
+#define CONV_TM 8  // micro-tile rows per thread
+#endif
+#ifndef CONV_TN
+#define CONV_TN 4  // micro-tile columns per thread
+#endif
+#ifndef CONV_SMEM_PAD
+#define CONV_SMEM_PAD 1  // extra words per shared-memory row (spreads the transposed A stores over banks)
+#endif
+#ifndef CONV_REDUCE_THREADS
+#define CONV_REDUCE_THREADS 256  // conv2d_splitk_reduce block size; also the bias-grad kernel's maximum
+#endif
+
+#define CONV_THREADS ((CONV_BM / CONV_TM) * (CONV_BN / CONV_TN))
+#define CONV_A_MSTEP (CONV_THREADS / CONV_BK)                // rows between one thread's A-tile loads
+#define CONV_A_LOADS (CONV_BM * CONV_BK / CONV_THREADS)      // A-tile elements per thread per K-step
+#define CONV_B_KSTEP (CONV_THREADS / CONV_BN)                // forward/dgrad B: k rows between loads
+#define CONV_B_LOADS (CONV_BN * CONV_BK / CONV_THREADS)      // B-tile elements per thread per K-step
+#define CONV_BW_NSTEP (CONV_THREADS / CONV_BK)               // wgrad B: columns between loads
+
+static_assert(CONV_BM % CONV_TM == 0 && CONV_BN % CONV_TN == 0, "micro-tile must divide the block tile");
+static_assert(CONV_THREADS <= 1024, "too many threads per block");
+static_assert(CONV_THREADS % CONV_BK == 0 && CONV_BM % CONV_A_MSTEP == 0, "A-tile load mapping");
+static_assert(CONV_THREADS % CONV_BN == 0 && CONV_BK % CONV_B_KSTEP == 0, "B-tile load mapping (fwd/dgrad)");
+static_assert(CONV_BN % CONV_BW_NSTEP == 0, "B-tile load mapping (wgrad)");
+static_assert(CONV_REDUCE_THREADS % 32 == 0 && CONV_REDUCE_THREADS <= 1024, "reduce block size");
+
+// Padding modes (the host passes the index of the mode in gpucnn.functions.conv.PADDING_MODES).
+#define CONV_PAD_ZEROS 0
+#define CONV_PAD_REFLECT 1
+#define CONV_PAD_REPLICATE 2
+#define CONV_PAD_CIRCULAR 3
+
+typedef T ConvTileA[CONV_BK][CONV_BM + CONV_SMEM_PAD];  // A slice, transposed: [k][m]
+typedef T ConvTileB[CONV_BK][CONV_BN + CONV_SMEM_PAD];  // B slice: [k][n]
+
+// -- index helpers -----------------------------------------------------------------------------------------
+
+// floor(a / b) and ceil(a / b) for b > 0 and any sign of a (C division truncates towards zero).
+__device__ __forceinline__ int conv_floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+__device__ __forceinline__ int conv_ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+// The source coordinate in [0, n) of position i = padded - before along a dim of input size n, or -1 when
+// the padded position is zero. The host guarantees padding < n for reflect and <= n for circular, so one
+// mirror / one wrap suffices (as in the NumPy path's _border_sources).
+__device__ __forceinline__ int conv_pad_source(int i, int n, int mode) {
+  if (i >= 0 && i < n) return i;
+  switch (mode) {
+    case CONV_PAD_REFLECT: return i < 0 ? -i : 2 * (n - 1) - i;
+    case CONV_PAD_REPLICATE: return i < 0 ? 0 : n - 1;
+    case CONV_PAD_CIRCULAR: return i < 0 ? i + n : i - n;
+    default: return -1;  // zeros
+  }
+}
+
+// The inverse map: the padded coordinates p in [0, before + n + after) with conv_pad_source(p - before)
+// == i, for 0 <= i < n: an interval [pre.lo, pre.hi] plus two single positions pre.m1, pre.m2, each of
+// them CONV_NONE when absent:
+//   zeros       the position itself;
+//   replicate   the position, widened to the whole top/left border for i = 0 and bottom/right for i = n-1;
+//   reflect     the position and its mirror images in the top/left (m1) and the bottom/right (m2) border;
+//   circular    the position and its wrapped images in the top/left (m1) and the bottom/right (m2) border.
+// CONV_NONE is so negative that conv_out_range finds no output for it: absent entries need no branch.
+#define CONV_NONE (-(1 << 28))
+struct ConvPreimage {
+  int lo, hi, m1, m2;
+};
+
+__device__ __forceinline__ ConvPreimage conv_pad_preimage(int i, int n, int before, int after, int mode) {
+  const int p = before + i, last = before + n + after - 1;
+  ConvPreimage pre;
+  pre.lo = pre.hi = p;
+  pre.m1 = pre.m2 = CONV_NONE;
+  if (mode == CONV_PAD_REPLICATE) {
+    if (i == 0) pre.lo = 0;
+    if (i == n - 1) pre.hi = last;
+  } else if (mode == CONV_PAD_REFLECT) {
+    if (i >= 1 && before - i >= 0) pre.m1 = before - i;  // padded position of -i
+    if (i <= n - 2 && before + 2 * (n - 1) - i <= last) pre.m2 = before + 2 * (n - 1) - i;
+  } else if (mode == CONV_PAD_CIRCULAR) {
+    if (p - n >= 0) pre.m1 = p - n;
+    if (p + n <= last) pre.m2 = p + n;
+  }
+  return pre;
+}
+
+// The outputs o in [0, count) whose window tap at offset `off` (r*dh) reads a padded position in [lo, hi]:
+// o*stride + off in [lo, hi], i.e. o in [ceil((lo - off) / stride), floor((hi - off) / stride)] (empty
+// when o_lo > o_hi).
+__device__ __forceinline__ void conv_out_range(int lo, int hi, int off, int stride, int count, int& o_lo,
+                                               int& o_hi) {
+  if (stride == 1) {  // uniform across the block: skips the divisions in the common case
+    o_lo = max(0, lo - off);
+    o_hi = min(count - 1, hi - off);
+  } else {
+    o_lo = max(0, conv_ceil_div(lo - off, stride));
+    o_hi = min(count - 1, conv_floor_div(hi - off, stride));
+  }
+}
+
+// -- the shared GEMM main loop -----------------------------------------------------------------------------
+
+// acc (this thread's micro-tile) += A[:, k_begin:k_end] @ B[k_begin:k_end, :] over the block's tile.
+// The loader fetches slice k0 .. k0+CONV_BK-1 (zero outside the problem) with ld.load(k0, As, Bs) and
+// ld.store(As, Bs): load runs before the math on the current buffer and may only stage into registers or
+// write the given (next) buffers; store runs after the math and writes what load staged. Every thread of
+// the block must call it.
+template <class Loader>
+__device__ __forceinline__ void conv_gemm_mainloop(Loader& ld, int k_begin, int k_end, ConvTileA* As,
+                                                   ConvTileB* Bs, T (&acc)[CONV_TM][CONV_TN]) {
+  const int tx = threadIdx.x, ty = threadIdx.y;
+#pragma unroll
+  for (int i = 0; i < CONV_TM; ++i)
+#pragma unroll
+    for (int j = 0; j < CONV_TN; ++j) acc[i][j] = T(0);
+
+  ld.load(k_begin, As[0], Bs[0]);
+  ld.store(As[0], Bs[0]);
+  __syncthreads();
+  int buf = 0;
+  for (int k0 = k_begin; k0 < k_end; k0 += CONV_BK) {
+    const bool next = k0 + CONV_BK < k_end;
+    if (next) ld.load(k0 + CONV_BK, As[buf ^ 1], Bs[buf ^ 1]);  // issue the next slice's loads first
+#pragma unroll
+    for (int k = 0; k < CONV_BK; ++k) {
+      T a[CONV_TM], b[CONV_TN];
+#pragma unroll
+      for (int i = 0; i < CONV_TM; ++i) a[i] = As[buf][k][ty + i * (CONV_BM / CONV_TM)];
+#pragma unroll
+      for (int j = 0; j < CONV_TN; ++j) b[j] = Bs[buf][k][tx + j * (CONV_BN / CONV_TN)];
+#pragma unroll
+      for (int i = 0; i < CONV_TM; ++i)
+#pragma unroll
+        for (int j = 0; j < CONV_TN; ++j) acc[i][j] += a[i] * b[j];
+    }
+    // The other buffer was last read before the previous barrier: load and store may write it.
+    if (next) ld.store(As[buf ^ 1], Bs[buf ^ 1]);
+    __syncthreads();
+    buf ^= 1;
+  }
+}
+
+__device__ __forceinline__ int conv_tid() { return threadIdx.y * (CONV_BN / CONV_TN) + threadIdx.x; }
+
+// -- forward -----------------------------------------------------------------------------------------------
+
+// A = w viewed as (C_out, K) row-major; B = im2col of x, gathered: B[k, q] = xpad[n, c, oh*sh + r*dh, ...].
+// A loads: this thread's k = tid % BK, rows tid / BK + j*A_MSTEP (a warp reads 16 consecutive w elements).
+// B loads: this thread's column q = tid % BN (fixed for the whole K loop: (n, oh, ow) decoded once), rows
+// tid / BN + j*B_KSTEP (a warp reads consecutive ow: stride-sw addresses in x).
+struct ConvFwdLoader {
+  const T* __restrict__ x;
+  const T* __restrict__ w;
+  int C, H, W, kW, kHW, dh, dw, mode, M, K;
+  int a_k, a_ml, a_m0;             // A: k offset in the slice, first row in the tile / globally
+  int b_k, b_n;                    // B: first k row in the slice, column in the tile
+  bool b_ok;                       // B column inside the problem
+  int b_xbase, b_i0, b_j0;         // x offset of image n; oh*sh - pt, ow*sw - pl
+  T ra[CONV_A_LOADS], rb[CONV_B_LOADS];
+
+  __device__ __forceinline__ void load(int k0, ConvTileA&, ConvTileB&) {
+    const int k = k0 + a_k;
+#pragma unroll
+    for (int j = 0; j < CONV_A_LOADS; ++j) {
+      const int m = a_m0 + j * CONV_A_MSTEP;
+      ra[j] = (m < M && k < K) ? w[m * K + k] : T(0);
+    }
+#pragma unroll
+    for (int j = 0; j < CONV_B_LOADS; ++j) {
+      const int kk = k0 + b_k + j * CONV_B_KSTEP;
+      T v = T(0);
+      if (b_ok && kk < K) {
+        const int c = kk / kHW, rs = kk - c * kHW, r = rs / kW, s = rs - r * kW;
+        const int hi = conv_pad_source(b_i0 + r * dh, H, mode);
+        const int wi = conv_pad_source(b_j0 + s * dw, W, mode);
+        if (hi >= 0 && wi >= 0) v = x[b_xbase + (c * H + hi) * W + wi];
+      }
+      rb[j] = v;
+    }
+  }
+  __device__ __forceinline__ void store(ConvTileA& As, ConvTileB& Bs) const {
+#pragma unroll
+    for (int j = 0; j < CONV_A_LOADS; ++j) As[a_k][a_ml + j * CONV_A_MSTEP] = ra[j];
+#pragma unroll
+    for (int j = 0; j < CONV_B_LOADS; ++j) Bs[b_k + j * CONV_B_KSTEP][b_n] = rb[j];
+  }
+};
+
+// y = conv(x, w) + bias (bias may be null). Grid (ceil(N*OH*OW / BN), ceil(C_out / BM), 1), block
+// (BN/TN, BM/TM). Block (bx, by) computes y for output channels by*BM .. +BM and flattened output positions
+// q = n*OH*OW + oh*OW + ow in bx*BN .. +BN; each thread a TM x TN micro-tile (see the top of the file).
+// Reads x (N, C, H, W), w (C_out, C, kH, kW), bias (C_out,); writes y (N, C_out, OH, OW).
+extern "C" __global__ void __launch_bounds__(CONV_THREADS)
+conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, T* __restrict__ y,
+               int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw, int dh, int dw,
+               int pt, int pl, int mode) {
+  __shared__ ConvTileA As[2];
+  __shared__ ConvTileB Bs[2];
+  const int tid = conv_tid();
+  const int row0 = blockIdx.y * CONV_BM, col0 = blockIdx.x * CONV_BN;
+  const int OHW = OH * OW, Q = N * OHW;
+
+  ConvFwdLoader ld;
+  ld.x = x; ld.w = w;
+  ld.C = C; ld.H = H; ld.W = W; ld.kW = kW; ld.kHW = kH * kW; ld.dh = dh; ld.dw = dw; ld.mode = mode;
+  ld.M = Co; ld.K = C * kH * kW;
+  ld.a_k = tid % CONV_BK; ld.a_ml = tid / CONV_BK; ld.a_m0 = row0 + ld.a_ml;
+  ld.b_k = tid / CONV_BN; ld.b_n = tid % CONV_BN;
+  {
+    const int q = col0 + ld.b_n;
+    ld.b_ok = q < Q;
+    const int n = ld.b_ok ? q / OHW : 0, p = q - n * OHW, oh = p / OW, ow = p - oh * OW;
+    ld.b_xbase = n * C * H * W;
+    ld.b_i0 = oh * sh - pt;
+    ld.b_j0 = ow * sw - pl;
+  }
+
+  T acc[CONV_TM][CONV_TN];
+  conv_gemm_mainloop(ld, 0, ld.K, As, Bs, acc);
+
+  // Epilogue: add the bias, scatter the columns back to NCHW.
+#pragma unroll
+  for (int j = 0; j < CONV_TN; ++j) {
+    const int q = col0 + threadIdx.x + j * (CONV_BN / CONV_TN);
+    if (q >= Q) continue;
+    const int n = q / OHW, p = q - n * OHW;
+#pragma unroll
+    for (int i = 0; i < CONV_TM; ++i) {
+      const int co = row0 + threadIdx.y + i * (CONV_BM / CONV_TM);
+      if (co < Co) y[(n * Co + co) * OHW + p] = bias ? acc[i][j] + bias[co] : acc[i][j];
+    }
+  }
+}
+
+// -- backward-filter ---------------------------------------------------------------------------------------
+
+// A = gy viewed as (C_out, N*OH*OW): A[co, q] = gy[n, co, oh, ow]; B[q, k] = im2col of x (as forward).
+// Both loads use this thread's q = k0 + tid % BK, decoded once per K-step (a warp reads 16 consecutive
+// positions of gy / x). A rows: tid / BK + j*A_MSTEP. B columns k = tid / BK + j*BW_NSTEP, fixed for the
+// whole K loop, so their (c*H*W, r*dh, s*dw) are decoded once, before it.
+struct ConvWgradLoader {
+  const T* __restrict__ x;
+  const T* __restrict__ gy;
+  int Co, H, W, OW, OHW, CHW, sh, sw, pt, pl, mode, k_end;
+  int a_k, a_ml, a_m0, b_n0;
+  int b_off[CONV_B_LOADS], b_rdh[CONV_B_LOADS], b_sdw[CONV_B_LOADS];  // b_off < 0: column outside
+  T ra[CONV_A_LOADS], rb[CONV_B_LOADS];
+
+  __device__ __forceinline__ void load(int k0, ConvTileA&, ConvTileB&) {
+    const int q = k0 + a_k;
+    const bool ok = q < k_end;
+    const int n = ok ? q / OHW : 0, p = q - n * OHW, oh = p / OW, ow = p - oh * OW;
+    const int gbase = n * Co * OHW + p;
+#pragma unroll
+    for (int j = 0; j < CONV_A_LOADS; ++j) {
+      const int co = a_m0 + j * CONV_A_MSTEP;
+      ra[j] = (ok && co < Co) ? gy[gbase + co * OHW] : T(0);
+    }
+    const int xbase = n * CHW, i0 = oh * sh - pt, j0 = ow * sw - pl;
+#pragma unroll
+    for (int j = 0; j < CONV_B_LOADS; ++j) {
+      T v = T(0);
+      if (ok && b_off[j] >= 0) {
+        const int hi = conv_pad_source(i0 + b_rdh[j], H, mode);
+        const int wi = conv_pad_source(j0 + b_sdw[j], W, mode);
+        if (hi >= 0 && wi >= 0) v = x[xbase + b_off[j] + hi * W + wi];
+      }
+      rb[j] = v;
+    }
+  }
+  __device__ __forceinline__ void store(ConvTileA& As, ConvTileB& Bs) const {
+#pragma unroll
+    for (int j = 0; j < CONV_A_LOADS; ++j) As[a_k][a_ml + j * CONV_A_MSTEP] = ra[j];
+#pragma unroll
+    for (int j = 0; j < CONV_B_LOADS; ++j) Bs[a_k][b_n0 + j * CONV_BW_NSTEP] = rb[j];
+  }
+};
+
+// Weight gradient, split over K: out[z, co, k] = sum over q in [z*k_per_split, min(Q, (z+1)*k_per_split))
+// of gy[q; co] * col[k, q], with k = (c, r, s) and q = (n, oh, ow). out is gw itself (C_out, C, kH, kW)
+// when gridDim.z == 1, else a (splits, C_out, C*kH*kW) workspace for conv2d_splitk_reduce.
+// Grid (ceil(C*kH*kW / BN), ceil(C_out / BM), splits), block (BN/TN, BM/TM); k_per_split is a multiple
+// of BK. Block (bx, by, z) computes the BM x BN tile (channels by*BM.., filter taps bx*BN..) of split z;
+// each thread a TM x TN micro-tile. Reads x (N, C, H, W), gy (N, C_out, OH, OW).
+extern "C" __global__ void __launch_bounds__(CONV_THREADS)
+conv2d_backward_filter(const T* __restrict__ x, const T* __restrict__ gy, T* __restrict__ out,
+                       int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw,
+                       int dh, int dw, int pt, int pl, int mode, int k_per_split) {
+  __shared__ ConvTileA As[2];
+  __shared__ ConvTileB Bs[2];
+  const int tid = conv_tid();
+  const int row0 = blockIdx.y * CONV_BM, col0 = blockIdx.x * CONV_BN;
+  const int kHW = kH * kW, Kf = C * kHW, Q = N * OH * OW;
+  const int k_begin = blockIdx.z * k_per_split;
+  const int k_end = min(Q, k_begin + k_per_split);
+
+  ConvWgradLoader ld;
+  ld.x = x; ld.gy = gy;
+  ld.Co = Co; ld.H = H; ld.W = W; ld.OW = OW; ld.OHW = OH * OW; ld.CHW = C * H * W;
+  ld.sh = sh; ld.sw = sw; ld.pt = pt; ld.pl = pl; ld.mode = mode; ld.k_end = k_end;
+  ld.a_k = tid % CONV_BK; ld.a_ml = tid / CONV_BK; ld.a_m0 = row0 + ld.a_ml; ld.b_n0 = tid / CONV_BK;
+#pragma unroll
+  for (int j = 0; j < CONV_B_LOADS; ++j) {
+    const int k = col0 + ld.b_n0 + j * CONV_BW_NSTEP;
+    const int c = k / kHW, rs = k - c * kHW, r = rs / kW, s = rs - r * kW;
+    ld.b_off[j] = k < Kf ? c * H * W : -1;
+    ld.b_rdh[j] = r * dh;
+    ld.b_sdw[j] = s * dw;
+  }
+
+  T acc[CONV_TM][CONV_TN];
+  conv_gemm_mainloop(ld, k_begin, k_end, As, Bs, acc);
+
+  T* dst = out + blockIdx.z * Co * Kf;
+#pragma unroll
+  for (int i = 0; i < CONV_TM; ++i) {
+    const int co = row0 + threadIdx.y + i * (CONV_BM / CONV_TM);
+#pragma unroll
+    for (int j = 0; j < CONV_TN; ++j) {
+      const int k = col0 + threadIdx.x + j * (CONV_BN / CONV_TN);
+      if (co < Co && k < Kf) dst[co * Kf + k] = acc[i][j];
+    }
+  }
+}
+
+// out[i] = sum_z ws[z, i] (z = 0, 1, ... in order: deterministic). Grid (ceil(count / blockDim.x)), block
+// (CONV_REDUCE_THREADS); one thread per output element, reads ws (splits, count), writes out (count,).
+extern "C" __global__ void __launch_bounds__(CONV_REDUCE_THREADS)
+conv2d_splitk_reduce(const T* __restrict__ ws, T* __restrict__ out, int splits, int count) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < count) {
+    T s = ws[i];
+    for (int z = 1; z < splits; ++z) s += ws[z * count + i];
+    out[i] = s;
+  }
+}
+
+// gb[co] = sum over n, oh, ow of gy[n, co, oh, ow]. Grid (C_out), block (B) with B a multiple of 32, at
+// most CONV_REDUCE_THREADS (the host picks it from N*OH*OW). Block co reduces channel co: thread t sums
+// the positions q = t, t + B, ... of the channel (q = n*OH*OW + p), then a fixed butterfly over each warp
+// and a sum over the warps in order (deterministic for a given B). Reads gy (N, C_out, OH, OW).
+extern "C" __global__ void __launch_bounds__(CONV_REDUCE_THREADS)
+conv2d_backward_bias(const T* __restrict__ gy, T* __restrict__ gb, int N, int Co, int OHW) {
+  __shared__ T warp_sums[CONV_REDUCE_THREADS / 32];
+  const int co = blockIdx.x, tid = threadIdx.x, Q = N * OHW;
+  T s = T(0);
+  for (int q = tid; q < Q; q += blockDim.x) {
+    const int n = q / OHW, p = q - n * OHW;
+    s += gy[(n * Co + co) * OHW + p];
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
+  if ((tid & 31) == 0) warp_sums[tid >> 5] = s;
+  __syncthreads();
+  if (tid == 0) {
+    T total = warp_sums[0];
+    for (int k = 1; k < (int)(blockDim.x >> 5); ++k) total += warp_sums[k];
+    gb[co] = total;
+  }
+}
+
+// -- backward-data -----------------------------------------------------------------------------------------
+
+// A = w viewed as (C, C_out*kH*kW): A[c, j] = w[co, c, r, s] with j = (co, r, s). B = the col2im gather:
+//   B[j, p] = sum of gy[n, co, oh, ow] over the padded positions (hp, wp) whose source is (h, w)
+//             (conv_pad_preimage), with oh = (hp - r*dh) / sh (exact division, 0 <= oh < OH) and ow alike.
+// A loads: this thread's j = tid % BK (decoded once per K-step), rows c = tid / BK + i*A_MSTEP.
+// B loads: this thread's column p = tid % BN, fixed for the K loop: (n, h, w) and the preimages of h and w
+// are computed once; rows j = tid / BN + i*B_KSTEP. For each preimage entry the valid oh form a range
+// (conv_out_range), so no padded position is tested one by one.
+// With zeros padding that is one position (or none); replicate borders can send several to an edge pixel.
+// Both slices go straight to the next shared-memory buffer (no register staging as in the other passes):
+// the B gather is integer work more than load latency, and staging cost registers (spills in double).
+struct ConvDgradLoader {
+  const T* __restrict__ gy;
+  const T* __restrict__ w;
+  int C, kW, kHW, CkHW, OH, OW, OHW, sh, sw, dh, dw, K;
+  int segs;                        // preimage entries in use: 3 for reflect/circular, else 1
+  int a_k, a_ml, a_m0, b_k, b_n;
+  int b_gbase;                     // gy offset of image n
+  ConvPreimage ph, pw;             // padded rows / columns that map onto this thread's (h, w)
+
+  // The sum of gy over the outputs (oh, ow) of channel co whose tap (r, s) reads a padded position
+  // that maps onto this thread's (h, w): rows from the 3 row preimage entries x columns from the 3 column
+  // entries (with zeros padding: at most one output).
+  __device__ __forceinline__ T gather(int jj) const {
+    const int co = jj / kHW, rs = jj - co * kHW, r = rs / kW, s = rs - r * kW;
+    const int rdh = r * dh, sdw = s * dw;
+    const T* g = gy + b_gbase + co * OHW;
+    T v = T(0);
+#pragma unroll
+    for (int a = 0; a < 3; ++a) {
+      if (a >= segs) break;  // zeros/replicate: only the interval (segs is uniform across the block)
+      int oh_lo, oh_hi;
+      conv_out_range(a == 0 ? ph.lo : a == 1 ? ph.m1 : ph.m2, a == 0 ? ph.hi : a == 1 ? ph.m1 : ph.m2, rdh, sh,
+                     OH, oh_lo, oh_hi);
+      for (int oh = oh_lo; oh <= oh_hi; ++oh) {
+#pragma unroll
+        for (int b = 0; b < 3; ++b) {
+          if (b >= segs) break;
+          int ow_lo, ow_hi;
+          conv_out_range(b == 0 ? pw.lo : b == 1 ? pw.m1 : pw.m2, b == 0 ? pw.hi : b == 1 ? pw.m1 : pw.m2, sdw,
+                         sw, OW, ow_lo, ow_hi);
+          for (int ow = ow_lo; ow <= ow_hi; ++ow) v += g[oh * OW + ow];
+        }
+      }
+    }
+    return v;
+  }
+  __device__ __forceinline__ void load(int k0, ConvTileA& As, ConvTileB& Bs) {
+    const int k = k0 + a_k;
+    const int co = k / kHW, rs = k - co * kHW;
+    const int abase = co * CkHW + rs;
+#pragma unroll
+    for (int i = 0; i < CONV_A_LOADS; ++i) {
+      const int c = a_m0 + i * CONV_A_MSTEP;
+      As[a_k][a_ml + i * CONV_A_MSTEP] = (c < C && k < K) ? w[abase + c * kHW] : T(0);
+    }
+#pragma unroll
+    for (int i = 0; i < CONV_B_LOADS; ++i) {
+      const int jj = k0 + b_k + i * CONV_B_KSTEP;
+      Bs[b_k + i * CONV_B_KSTEP][b_n] = jj < K ? gather(jj) : T(0);  // straight to shared memory
+    }
+  }
+  __device__ __forceinline__ void store(ConvTileA&, ConvTileB&) const {}
+};
+
+// gx = d(loss)/dx as a gather: every element of gx is computed by exactly one thread (no atomics).
+// Grid (ceil(N*H*W / BN), ceil(C / BM), 1), block (BN/TN, BM/TM). Block (bx, by) computes gx for input
+// channels by*BM .. +BM and flattened input positions p = n*H*W + h*W + w in bx*BN .. +BN; each thread a
+// TM x TN micro-tile. Reads gy (N, C_out, OH, OW), w (C_out, C, kH, kW); writes gx (N, C, H, W).
+// Note: with stride > 1 most (r, s) taps of a position have no output (oh not integral) and their B
+// entries are zeros; a stride-phase decomposition would skip them, at the cost of one GEMM per phase.
+// __launch_bounds__(CONV_THREADS, 1): the 1 (min blocks per SM) leaves ptxas free to use up to 255
+// registers, as it does for the other kernels; without it, it capped this one at 128 in double and spilled.
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, 1)
+conv2d_backward_data(const T* __restrict__ gy, const T* __restrict__ w, T* __restrict__ gx,
+                     int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw,
+                     int dh, int dw, int pt, int pb, int pl, int pr, int mode) {
+  __shared__ ConvTileA As[2];
+  __shared__ ConvTileB Bs[2];
+  const int tid = conv_tid();
+  const int row0 = blockIdx.y * CONV_BM, col0 = blockIdx.x * CONV_BN;
+  const int HW = H * W, P = N * HW;
+
+  ConvDgradLoader ld;
+  ld.gy = gy; ld.w = w;
+  ld.C = C; ld.kW = kW; ld.kHW = kH * kW; ld.CkHW = C * kH * kW; ld.OH = OH; ld.OW = OW; ld.OHW = OH * OW;
+  ld.sh = sh; ld.sw = sw; ld.dh = dh; ld.dw = dw; ld.K = Co * kH * kW;
+  ld.segs = (mode == CONV_PAD_REFLECT || mode == CONV_PAD_CIRCULAR) ? 3 : 1;
+  ld.a_k = tid % CONV_BK; ld.a_ml = tid / CONV_BK; ld.a_m0 = row0 + ld.a_ml;
+  ld.b_k = tid / CONV_BN; ld.b_n = tid % CONV_BN;
+  {
+    const int p = col0 + ld.b_n;
+    const bool ok = p < P;
+    const int n = ok ? p / HW : 0, hw = p - n * HW, h = hw / W, wc = hw - h * W;
+    ld.b_gbase = n * Co * ld.OHW;
+    ld.ph = conv_pad_preimage(h, H, pt, pb, mode);
+    ld.pw = conv_pad_preimage(wc, W, pl, pr, mode);
+    if (!ok) ld.ph.lo = ld.ph.hi = ld.ph.m1 = ld.ph.m2 = CONV_NONE;  // outside the problem: gathers 0
+  }
+
+  T acc[CONV_TM][CONV_TN];
+  conv_gemm_mainloop(ld, 0, ld.K, As, Bs, acc);
+
+#pragma unroll
+  for (int j = 0; j < CONV_TN; ++j) {
+    const int p = col0 + threadIdx.x + j * (CONV_BN / CONV_TN);
+    if (p >= P) continue;
+    const int n = p / HW, hw = p - n * HW;
+#pragma unroll
+    for (int i = 0; i < CONV_TM; ++i) {
+      const int c = row0 + threadIdx.y + i * (CONV_BM / CONV_TM);
+      if (c < C) gx[(n * C + c) * HW + hw] = acc[i][j];
+    }
+  }
+}

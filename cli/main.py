@@ -345,6 +345,12 @@ def _read_array(path: Path, shape: tuple[int, ...], input_dtype: str) -> tuple[A
         raise DataError(f"{path}: cannot read the array ({exc})") from None
     if arr.dtype.kind not in "fiub":
         raise DataError(f"{path}: the array has dtype {arr.dtype}; images must be numeric")
+    if arr.size == 0:
+        raise DataError(f"{path}: the array holds no images (shape {arr.shape})")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise DataError(f"{path}: the array holds {bad:,} NaN or infinite value{'s' if bad != 1 else ''} "
+                        f"(of {arr.size:,}); pixel values must be finite numbers")
     notes = []
     c, rest = shape[0], tuple(shape[1:])
     if arr.shape == tuple(rest) and c == 1:

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 from . import functional, models, nn, optim
 from .backend import Device, cuda_available, get_device
 from .errors import (ArgumentError, DataError, DeviceError, GpucnnError, KernelError, ModelFormatError,
-                     ShapeError, TrainingError)
+                     OutOfMemoryError, ShapeError, TrainingError)
 from .function import Function, is_grad_enabled, no_grad, set_grad_enabled
 from .functions.array import cat
 from .gradcheck import gradcheck
@@ -30,5 +30,5 @@ __all__ = [
     "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models",
     "save", "load", "Trainer", "fit",
     "GpucnnError", "ShapeError", "ArgumentError", "DeviceError", "DataError", "ModelFormatError",
-    "TrainingError", "KernelError",
+    "TrainingError", "KernelError", "OutOfMemoryError",
 ]

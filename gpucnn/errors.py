@@ -37,3 +37,9 @@ class TrainingError(GpucnnError, RuntimeError):
 
 class KernelError(GpucnnError, RuntimeError):
     """A CUDA kernel failed to compile or launch (on `cuda` or the `emu` emulator)."""
+
+
+class OutOfMemoryError(GpucnnError, MemoryError):
+    """A device (a GPU, or the host for NumPy) ran out of memory while an op allocated its arrays; the
+    message names the op, what it was allocating (bytes, shape, dtype where known) and suggests a
+    smaller batch. Also a :class:`MemoryError`, so ``except MemoryError`` keeps working."""

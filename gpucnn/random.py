@@ -3,6 +3,11 @@
 Parameter initialisation always draws on the host generator (then moves to the device), so a seed gives
 the same initial weights on every device. Dropout draws on the host generator on ``cpu``/``emu`` and on
 CuPy's generator on ``cuda``.
+
+:func:`get_rng_state` holds the host generator only. CuPy's generator (cuRAND's host API behind
+``cupy.random``) has no readable state: CuPy offers no ``get_state``/``set_state`` and its ``RandomState``
+cannot be serialised, so a checkpoint cannot hold it. :func:`manual_seed` seeds it; on ``cuda`` a resumed
+run therefore draws other dropout masks than an uninterrupted one (see ``docs/reliability.md``).
 """
 from __future__ import annotations
 
@@ -35,5 +40,17 @@ def get_rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore a state from :func:`get_rng_state`."""
-    _host.bit_generator.state = state["host"]
+    """Restore a state from :func:`get_rng_state`; :class:`~gpucnn.errors.ArgumentError` (and nothing
+    changes) if ``state`` is not one."""
+    from .errors import ArgumentError
+
+    host = state.get("host") if isinstance(state, dict) else None
+    if not isinstance(host, dict):
+        raise ArgumentError(f"set_rng_state: expected a state from gpucnn.get_rng_state() (a dict with a 'host' "
+                            f"generator state), got {type(state).__name__}")
+    probe = np.random.PCG64()
+    try:
+        probe.state = host  # validate first, so a bad state leaves the generator as it was
+    except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as exc:
+        raise ArgumentError(f"set_rng_state: the 'host' state is not a PCG64 generator state ({exc})") from None
+    _host.bit_generator.state = host

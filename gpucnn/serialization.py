@@ -120,6 +120,15 @@ def write_archive(path: PathLike, arrays: dict[str, Any], meta: dict) -> None:
     _fsync_dir(directory)
 
 
+def _file_head(path: str, n: int = 8) -> bytes:
+    """The first ``n`` bytes of ``path`` (for messages about what a file is)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
 def read_archive(path: PathLike) -> tuple[dict[str, np.ndarray], dict]:
     """The arrays and the meta document of a file written by :func:`write_archive`.
 
@@ -134,9 +143,12 @@ def read_archive(path: PathLike) -> tuple[dict[str, np.ndarray], dict]:
     try:
         npz = np.load(path, allow_pickle=False)
     except ValueError as e:
-        if "pickle" in str(e).lower():
+        # NumPy takes anything that is neither a zip nor a .npy for a pickle: only call it one when it
+        # starts like one (protocol 2+: 0x80), so random bytes are not reported as "pickled data".
+        if "pickle" in str(e).lower() and _file_head(path)[:1] == b"\x80":
             raise ModelFormatError(f"{path}: holds pickled data, which gpucnn never loads (not a gpucnn file)") from e
-        raise ModelFormatError(f"{path}: not a gpucnn file (not a zip archive of arrays: {e})") from e
+        raise ModelFormatError(f"{path}: not a gpucnn file (neither a zip archive of arrays nor a .npy array; "
+                               f"it starts with {_file_head(path)!r})") from e
     except Exception as e:  # OSError, EOFError, BadZipFile, ...: the file cannot even be opened as npz
         raise ModelFormatError(f"{path}: not a gpucnn file or corrupt ({type(e).__name__}: {e})") from e
     if not isinstance(npz, np.lib.npyio.NpzFile):

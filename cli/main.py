@@ -120,7 +120,7 @@ def _schedule_names() -> list[str]:
               show_default=True, help="Learning-rate schedule, stepped once per epoch.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "emu", "auto"], case_sensitive=False), default="cpu",
               show_default=True, help="emu runs the CUDA kernels in the CPU emulator (slow).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="Seeds initialisation, dropout, shuffling, augmentation and the digits split.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output directory [default: runs/<model>, or runs/<model>-2, ... if that holds a run].")

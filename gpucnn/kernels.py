@@ -63,9 +63,8 @@ def get_kernel(device_name: str, family: str, name: str,
     module = _module(device_name, family, defines)
     try:
         return module.get_function(name)
-    except KernelError:
-        raise  # the emulator's errors already name the file, the options and the compiler's log
-    except Exception as e:  # CuPy: CompileException (with NVRTC's log) or a missing kernel name
+    except Exception as e:
+        # The compiler's log: CuPy's CompileException has NVRTC's in get_message(), the emulator's errors g++'s.
         log = getattr(e, "get_message", lambda: str(e))()
         spec = " ".join(f"{k}={v}" for k, v in defines)
         raise KernelError(f"kernel {name!r} of {kernel_path(family).name} ({spec}) failed to build with options "

@@ -15,15 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ArgumentError
+
 _host = np.random.Generator(np.random.PCG64(0))
 _cuda_seed = 0
 
 
 def manual_seed(seed: int) -> None:
-    """Seed every generator gpucnn uses (like ``torch.manual_seed``)."""
+    """Seed every generator gpucnn uses (like ``torch.manual_seed``: any integer in the int64 or uint64
+    range; negative seeds are taken modulo 2**64)."""
     global _host, _cuda_seed
-    _host = np.random.Generator(np.random.PCG64(int(seed)))
-    _cuda_seed = int(seed)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -2**63 <= seed < 2**64:
+        raise ArgumentError(f"manual_seed: seed must be an integer in [-2**63, 2**64), got {seed!r}")
+    _host = np.random.Generator(np.random.PCG64(int(seed) % 2**64))
+    _cuda_seed = int(seed) % 2**32  # CuPy's seeds are 32-bit
     from .backend import _cupy, cuda_available
     if cuda_available():
         _cupy().random.seed(_cuda_seed)
@@ -42,7 +47,6 @@ def get_rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore a state from :func:`get_rng_state`; :class:`~gpucnn.errors.ArgumentError` (and nothing
     changes) if ``state`` is not one."""
-    from .errors import ArgumentError
 
     host = state.get("host") if isinstance(state, dict) else None
     if not isinstance(host, dict):

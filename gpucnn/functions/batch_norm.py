@@ -233,7 +233,7 @@ def batch_norm(input: Tensor, running_mean: Any, running_var: Any, weight: Any =
     if input.ndim < 2:
         raise ShapeError(f"{op}: input must have rank 2, 3 or 4 ((N, C), (N, C, L) or (N, C, H, W)), "
                          f"got rank {input.ndim} (input shape {shape})")
-    if input.dtype.kind != "f":
+    if input.dtype not in (np.float32, np.float64):
         raise ArgumentError(f"{op}: input must have a floating-point dtype (float32 or float64), got {input.dtype}")
     if shape[0] == 0:
         raise ShapeError(f"{op}: the input batch is empty (input shape {shape}); expected at least one sample")

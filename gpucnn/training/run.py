@@ -200,6 +200,9 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
 
     say = describe or (lambda line: None)
     device = get_device(cfg.device)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed < 2**32:
+        # The data split, the loader and augmentation seed NumPy generators, which need seeds >= 0.
+        raise ArgumentError(f"seed must be an integer in [0, 2**32), got {cfg.seed!r}")
     manual_seed(cfg.seed)
 
     # -- the model first: a bad name fails before any data is loaded (loading data draws no global

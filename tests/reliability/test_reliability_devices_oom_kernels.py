@@ -229,9 +229,6 @@ def test_emu_compile_error_shows_kernel_options_and_compiler_log(broken_family):
     assert f"{path}:4:" in msg                                # ... pointing at the .cu file's own line 4
 
 
-@pytest.mark.xfail(strict=True, reason="GAP: on emu, gpucnn.kernels.get_kernel re-raises the emulator's "
-                   "CompileError as it is: the requested kernel name and its specialisation (T=float) appear "
-                   "only when g++ happens to print them (gpucnn/kernels.py)")
 def test_emu_compile_error_names_the_requested_kernel_and_defines(broken_family):
     broken_family(BROKEN_AT_FILE_SCOPE)
     with pytest.raises(KernelError) as info:

@@ -172,7 +172,7 @@ class Tensor:
                         Tensor._wrap(t.grad.data + g, t.device)
                 continue
             xs = tuple(None if x is None else x.data for x in fn.inputs)
-            gxs = fn.backward(xs, g)
+            gxs = fn._guarded("backward", fn.backward, xs, g)
             for x, gx in zip(fn.inputs, gxs):
                 if x is None or gx is None or not x.requires_grad:
                     continue

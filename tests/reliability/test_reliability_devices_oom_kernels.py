@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import gpucnn
-from gpucnn import function as function_module
+from gpucnn import memory
 from gpucnn import nn
 from gpucnn.data import ArrayDataset
 from gpucnn.errors import DeviceError, GpucnnError, KernelError, OutOfMemoryError
@@ -99,7 +99,7 @@ FakeCudaRuntimeError.__module__ = "cupy_backends.cuda.api.runtime"
 @pytest.fixture
 def oom_types(monkeypatch):
     """Register the stand-in as an out-of-memory type (as CuPy's is on a GPU)."""
-    monkeypatch.setattr(function_module, "OOM_ERRORS", function_module.OOM_ERRORS + (FakeCupyOOM,))
+    monkeypatch.setattr(memory, "OOM_ERRORS", memory.OOM_ERRORS + (FakeCupyOOM,))
     return FakeCupyOOM
 
 
@@ -108,6 +108,19 @@ def _conv_forward_raises(monkeypatch, exc):
         raise exc
 
     monkeypatch.setattr(conv_module.Conv2d, "forward_cpu", forward_cpu)
+
+
+def test_oom_in_the_backward_pass_names_the_op_and_the_pass(monkeypatch, oom_types):
+    def backward_cpu(self, xs, gy):
+        raise FakeCupyOOM(2 ** 30, 2 ** 31)
+
+    monkeypatch.setattr(conv_module.Conv2d, "backward_cpu", backward_cpu)
+    out = small_model()(gpucnn.tensor(np.zeros((64, 1, 8, 8), np.float32)))
+    with pytest.raises(OutOfMemoryError) as info:
+        out.sum().backward()
+    msg = str(info.value)
+    assert msg.startswith("conv2d: out of memory on cpu in the backward pass")
+    assert "1,073,741,824 bytes (1.0 GiB)" in msg and "--batch-size 32" in msg
 
 
 def test_oom_in_an_op_names_the_op_the_allocation_and_a_smaller_batch(monkeypatch, oom_types):
@@ -160,7 +173,7 @@ def test_memory_error_subclasses_need_no_registration(monkeypatch):
     with pytest.raises(OutOfMemoryError):
         small_model()(gpucnn.tensor(np.zeros((4, 1, 8, 8), np.float32)))
     # ... and the registry is where CuPy's own class goes on a GPU (imported only on a CuPy device)
-    assert MemoryError in function_module.OOM_ERRORS
+    assert MemoryError in memory.OOM_ERRORS
 
 
 def test_oom_during_training_from_the_cli_is_one_line(monkeypatch, oom_types, tmp_path):

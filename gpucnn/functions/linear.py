@@ -1,6 +1,9 @@
 """Fully connected layer: y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
 from __future__ import annotations
 
+import numpy as np
+
+from .. import workspace
 from ..errors import ShapeError
 from ..function import Function
 
@@ -15,17 +18,58 @@ class Linear(Function):
                              f"{tuple(x.shape)}), expected {w.shape[1]} (weight shape {tuple(w.shape)})")
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise ShapeError(f"linear: bias has shape {tuple(b.shape)}, expected ({w.shape[0]},)")
+        if self.xp is np and x.ndim == 2 and x.shape[0] > 1:
+            return self._forward_numpy(x, w, b)
         y = x @ w.T
         return y + b if b is not None else y
 
     def backward(self, xs, gy):
         x, w, b = xs
-        gx = gy @ w if self.needs_input_grad[0] else None
-        gw = None
-        if self.needs_input_grad[1]:
-            gw = gy.reshape(-1, gy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+        need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0) if b is not None and self.needs_input_grad[2] else None
+        if self.xp is np and x.ndim == 2 and x.shape[0] > 1:
+            gx, gw = self._backward_numpy(x, w, gy, need_x, need_w)
+            return gx, gw, gb
+        gx = gy @ w if need_x else None
+        gw = None
+        if need_w:
+            gw = gy.reshape(-1, gy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
         return gx, gw, gb
+
+    # The NumPy path splits a large batch over threads (see gpucnn.workspace).
+    def _forward_numpy(self, x, w, b):
+        y = np.empty((x.shape[0], w.shape[0]), dtype=np.result_type(x, w))
+
+        def rows(s: slice) -> None:
+            np.matmul(x[s], w.T, out=y[s])
+            if b is not None:
+                y[s] += b
+
+        with workspace.cpu_op():
+            workspace.parallel(lambda lo, hi: rows(slice(lo, hi)), x.shape[0], _min_rows(x, w))
+        return y
+
+    def _backward_numpy(self, x, w, gy, need_x, need_w):
+        gx = np.empty(x.shape, dtype=np.result_type(gy, w)) if need_x else None
+
+        def rows(s: slice):
+            if need_x:
+                np.matmul(gy[s], w, out=gx[s])
+            return gy[s].T @ x[s] if need_w else None  # this slice's part of gW
+
+        with workspace.cpu_op():
+            parts = workspace.parallel(lambda lo, hi: rows(slice(lo, hi)), x.shape[0], _min_rows(x, w))
+        gw = None
+        if need_w:
+            gw = parts[0]
+            for p in parts[1:]:
+                gw += p
+        return gx, gw
+
+
+def _min_rows(x, w) -> int:
+    """Rows per thread worth splitting for: a million multiply-adds each."""
+    return max(1, (1 << 20) // max(1, x.shape[1] * w.shape[0]))
 
 
 def linear(x, weight, bias=None):

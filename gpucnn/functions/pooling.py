@@ -8,6 +8,10 @@ handles overlapping windows (stride < kernel), dilation and ceil_mode with no sp
 Max pooling records, per output, the offset of the FIRST maximum of its window (row-major scan order),
 and its backward routes each output's gradient to exactly that one input element, as PyTorch does.
 Feeding every tied maximum instead is wrong: on MNIST ~14 % of windows are exact ties (blank areas).
+When the windows tile the input (stride = kernel, no padding or dilation: the usual 2x2 pooling) the
+forward is a separable maximum (columns, then rows) and records nothing; the backward finds each
+window's first element equal to its output, which is the same element unless the window holds a NaN
+(then the scan decides). Large arrays are split over threads by their outer axis (gpucnn.workspace).
 
 On the kernel devices (cuda, emu) the ops run ``kernels_cuda/pooling.cu``: one thread per output
 element forward, and backward a gather (one thread per input element summing the outputs whose windows
@@ -25,6 +29,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
+from .. import workspace
 from ..function import Function
 from ..tensor import Tensor
 
@@ -202,31 +207,102 @@ class _Pool2d(Function):
 class MaxPool2d(_Pool2d):
     name = "max_pool2d"
 
+    def _tiles(self, x: np.ndarray) -> bool:
+        """Whether the windows tile ``x`` (stride = kernel, no padding or dilation, none past the edge):
+        the common 2x2 pooling, which has a faster NumPy path."""
+        (kh, kw), (h, w) = self.kernel_size, x.shape[2:]
+        return (self.stride == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1)
+                and kh * kw > 1 and self.oh * kh <= h and self.ow * kw <= w)
+
     def forward_cpu(self, xs):
         x, = xs
         self._setup(x)
+        if self._tiles(x):
+            # Separable: the maximum over each window's columns, then over its rows (np.maximum propagates
+            # NaN like the scan below). The backward finds each window's first maximum from x and y.
+            (kh, kw), oh, ow = self.kernel_size, self.oh, self.ow
+            y = np.empty_like(x[:, :, :oh, :ow])  # (in x's memory layout)
+
+            def tile_max(s: tuple) -> None:
+                rows = x[s][:, :, :oh * kh]
+                m = np.maximum(rows[:, :, :, 0:ow * kw:kw], rows[:, :, :, 1:ow * kw:kw]) if kw > 1 \
+                    else rows[:, :, :, :ow]
+                for j in range(2, kw):
+                    np.maximum(m, rows[:, :, :, j:ow * kw:kw], out=m)
+                if kh == 1:
+                    y[s] = m
+                    return
+                ys = y[s]
+                np.maximum(m[:, :, 0::kh], m[:, :, 1::kh], out=ys)
+                for i in range(2, kh):
+                    np.maximum(ys, m[:, :, i::kh], out=ys)
+
+            workspace.map_outer(tile_max, x)
+            self.y = y
+            return y
+        self.y = None
+        y, self.argmax = self._scan(x)
+        return y
+
+    def _scan(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(y, the window offset of each output's first maximum), scanning the window offsets in order."""
         xp = self._pad(x, -np.inf)
         rows, cols = self.windows[0]
         y = xp[:, :, rows, cols].copy()
         # The window offset of each output's first maximum (strict '>' keeps the earliest of tied values).
-        self.argmax = argmax = np.zeros(y.shape, np.uint8 if len(self.windows) <= 256 else np.int32)
+        argmax = np.zeros(y.shape, np.uint8 if len(self.windows) <= 256 else np.int32)
         better = np.empty(y.shape, dtype=bool)
         for k, (rows, cols) in enumerate(self.windows[1:], 1):
             sub = xp[:, :, rows, cols]
             np.greater(sub, y, out=better)
             np.maximum(y, sub, out=y)  # (np.maximum also propagates NaN)
             np.copyto(argmax, k, where=better)
-        return y
+        return y, argmax
 
     def backward_cpu(self, xs, gy):
         x, = xs
+        if self.y is not None and not np.isnan(self.y.sum()):
+            return (self._tiled_backward(x, gy),)
+        # The scan's argmax (recomputed for tiled windows that hold a NaN: the scan decides those).
+        argmax = self._scan(x)[1] if self.y is not None else self.argmax
         gxp = np.zeros((x.shape[0], x.shape[1], self.hp, self.wp), dtype=gy.dtype)
         routed = np.empty_like(gy)
         for k, (rows, cols) in enumerate(self.windows):
             # Each output's gradient goes to its one recorded maximum; overlapping windows accumulate.
-            np.multiply(gy, self.argmax == k, out=routed)
+            np.multiply(gy, argmax == k, out=routed)
             gxp[:, :, rows, cols] += routed
         return (self._crop(gxp, x.shape),)
+
+    def _tiled_backward(self, x: np.ndarray, gy: np.ndarray) -> np.ndarray:
+        """The gradient when the windows tile x: each output's gradient goes to the first position (in
+        row-major order) of its window that equals the output. Without NaNs that is the scan's choice."""
+        y = self.y
+        if _axis_order(gy) != _axis_order(y):
+            # e.g. NCHW from a Flatten while x and y are (C, N, H, W) in memory: elementwise ops over
+            # operands of different layouts are ~3x slower than one copy into y's layout first.
+            gy = _like(y, gy)
+        gx = np.empty_like(x, dtype=gy.dtype)  # (in x's memory layout)
+        (kh, kw), oh, ow = self.kernel_size, self.oh, self.ow
+        last = len(self.windows) - 1
+
+        def route(s: tuple) -> None:
+            gxs, xs_ = gx[s], x[s]
+            gxs[:, :, oh * kh:] = 0  # rows and columns that no window covers
+            gxs[:, :, :, ow * kw:] = 0
+            ys, gys = y[s], gy[s]
+            first = np.empty_like(ys, dtype=bool)  # (temporaries in y's memory layout: fast elementwise ops)
+            rest = np.ones_like(ys, dtype=bool)  # windows whose maximum is still to be found
+            for k, (rows, cols) in enumerate(self.windows):
+                if k < last:
+                    np.equal(xs_[:, :, rows, cols], ys, out=first)
+                    np.logical_and(first, rest, out=first)
+                    np.logical_xor(rest, first, out=rest)
+                else:
+                    first = rest  # a window with no maximum so far has it here
+                np.multiply(gys, first, out=gxs[:, :, rows, cols])
+
+        workspace.map_outer(route, x)
+        return gx
 
     def forward_gpu(self, xs):
         x, T, geometry = self._gpu_setup(xs[0])
@@ -246,6 +322,18 @@ class MaxPool2d(_Pool2d):
         kernel(_grid(gx.size), (_THREADS,),
                (gy, self.argmax_index, *self.geometry, *_i32(*self.dilation), gx))
         return (gx,)
+
+
+def _axis_order(a: np.ndarray) -> tuple[int, ...]:
+    """The axes of ``a`` from the largest stride to the smallest (its memory layout)."""
+    return tuple(sorted(range(a.ndim), key=lambda i: -abs(a.strides[i])))
+
+
+def _like(ref: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` in the memory layout of ``ref`` (same shape)."""
+    out = np.empty_like(ref, dtype=a.dtype)
+    out[...] = a
+    return out
 
 
 def _avg_divisor(size: int, out: int, kernel: int, stride: int, padding: int, count_include_pad: bool,

@@ -1,0 +1,167 @@
+"""Smoke tests of the benchmark harness (gpucnn.bench, `gpucnn bench`) on tiny shapes: it runs, checks
+results against PyTorch when PyTorch is installed, and writes its files. Nothing here is timed."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import gpucnn
+from cli.main import cli
+from gpucnn import bench
+
+TINY = dict(rounds=2, warmup=1, memory=False, settle_s=0.0)
+
+
+def test_quick_run_without_torch_has_every_row():
+    results = bench.run(bench.Settings.quick(torch=False, **TINY))
+    works = [r["work"] for r in results["rows"]]
+    assert sum(r["group"] == "train" for r in results["rows"]) == 2  # keras-mnist b4, the block
+    assert any(w.startswith("conv1") for w in works) and any(w.startswith("maxpool2") for w in works)
+    assert any(w.startswith("batchnorm") for w in works) and any(w.startswith("add, skip") for w in works)
+    assert "inference keras-mnist" in works
+    for row in results["rows"]:
+        assert row["gpucnn"]["images_per_s"] > 0 and row["gpucnn"]["samples"] == 2
+        assert "torch" not in row and "ratio_torch" not in row
+    assert results["torch_variants"] == []
+    env = results["environment"]
+    assert env["gpucnn"] == gpucnn.__version__ and env["numpy"] == np.__version__ and "blas" in env
+    table = bench.format_table(results)
+    assert "ratio = PyTorch time / gpucnn time (> 1: gpucnn is faster)" in table
+    assert "train keras-mnist" in table
+
+
+def test_time_interleaved_alternates_and_takes_medians():
+    calls = []
+    variants = [bench._Variant(name, (lambda name=name: calls.append(name)), lambda fn, n: (fn(), 0.5)[1] * n)
+                for name in ("a", "b")]
+    out = bench.time_interleaved(variants, rounds=3, warmup=1, min_sample_s=0.0)
+    assert out["a"]["median_s"] == 0.5 and out["b"]["samples"] == 3
+    # warm-up a b, calibration a b, then rounds (each sample: an untimed run, then the timed one):
+    # a b | b a | a b
+    assert calls == ["a", "b", "a", "b"] + ["a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
+
+
+def test_relative_error_and_mismatch_is_refused():
+    a = np.ones(100, np.float32)
+    assert bench.relative_error(a, a) == 0.0
+    b = a.copy()
+    b[0] = 2.0
+    assert bench.relative_error(b, a) == pytest.approx(0.1)
+    with pytest.raises(bench.BenchmarkError, match="disagree on the output"):
+        bench._check("a row", [("the output", b, a)])
+
+
+def test_memory_probe_runs_in_a_fresh_process():
+    settings = bench.Settings.quick(torch=False)
+    m = bench.measure_memory(settings, "gpucnn", "keras-mnist", 4)
+    assert 0 < m["setup_rss_mib"] <= m["peak_rss_mib"] < 4096
+
+
+def test_write_results(tmp_path):
+    results = bench.run(bench.Settings.quick(torch=False, groups=("inference",), **TINY))
+    json_path, md_path = bench.write_results(results, tmp_path)
+    assert json_path.name.endswith(f"-cpu-{json_path.name.split('-cpu-')[1]}")
+    data = json.loads(json_path.read_text())
+    assert data["format"] == "gpucnn-bench" and data["device"] == "cpu" and len(data["rows"]) == 2
+    assert "inference keras-mnist" in md_path.read_text()
+    again, _ = bench.write_results(results, tmp_path)  # never overwrites
+    assert again != json_path and again.exists()
+
+
+def test_cli_bench_quick(tmp_path):
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--no-torch", "--no-memory", "--only", "train",
+                                      "--rounds", "2", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "train keras-mnist" in result.output and "ratio" in result.output
+    assert len(json.loads(out.read_text())["rows"]) == 2
+
+
+def test_torch_comparison_agrees():
+    torch = pytest.importorskip("torch")
+    results = bench.run(bench.Settings.quick(groups=("train", "inference"), **TINY))
+    assert results["torch_variants"] == ["torch", "torch_cl"]
+    for row in results["rows"]:
+        assert row["ratio_torch"] > 0 and row["ratio_torch_cl"] > 0
+        assert all(err <= bench.TOLERANCE for err in row["check"].values())
+    assert results["environment"]["torch"] == torch.__version__
+
+
+def test_torch_layers_agree():
+    pytest.importorskip("torch")
+    results = bench.run(bench.Settings.quick(groups=("layers",), **{**TINY, "rounds": 1, "warmup": 0}))
+    assert len(results["rows"]) == 26  # 9 keras-mnist layers + 4 block layers, forward and fwd+bwd
+    assert all(row["check"] for row in results["rows"])
+
+
+# -- the NumPy path's thread splitting (the speed work that the benchmarks measure) ---------------------
+def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch):
+    """Force every large-op split (tiny thresholds and chunks) and compare a small net's outputs and
+    gradients, float64, with the same net run in one piece."""
+    import gpucnn.functions.conv as conv
+    from gpucnn import functional as F
+    from gpucnn import nn, workspace
+
+    if not workspace._blas_controllers():
+        pytest.skip("splitting needs threadpoolctl")
+    monkeypatch.setattr(workspace, "MIN_PIECE", 1)
+    monkeypatch.setattr(conv, "_SPLIT_ELEMENTS", 1)
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 512)
+    monkeypatch.setattr(conv, "_CHUNK_BYTES_BACKWARD", 2048)
+    gpucnn.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding="same"), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(4, 6, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
+                        nn.Conv2d(6, 5, 3, stride=2), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(5, 3)).double()
+    rng = np.random.default_rng(0)
+    xa = rng.standard_normal((6, 1, 12, 12))
+    ya = rng.integers(0, 3, 6)
+
+    def run(threads):
+        monkeypatch.setattr(workspace, "THREADS", threads)
+        for p in net.parameters():
+            p.grad = None
+        x = gpucnn.tensor(xa, requires_grad=True)
+        out = net(x)
+        F.cross_entropy(out, gpucnn.tensor(ya)).backward()
+        return [out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in net.parameters()]
+
+    one, split = run(1), run(2)
+    for a, b in zip(one, split):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_gradcheck_with_threads(monkeypatch):
+    import gpucnn.functions.conv as conv
+    from gpucnn import functional as F
+    from gpucnn import workspace
+
+    if not workspace._blas_controllers():
+        pytest.skip("splitting needs threadpoolctl")
+    monkeypatch.setattr(workspace, "THREADS", 2)
+    monkeypatch.setattr(workspace, "MIN_PIECE", 1)
+    monkeypatch.setattr(conv, "_SPLIT_ELEMENTS", 1)
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 256)
+    monkeypatch.setattr(conv, "_CHUNK_BYTES_BACKWARD", 256)
+    rng = np.random.default_rng(1)
+    for cin, stride in ((1, 1), (3, 1), (3, 2)):
+        x = gpucnn.tensor(rng.standard_normal((3, cin, 6, 5)), requires_grad=True)
+        w = gpucnn.tensor(rng.standard_normal((4, cin, 3, 3)), requires_grad=True)
+        b = gpucnn.tensor(rng.standard_normal(4), requires_grad=True)
+        assert gpucnn.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=1), (x, w, b))
+
+
+def test_workspace_pool_reuses_and_never_hands_out_twice():
+    from gpucnn import workspace
+
+    a = workspace.take((3, 5), np.float32)
+    base = a.base
+    workspace.give(a)
+    workspace.give(a)  # a second give of the same buffer is ignored
+    b = workspace.take(15, np.float32)
+    c = workspace.take(15, np.float32)
+    assert b.base is base and c.base is not base
+    workspace.give(b, c)
+    workspace.give(np.empty(15, np.float32)[::2])  # not a whole buffer: ignored
+    workspace.clear()
+    assert workspace.idle_bytes() == 0

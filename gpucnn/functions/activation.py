@@ -2,12 +2,15 @@
 (ReLU on NumPy splits large arrays over threads, see :mod:`gpucnn.workspace`)."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import workspace
 from ..errors import ArgumentError
 from ..function import Function
 from ..random import host_generator
+from ._checks import require_dim, require_float
 
 
 class ReLU(Function):
@@ -97,26 +100,28 @@ def relu(x):
     return ReLU()(x)
 
 
-def _dim(x, dim):
-    if not -x.ndim <= dim < x.ndim:
-        raise ArgumentError(f"dim {dim} is out of range for input of shape {x.shape}")
-    return dim % x.ndim
+
+
+def _softmax_dim(op, x, dim):
+    require_float(op, "input", x)
+    return require_dim(op, dim, x.shape)
 
 
 def softmax(x, dim: int = -1):
     """exp(x) / sum(exp(x)) along ``dim`` (computed stably)."""
-    return Softmax(_dim(x, dim))(x)
+    return Softmax(_softmax_dim("softmax", x, dim))(x)
 
 
 def log_softmax(x, dim: int = -1):
     """log(softmax(x)) along ``dim``, computed without overflow."""
-    return LogSoftmax(_dim(x, dim))(x)
+    return LogSoftmax(_softmax_dim("log_softmax", x, dim))(x)
 
 
 def dropout(x, p: float = 0.5, training: bool = True):
     """Zero each element with probability ``p`` while training (scaling the rest by 1/(1-p))."""
-    if not 0.0 <= p <= 1.0:
-        raise ArgumentError(f"dropout: p must be in [0, 1], got {p}")
+    require_float("dropout", "input", x)
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ArgumentError(f"dropout: p must be a number in [0, 1], got {p!r}")
     if not training or p == 0.0:
         return x
     if p == 1.0:

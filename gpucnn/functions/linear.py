@@ -6,6 +6,7 @@ import numpy as np
 from .. import workspace
 from ..errors import ShapeError
 from ..function import Function
+from ._checks import require_float
 
 
 class Linear(Function):
@@ -74,4 +75,8 @@ def _min_rows(x, w) -> int:
 
 def linear(x, weight, bias=None):
     """x @ weight.T + bias; ``weight`` is (out_features, in_features)."""
+    require_float("linear", "input", x)
+    require_float("linear", "weight", weight, like=x)
+    if bias is not None:
+        require_float("linear", "bias", bias, like=x)
     return Linear()(x, weight, bias)

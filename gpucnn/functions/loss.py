@@ -51,7 +51,7 @@ def cross_entropy(input, target, reduction: str = "mean"):
         raise ShapeError(f"cross_entropy: target has shape {target.shape}, expected ({n},) for input shape "
                          f"{input.shape}")
     if n == 0:
-        raise ShapeError("cross_entropy: empty batch (input shape (0, C))")
+        raise ShapeError(f"cross_entropy: empty batch (input shape {input.shape})")
     lo, hi = int(target.data.min()), int(target.data.max())
     if lo < 0 or hi >= c:
         bad = lo if lo < 0 else hi

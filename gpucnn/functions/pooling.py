@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import ArgumentError, ShapeError
 from .. import workspace
 from ..function import Function
+from ._checks import FLOAT_DTYPES
 from ..tensor import Tensor
 
 IntOrPair = Union[int, Sequence[int]]
@@ -78,7 +79,7 @@ def _check_input(op: str, x: Any, rank: int, layout: str) -> None:
     if x.ndim != rank:
         raise ShapeError(f"{op}: input must have rank {rank} ({layout}), got rank {x.ndim} "
                          f"(input shape {x.shape})")
-    if x.dtype.kind != "f":
+    if x.dtype not in FLOAT_DTYPES:
         raise ArgumentError(f"{op}: input must have a floating-point dtype (float32 or float64), "
                             f"got {x.dtype}")
     if x.shape[0] == 0:

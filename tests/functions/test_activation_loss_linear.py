@@ -42,7 +42,7 @@ def test_dropout_train_and_eval():
     assert 0.7 < kept.mean() < 0.8
     np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)  # inverted dropout scaling
     assert F.dropout(x, 0.25, training=False) is x
-    with pytest.raises(ArgumentError, match=r"p must be in \[0, 1\], got 1.5"):
+    with pytest.raises(ArgumentError, match=r"p must be a number in \[0, 1\], got 1.5"):
         F.dropout(x, 1.5)
 
 

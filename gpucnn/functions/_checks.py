@@ -1,0 +1,38 @@
+"""Argument checks shared by the ops' public functions (messages: op, argument, expected, actual)."""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArgumentError
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def require_tensor(op: str, name: str, x: Any) -> None:
+    from ..tensor import Tensor
+
+    if not isinstance(x, Tensor):
+        raise ArgumentError(f"{op}: {name} must be a gpucnn Tensor, got {type(x).__name__} "
+                            f"(wrap arrays with gpucnn.tensor(...))")
+
+
+def require_float(op: str, name: str, x: Any, like: Any = None) -> None:
+    """``x`` is a float32/float64 tensor (of ``like``'s dtype, when given: no silent promotion)."""
+    require_tensor(op, name, x)
+    if x.dtype not in FLOAT_DTYPES:
+        raise ArgumentError(f"{op}: {name} must have a floating-point dtype (float32 or float64), got {x.dtype}")
+    if like is not None and x.dtype != like.dtype:
+        raise ArgumentError(f"{op}: {name} has dtype {x.dtype}, expected {like.dtype} like the input "
+                            f"(convert one with .to(dtype=...))")
+
+
+def require_dim(op: str, dim: Any, shape: tuple[int, ...]) -> int:
+    """``dim`` as a non-negative axis of ``shape``."""
+    ndim = max(len(shape), 1)
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -ndim <= dim < ndim:
+        raise ArgumentError(f"{op}: dim must be an integer in [{-ndim}, {ndim - 1}] for input of shape {shape}, "
+                            f"got {dim!r}")
+    return int(dim) % ndim

@@ -24,7 +24,8 @@ import numpy as np
 
 from . import memory
 from .backend import Device
-from .errors import ArgumentError, DeviceError
+from .errors import DeviceError
+from .functions._checks import require_tensor
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -68,10 +69,8 @@ class Function:
         from .tensor import Tensor
 
         for i, t in enumerate(inputs):
-            if t is not None and not isinstance(t, Tensor):
-                what = "input" if i == 0 else f"argument {i}"
-                raise ArgumentError(f"{self.name}: {what} must be a gpucnn Tensor, got {type(t).__name__} "
-                                    f"(wrap arrays with gpucnn.tensor(...))")
+            if t is not None:
+                require_tensor(self.name, "input" if i == 0 else f"argument {i}", t)
         present = [t for t in inputs if t is not None]
         self.device = device = present[0].device
         for t in present[1:]:

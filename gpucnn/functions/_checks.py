@@ -29,10 +29,11 @@ def require_float(op: str, name: str, x: Any, like: Any = None) -> None:
                             f"(convert one with .to(dtype=...))")
 
 
-def require_dim(op: str, dim: Any, shape: tuple[int, ...]) -> int:
-    """``dim`` as a non-negative axis of ``shape``."""
+def require_dim(op: str, dim: Any, shape: tuple[int, ...], name: str = "dim") -> int:
+    """``dim`` (the argument ``name``) as a non-negative axis of ``shape``; out of range is an error,
+    never wrapped a second time."""
     ndim = max(len(shape), 1)
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -ndim <= dim < ndim:
-        raise ArgumentError(f"{op}: dim must be an integer in [{-ndim}, {ndim - 1}] for input of shape {shape}, "
-                            f"got {dim!r}")
+        raise ArgumentError(f"{op}: {name} must be an integer in [{-ndim}, {ndim - 1}] for input of shape "
+                            f"{shape}, got {dim!r}")
     return int(dim) % ndim

@@ -8,6 +8,7 @@ import numpy as np
 from ..backend import Device
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
+from ._checks import require_dim
 
 
 class Reshape(Function):
@@ -64,15 +65,6 @@ class GetItem(Function):
         return (g,)
 
 
-def _check_dim(op: str, arg: str, dim: Any, shape: tuple[int, ...]) -> int:
-    """``dim`` as a non-negative axis of ``shape``; an out-of-range dim is an error, never wrapped twice."""
-    ndim = max(len(shape), 1)
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or not -ndim <= dim < ndim:
-        raise ArgumentError(f"{op}: {arg} must be an integer in [{-ndim}, {ndim - 1}] for input shape {shape}, "
-                            f"got {dim!r}")
-    return int(dim) % ndim
-
-
 class Concat(Function):
     name = "cat"
 
@@ -81,7 +73,7 @@ class Concat(Function):
 
     def forward(self, xs):
         ref = xs[0]
-        dim = _check_dim("cat", "dim", self.dim, tuple(ref.shape))
+        dim = require_dim("cat", self.dim, tuple(ref.shape))
         for i, x in enumerate(xs):
             if x.ndim != ref.ndim or any(a != b for d, (a, b) in enumerate(zip(x.shape, ref.shape)) if d != dim):
                 raise ShapeError(f"cat: tensor {i} has shape {tuple(x.shape)}, which does not match tensor 0's "
@@ -91,7 +83,7 @@ class Concat(Function):
 
     def backward(self, xs, gy):
         cuts = np.cumsum(self.sizes)[:-1].tolist()
-        return tuple(self.xp.split(gy, cuts, axis=_check_dim("cat", "dim", self.dim, tuple(gy.shape))))
+        return tuple(self.xp.split(gy, cuts, axis=require_dim("cat", self.dim, tuple(gy.shape))))
 
 
 def cat(tensors: Sequence, dim: int = 0):
@@ -106,7 +98,7 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1):
     shape = x.shape
     if not shape:
         return x.reshape(1)
-    s, e = _check_dim("flatten", "start_dim", start_dim, shape), _check_dim("flatten", "end_dim", end_dim, shape)
+    s, e = require_dim("flatten", start_dim, shape, "start_dim"), require_dim("flatten", end_dim, shape, "end_dim")
     if s > e:
         raise ArgumentError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {shape}")
     return x.reshape(shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])

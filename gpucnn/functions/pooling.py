@@ -32,6 +32,7 @@ from ..errors import ArgumentError, ShapeError
 from .. import workspace
 from ..function import Function
 from ._checks import FLOAT_DTYPES
+from ._conv_util import out_size
 from ..tensor import Tensor
 
 IntOrPair = Union[int, Sequence[int]]
@@ -59,18 +60,6 @@ def _fmt(sizes: Sequence[int]) -> str:
 
 def _fmt_pad(pads: Sequence[int]) -> str:
     return str(pads[0]) if len(set(pads)) == 1 else str(tuple(pads))
-
-
-def pool_out_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
-                  ceil_mode: bool = False) -> int:
-    """PyTorch's pooling output size along one axis (``ceil_mode``: the last window must start inside
-    the input or its left padding)."""
-    span = dilation * (kernel - 1) + 1
-    num = size + 2 * padding - span
-    out = (-(-num // stride) if ceil_mode else num // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
 
 
 def _check_input(op: str, x: Any, rank: int, layout: str) -> None:
@@ -167,8 +156,8 @@ class _Pool2d(Function):
     def _setup(self, x: np.ndarray) -> None:
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
         _, _, h, w = x.shape
-        self.oh = pool_out_size(h, kh, sh, ph, dh, self.ceil_mode)
-        self.ow = pool_out_size(w, kw, sw, pw, dw, self.ceil_mode)
+        self.oh = out_size(h, kh, sh, dh, ph, ph, self.ceil_mode)
+        self.ow = out_size(w, kw, sw, dw, pw, pw, self.ceil_mode)
         # Extent the windows reach in padded coordinates (ceil_mode may reach past the padding).
         self.hp = max(h + 2 * ph, (self.oh - 1) * sh + dh * (kh - 1) + 1)
         self.wp = max(w + 2 * pw, (self.ow - 1) * sw + dw * (kw - 1) + 1)

@@ -99,16 +99,16 @@ def test_torch_layers_agree():
 def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch):
     """Force every large-op split (tiny thresholds and chunks) and compare a small net's outputs and
     gradients, float64, with the same net run in one piece."""
-    import gpucnn.functions.conv as conv
+    import gpucnn.functions._conv_numpy as conv
     from gpucnn import functional as F
     from gpucnn import nn, workspace
 
     if not workspace._blas_controllers():
         pytest.skip("splitting needs threadpoolctl")
     monkeypatch.setattr(workspace, "MIN_PIECE", 1)
-    monkeypatch.setattr(conv, "_SPLIT_ELEMENTS", 1)
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", 512)
-    monkeypatch.setattr(conv, "_CHUNK_BYTES_BACKWARD", 2048)
+    monkeypatch.setattr(conv, "SPLIT_ELEMENTS", 1)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 512)
+    monkeypatch.setattr(conv, "CHUNK_BYTES_BACKWARD", 2048)
     gpucnn.manual_seed(3)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding="same"), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(4, 6, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
@@ -132,7 +132,7 @@ def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch):
 
 
 def test_conv_gradcheck_with_threads(monkeypatch):
-    import gpucnn.functions.conv as conv
+    import gpucnn.functions._conv_numpy as conv
     from gpucnn import functional as F
     from gpucnn import workspace
 
@@ -140,9 +140,9 @@ def test_conv_gradcheck_with_threads(monkeypatch):
         pytest.skip("splitting needs threadpoolctl")
     monkeypatch.setattr(workspace, "THREADS", 2)
     monkeypatch.setattr(workspace, "MIN_PIECE", 1)
-    monkeypatch.setattr(conv, "_SPLIT_ELEMENTS", 1)
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", 256)
-    monkeypatch.setattr(conv, "_CHUNK_BYTES_BACKWARD", 256)
+    monkeypatch.setattr(conv, "SPLIT_ELEMENTS", 1)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(conv, "CHUNK_BYTES_BACKWARD", 256)
     rng = np.random.default_rng(1)
     for cin, stride in ((1, 1), (3, 1), (3, 2)):
         x = gpucnn.tensor(rng.standard_normal((3, cin, 6, 5)), requires_grad=True)

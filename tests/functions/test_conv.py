@@ -1,4 +1,6 @@
-"""conv2d / conv1d (NumPy path): worked examples, a direct-loop reference, gradients, errors."""
+"""conv2d / conv1d (NumPy path): worked examples, a direct-loop reference, gradients, errors.
+
+Every test runs under both NumPy algorithms (kernel rows and im2col, see gpucnn.functions._conv_numpy)."""
 import itertools
 import math
 import random
@@ -11,7 +13,9 @@ from hypothesis import strategies as st
 import gpucnn
 from gpucnn import ArgumentError, ShapeError
 from gpucnn.functions._conv_util import out_size, pair, resolve_padding, same_padding
-from gpucnn.functions.conv import conv1d, conv2d
+from gpucnn import blas
+from gpucnn.functions import _conv_numpy
+from gpucnn.functions.conv import Conv2d, conv1d, conv2d
 
 MODES = ("zeros", "reflect", "replicate", "circular")
 _NP_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -52,6 +56,15 @@ def ref_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, mode="zeros"):
     if b is not None:
         y += np.asarray(b, np.float64)[None, :, None, None]
     return y
+
+
+@pytest.fixture(scope="module", params=["rows", "im2col"], autouse=True)
+def conv_algorithm(request):
+    """Force one NumPy algorithm for the whole module (module-scoped: hypothesis tests may use it)."""
+    saved = _conv_numpy.ALGORITHM
+    _conv_numpy.ALGORITHM = request.param
+    yield request.param
+    _conv_numpy.ALGORITHM = saved
 
 
 def t(a, dtype=np.float64, requires_grad=False):
@@ -479,3 +492,44 @@ def test_errors_are_raised_before_any_computation():
     # A bad argument is reported even when the shapes would also make the computation fail.
     msg = _err(ArgumentError, conv2d, rand((1, 1, 2, 2), 0), rand((1, 1, 5, 5), 1), stride=0)
     assert "stride" in msg
+
+
+# -- which NumPy algorithm runs ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("cin,k,stride,expect", [
+    (1, 3, 1, "im2col"), (3, 3, 1, "im2col"), (8, 1, 1, "im2col"), (16, 1, 1, "rows"), (6, 3, 1, "rows"),
+    (32, 3, 1, "rows"), (32, 3, 2, "im2col")])
+def test_automatic_choice_of_algorithm(monkeypatch, cin, k, stride, expect):
+    """Kernel rows at stride 1 when its GEMMs have C_in*kW >= ROWS_MIN_K rows and BLAS can accumulate;
+    else im2col."""
+    monkeypatch.setattr(_conv_numpy, "ALGORITHM", None)
+    op = Conv2d((stride, stride), (1, 1, 1, 1))
+    x, w = t(np.zeros((2, cin, 5, 5))), t(np.zeros((4, cin, k, k)))
+    op(x, w, None)
+    assert op.cpu_algorithm == (expect if blas.accelerated(np.float64) else "im2col")
+    monkeypatch.setattr(blas, "accelerated", lambda dtype=None: False)
+    op(x, w, None)
+    assert op.cpu_algorithm == "im2col"
+
+
+def test_unknown_algorithm_is_refused(monkeypatch):
+    monkeypatch.setattr(_conv_numpy, "ALGORITHM", "winograd")
+    with pytest.raises(ArgumentError, match="GPUCNN_CONV_ALGORITHM.*'rows', 'im2col' or unset, got 'winograd'"):
+        conv2d(t(np.zeros((1, 2, 4, 4))), t(np.zeros((3, 2, 3, 3))))
+
+
+def test_algorithms_agree_in_float32(conv_algorithm):
+    """Both algorithms on a net-sized float32 case against the float64 reference, gradients included."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 12, 10, 11)).astype(np.float32)
+    w = rng.standard_normal((7, 12, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    gy = rng.standard_normal((9, 7, 5, 7)).astype(np.float32)
+    xt, wt, bt = t(x, np.float32, True), t(w, np.float32, True), t(b, np.float32, True)
+    y = conv2d(xt, wt, bt, stride=2, padding=(1, 2))
+    y.backward(t(gy, np.float32))
+    np.testing.assert_allclose(y.numpy(), ref_conv2d(x, w, b, stride=2, padding=(1, 2)), rtol=1e-5, atol=1e-5)
+    x64, w64, b64 = t(x, requires_grad=True), t(w, requires_grad=True), t(b, requires_grad=True)
+    conv2d(x64, w64, b64, stride=2, padding=(1, 2)).backward(t(gy))
+    for got, ref in ((xt, x64), (wt, w64), (bt, b64)):
+        np.testing.assert_allclose(got.grad.numpy(), ref.grad.numpy(), rtol=1e-4, atol=1e-4)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import ShapeError
 from ..function import Function
+from ._layout import matched
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
@@ -29,7 +30,7 @@ class _Binary(Function):
             raise ShapeError(f"{self.name}: operands have different dtypes ({a.dtype} and {b.dtype}); "
                              f"convert one with .to(dtype=...)")
         try:
-            return self.compute(a, b)
+            return self.compute(a, matched(a, b))
         except ValueError as e:
             raise ShapeError(f"{self.name}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from e
 

@@ -32,6 +32,7 @@ from ..errors import ArgumentError, ShapeError
 from .. import workspace
 from ..function import Function
 from ._checks import FLOAT_DTYPES
+from ._layout import axis_order, like
 from ._conv_util import out_size
 from ..tensor import Tensor
 
@@ -267,10 +268,10 @@ class MaxPool2d(_Pool2d):
         """The gradient when the windows tile x: each output's gradient goes to the first position (in
         row-major order) of its window that equals the output. Without NaNs that is the scan's choice."""
         y = self.y
-        if _axis_order(gy) != _axis_order(y):
+        if axis_order(gy) != axis_order(y):
             # e.g. NCHW from a Flatten while x and y are (C, N, H, W) in memory: elementwise ops over
             # operands of different layouts are ~3x slower than one copy into y's layout first.
-            gy = _like(y, gy)
+            gy = like(y, gy)
         gx = np.empty_like(x, dtype=gy.dtype)  # (in x's memory layout)
         (kh, kw), oh, ow = self.kernel_size, self.oh, self.ow
         last = len(self.windows) - 1
@@ -312,18 +313,6 @@ class MaxPool2d(_Pool2d):
         kernel(_grid(gx.size), (_THREADS,),
                (gy, self.argmax_index, *self.geometry, *_i32(*self.dilation), gx))
         return (gx,)
-
-
-def _axis_order(a: np.ndarray) -> tuple[int, ...]:
-    """The axes of ``a`` from the largest stride to the smallest (its memory layout)."""
-    return tuple(sorted(range(a.ndim), key=lambda i: -abs(a.strides[i])))
-
-
-def _like(ref: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """A copy of ``a`` in the memory layout of ``ref`` (same shape)."""
-    out = np.empty_like(ref, dtype=a.dtype)
-    out[...] = a
-    return out
 
 
 def _avg_divisor(size: int, out: int, kernel: int, stride: int, padding: int, count_include_pad: bool,

@@ -1,0 +1,38 @@
+"""Binary elementwise ops over operands laid out differently (a skip connection adding an NCHW input to
+a conv output laid out (C, H, W, N)): same values, one layout."""
+import numpy as np
+import pytest
+
+import gpucnn
+from gpucnn.functions._layout import axis_order, matched
+
+
+def _channel_major(a):
+    """An NCHW view of ``a`` stored (C, H, W, N), like the NumPy path's conv outputs."""
+    return np.ascontiguousarray(a.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+
+@pytest.mark.parametrize("op", ["__add__", "__sub__", "__mul__", "__truediv__"])
+def test_mixed_layouts_give_the_plain_result(op):
+    rng = np.random.default_rng(0)
+    a = rng.uniform(1, 2, (3, 4, 5, 6))
+    b = rng.uniform(1, 2, (3, 4, 5, 6))
+    ta = gpucnn.tensor(_channel_major(a), requires_grad=True)
+    tb = gpucnn.tensor(b, requires_grad=True)
+    out = getattr(ta, op)(tb)
+    np.testing.assert_allclose(out.numpy(), getattr(a, op)(b), rtol=1e-15)
+    assert axis_order(out.data) == axis_order(ta.data)  # the result follows the first operand
+    assert gpucnn.gradcheck(lambda x, y: getattr(x, op)(y), (ta, tb))
+
+
+def test_matched_copies_only_when_layouts_differ():
+    a = np.zeros((2, 3, 4, 5))
+    same = np.ones((2, 3, 4, 5))
+    assert matched(a, same) is same
+    other = _channel_major(np.ones((2, 3, 4, 5)))
+    m = matched(a, other)
+    assert m is not other and m.flags.c_contiguous and np.array_equal(m, other)
+    fortran = np.asfortranarray(np.ones((3, 4)))
+    assert matched(np.zeros((3, 4)), fortran) is fortran  # 2-D (dense layers): left alone
+    broadcast = np.ones((1, 3, 1, 1))
+    assert matched(a, broadcast) is broadcast  # different shapes: NumPy broadcasts as it is

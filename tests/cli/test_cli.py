@@ -11,16 +11,8 @@ from click.testing import CliRunner
 from cli.main import cli
 from gpucnn.serialization import load
 from gpucnn.training import load_checkpoint
+from toydata import make_images
 
-
-def make_images(n, size=8, channels=1, classes=3, seed=0):
-    """Learnable toy data: class k has a bright horizontal bar at rows 2k+1..2k+2, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n).astype(np.int64)
-    x = rng.integers(0, 60, (n, channels, size, size)).astype(np.uint8)
-    for k in range(classes):
-        x[y == k, :, 2 * k + 1:2 * k + 3, :] = 220
-    return x, y
 
 
 TINY_MODEL = {

@@ -25,17 +25,10 @@ from gpucnn.optim import SGD, lr_scheduler
 from gpucnn.serialization import read_archive, write_archive
 from gpucnn.training import RunConfig, Trainer, load_checkpoint
 from gpucnn.training import checkpoint as ckpt_module
+from toydata import make_images
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-def make_images(n, size=8, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n).astype(np.int64)
-    x = rng.integers(0, 60, (n, 1, size, size)).astype(np.uint8)
-    for k in range(classes):
-        x[y == k, :, 2 * k + 1:2 * k + 3, :] = 220
-    return x, y
 
 
 def make_trainer(out_dir, epochs=3, seed=0):

@@ -15,18 +15,10 @@ from gpucnn.optim import SGD, lr_scheduler
 from gpucnn.serialization import load
 from gpucnn.training import (History, RunConfig, Trainer, TrainingInterrupted, fit, load_checkpoint,
                              trainer as trainer_module)
+from toydata import make_images
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-
-def make_images(n, size=8, channels=1, classes=3, seed=0):
-    """Learnable toy data: class k has a bright horizontal bar at rows 2k+1..2k+2, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n).astype(np.int64)
-    x = rng.integers(0, 60, (n, channels, size, size)).astype(np.uint8)
-    for k in range(classes):
-        x[y == k, :, 2 * k + 1:2 * k + 3, :] = 220
-    return x, y
 
 
 def tiny_dataset(n=240, seed=0, **kw):

@@ -4,7 +4,10 @@
 // Layout: x, y, gy, gx are C-contiguous (N, C, L) arrays, L = the product of the spatial sizes (1 for an
 // (N, C) input): element (n, c, l) is at (n * C + c) * L + l, so channel c is N runs of L contiguous
 // values. Per-channel vectors (mean, var, invstd, weight, bias, running statistics, sums) have C values.
-// Launched by gpucnn/functions/batch_norm.py, which mirrors the NumPy path of the op; indexing is 32-bit
+// Launched by gpucnn/functions/batch_norm.py, which holds the NumPy path of the same algorithm (the
+// statistics and the running-statistics update match it to a float32 rounding; the elementwise kernels
+// apply invstd and weight one after the other where the NumPy path folds them into one factor, a
+// rounding apart; tests/functions/test_batch_norm.py bounds both); indexing is 32-bit
 // (the launcher checks N * C * L <= 2^31 - 1). Reductions have a fixed order (per-thread strided sums,
 // then gpucnn_block_sum's trees) and there are no atomics: results are deterministic.
 #include "common.cuh"
@@ -105,8 +108,8 @@ batch_norm_invstd(const T* __restrict__ var, int C, T eps, T* __restrict__ invst
 // and the threads of the chunks blockIdx.y = 0 .. gridDim.y - 1 stride over the channel's N * L
 // elements (gridDim.y * blockDim.x apart), one output element per visit:
 //   y = ((x - mean[c]) * invstd[c]) * weight[c] + bias[c]
-// in the NumPy path's operation order (has_weight / has_bias == 0: that step is skipped, and the pointer
-// is not read: pass any array).
+// (the NumPy path computes (x - mean) * (invstd * weight) + bias, a rounding apart; has_weight /
+// has_bias == 0: that step is skipped, and the pointer is not read: pass any array).
 extern "C" __global__ void __launch_bounds__(BN_APPLY_THREADS)
 batch_norm_forward_apply(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ invstd,
                          const T* __restrict__ weight, int has_weight, const T* __restrict__ bias,
@@ -128,7 +131,8 @@ batch_norm_forward_apply(const T* __restrict__ x, const T* __restrict__ mean, co
 // batch_norm_backward_reduce: one block per channel c = blockIdx.x (grid (C,), block (BN_THREADS,));
 // thread t visits elements t, t + blockDim.x, ... of channel c of x and gy (N, C, L) and accumulates in
 // acc_t: sum_gy[c] = sum(gy) and sum_gy_xhat[c] = sum(gy * x_hat), x_hat = (x - mean[c]) * invstd[c]
-// and the product formed in T as in the NumPy path. These are dbeta and dgamma, and feed the
+// and the product formed in T (the NumPy path sums gy * (x - mean) and scales the sum by invstd[c]: a
+// rounding apart per element). These are dbeta and dgamma, and feed the
 // training-mode input gradient.
 extern "C" __global__ void __launch_bounds__(BN_THREADS)
 batch_norm_backward_reduce(const T* __restrict__ x, const T* __restrict__ gy, const T* __restrict__ mean,

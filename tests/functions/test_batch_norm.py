@@ -1,6 +1,7 @@
 """batch_norm: forward against a float64 reference, running statistics (momentum, unbiased variance,
 in-place update), numerical soundness with a large offset, gradient checks in float64 in train and
-eval mode, and argument validation."""
+eval mode, argument validation, and the NumPy path's memory layouts (NCHW, conv outputs laid out
+channel-major, channels-last, (N, C), (N, C, L), strided inputs) and its grouping over threads."""
 import numpy as np
 import pytest
 
@@ -272,3 +273,169 @@ def test_validation_running_statistics_and_affine():
 def test_running_statistics_on_another_device_is_a_device_error():
     emu_rm = gpucnn.tensor(RM, device="emu")
     _raises(DeviceError, lambda: batch_norm(X, emu_rm, RV), "batch_norm", "different devices")
+
+
+# -- memory layouts (the NumPy path works on the input's memory as an (A, C, B) array) ----------------
+# (shape, memory order of the axes, outermost first): NCHW; a conv output ((C, H, W, N) in memory: one
+# block per channel); channels-last; (C, N, H, W); (N, C, L) both ways; (N, C) and its transpose.
+LAYOUTS = [((4, 3, 5, 6), (0, 1, 2, 3)), ((4, 3, 5, 6), (1, 2, 3, 0)), ((4, 3, 5, 6), (0, 2, 3, 1)),
+           ((4, 3, 5, 6), (1, 0, 2, 3)), ((5, 3, 7), (0, 1, 2)), ((5, 3, 7), (1, 2, 0)), ((6, 4), (0, 1)),
+           ((6, 4), (1, 0))]
+
+
+def laid_out(a, order):
+    """A copy of ``a`` whose memory is laid out with the axes in ``order`` (outermost first)."""
+    return np.ascontiguousarray(a.transpose(order)).transpose(np.argsort(order))
+
+
+def memory_order(a):
+    return tuple(sorted(range(a.ndim), key=lambda i: -a.strides[i]))
+
+
+def ref_backward(x, gy, mean, var, w, training, eps=1e-5):
+    """Float64 (gx, gw, gb) of batch norm: gx through the batch statistics when training."""
+    x, gy = x.astype(np.float64), gy.astype(np.float64)
+    axes, n = axes_of(x), x.size // x.shape[1]
+    inv = 1 / np.sqrt(per_channel(var, x.ndim) + eps)
+    xhat = (x - per_channel(mean, x.ndim)) * inv
+    scale = inv * (1.0 if w is None else per_channel(w, x.ndim))
+    gb, gw = gy.sum(axis=axes), (gy * xhat).sum(axis=axes)
+    gx = scale * (gy - per_channel(gb, x.ndim) / n - xhat * per_channel(gw, x.ndim) / n) if training else gy * scale
+    return gx, gw, gb
+
+
+@pytest.mark.parametrize("shape,order", LAYOUTS, ids=lambda v: "x".join(map(str, v)))
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", ["wb", "w", "none"])
+def test_layouts_match_the_reference(shape, order, training, affine):
+    rng = np.random.default_rng(20)
+    c = shape[1]
+    x = laid_out((rng.standard_normal(shape) * 3 + 2).astype(np.float32), order)
+    gy = laid_out(rng.standard_normal(shape).astype(np.float32), order)
+    w = rng.standard_normal(c).astype(np.float32) if affine != "none" else None
+    b = rng.standard_normal(c).astype(np.float32) if affine == "wb" else None
+    rm, rv = rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
+    rm0, rv0 = rm.copy(), rv.copy()
+    xt = gpucnn.Tensor(x, requires_grad=True)
+    wt = None if w is None else gpucnn.Tensor(w, requires_grad=True)
+    bt = None if b is None else gpucnn.Tensor(b, requires_grad=True)
+    y = batch_norm(xt, rm, rv, wt, bt, training=training, momentum=0.25)
+    y.backward(gpucnn.Tensor(gy))
+    x64 = x.astype(np.float64)
+    mean, var = (x64.mean(axis=axes_of(x)), x64.var(axis=axes_of(x))) if training else (rm0, rv0)
+    assert y.dtype == np.float32 and memory_order(y.data) == memory_order(x)  # y in x's layout
+    np.testing.assert_allclose(y.numpy(), ref_batch_norm(x, mean, var, w, b), rtol=1e-5, atol=1e-5)
+    gx, gw, gb = ref_backward(x, gy, mean, var, w, training)
+    assert xt.grad.dtype == np.float32 and memory_order(xt.grad.data) == memory_order(x)
+    np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=1e-4, atol=1e-5)
+    if w is not None:
+        np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=1e-5, atol=1e-5)
+    if b is not None:
+        np.testing.assert_allclose(bt.grad.numpy(), gb, rtol=1e-5, atol=1e-5)
+    if training:
+        n = x.size // c
+        np.testing.assert_allclose(rm, 0.75 * rm0 + 0.25 * mean, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(rv, 0.75 * rv0 + 0.25 * var * n / (n - 1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape,order", LAYOUTS, ids=lambda v: "x".join(map(str, v)))
+@pytest.mark.parametrize("training", [True, False])
+def test_gradcheck_layouts(shape, order, training):
+    rng = np.random.default_rng(21)
+    c = shape[1]
+    x = gpucnn.Tensor(laid_out(rng.standard_normal(shape) * 2 + 1, order), requires_grad=True)
+    w = t(rng.standard_normal(c), requires_grad=True)
+    b = t(rng.standard_normal(c), requires_grad=True)
+    rm, rv = t(rng.standard_normal(c)), t(rng.uniform(0.5, 2.0, c))
+    assert gpucnn.gradcheck(lambda x_, w_, b_: batch_norm(x_, rm, rv, w_, b_, training=training), [x, w, b])
+    x = gpucnn.Tensor(laid_out(rng.standard_normal(shape), order), requires_grad=True)
+    assert gpucnn.gradcheck(lambda x_: batch_norm(x_, rm, rv, training=training, eps=1e-3), [x])  # weight None
+
+
+def test_input_without_dense_memory_and_gradient_in_another_layout_or_dtype():
+    # A strided slice (copied to NCHW first); an output gradient laid out unlike the input, or float64 for
+    # a float32 input (brought to the input's layout and dtype: gx stays float32).
+    rng = np.random.default_rng(22)
+    big = (rng.standard_normal((4, 3, 6, 10)) + 1).astype(np.float32)
+    x = big[:, :, 1:, ::2]
+    w, b = rng.standard_normal(3).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    gy = rng.standard_normal(x.shape)
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=(0, 2, 3)), x64.var(axis=(0, 2, 3))
+    gx, gw, gb = ref_backward(x, gy, mean, var, w, True)
+    for xa, gya in [(x, gy.astype(np.float32)), (laid_out(x, (1, 2, 3, 0)), gy.astype(np.float32)),
+                    (laid_out(x, (1, 2, 3, 0)), gy), (x, laid_out(gy, (0, 2, 3, 1)))]:
+        xt, wt, bt = gpucnn.Tensor(xa, requires_grad=True), t(w, True), t(b, True)
+        y = batch_norm(xt, None, None, wt, bt, training=True)
+        np.testing.assert_allclose(y.numpy(), ref_batch_norm(x, mean, var, w, b), rtol=1e-5, atol=1e-5)
+        y.backward(gpucnn.Tensor(gya))
+        assert xt.grad.dtype == np.float32
+        np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(bt.grad.numpy(), gb, rtol=1e-5, atol=1e-5)
+
+
+def _run_all(x, gy, w, b, training):
+    rm, rv = np.zeros(x.shape[1], x.dtype), np.ones(x.shape[1], x.dtype)
+    xt, wt, bt = gpucnn.Tensor(x, requires_grad=True), gpucnn.Tensor(w, requires_grad=True), \
+        gpucnn.Tensor(b, requires_grad=True)
+    y = batch_norm(xt, rm, rv, wt, bt, training=training)
+    y.backward(gpucnn.Tensor(gy))
+    return [y.numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy(), rm, rv]
+
+
+# Channel runs B (memory order) that take each path of the sums: runs of 128 or of a divisor in [32, 128]
+# (1024, 49 * 64, 3136), none (262 = 2 * 131), and B < 16 (one group of all channels).
+GROUPING_CASES = [((8, 6, 32, 32), (0, 1, 2, 3)), ((8, 6, 32, 32), (1, 2, 3, 0)), ((64, 5, 7, 7), (1, 2, 3, 0)),
+                  ((3, 4, 56, 56), (0, 1, 2, 3)), ((5, 4, 262), (0, 1, 2)), ((4, 6, 3, 3), (0, 1, 2, 3)),
+                  ((300, 7), (1, 0))]
+
+
+@pytest.mark.parametrize("shape,order", GROUPING_CASES, ids=lambda v: "x".join(map(str, v)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_do_not_depend_on_grouping_or_threads(shape, order, dtype, monkeypatch):
+    # The NumPy path normalises groups of channels (sized by the number of threads) on several threads:
+    # every channel's sums are taken in the same order in any group, so the results are bit-identical.
+    from gpucnn import workspace
+    from gpucnn.functions import batch_norm as bn
+    rng = np.random.default_rng(23)
+    x = laid_out((rng.standard_normal(shape) * 2 + 50).astype(dtype), order)
+    gy = laid_out(rng.standard_normal(shape).astype(dtype), order)
+    w, b = rng.standard_normal(shape[1]).astype(dtype), rng.standard_normal(shape[1]).astype(dtype)
+    for training in (True, False):
+        runs = []
+        for threads, group in [(1, bn._GROUP), (1, 1), (2, 1), (2, 3 * x.size // shape[1]), (2, 1 << 30)]:
+            monkeypatch.setattr(workspace, "threads", lambda n=threads: n)
+            monkeypatch.setattr(workspace, "THREADS", max(workspace.THREADS, threads))
+            monkeypatch.setattr(workspace, "MIN_PIECE", 1)  # (split even these small inputs)
+            monkeypatch.setattr(bn, "_GROUP", group)
+            monkeypatch.setattr(bn, "_GROUP_THREADED", group)
+            runs.append(_run_all(x, gy, w, b, training))
+        runs.append(_run_all(x, gy, w, b, training))  # (run to run)
+        for other in runs[1:]:
+            for name, a, b_ in zip(["y", "gx", "gw", "gb", "running_mean", "running_var"], runs[0], other):
+                np.testing.assert_array_equal(a, b_, err_msg=name)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (1, 2, 3, 0)])
+def test_sums_are_accurate_on_long_channels(order):
+    # 64 x 32 x 32 values per channel: the mean and variance (float64 accumulators) to float32 rounding even
+    # at a large offset, the backward's float32 sums (runs, then pairwise) to a few ulps.
+    rng = np.random.default_rng(24)
+    shape = (64, 4, 32, 32)
+    x = laid_out((1e3 + rng.standard_normal(shape)).astype(np.float32), order)
+    gy = laid_out((rng.standard_normal(shape) + 0.5).astype(np.float32), order)
+    rm, rv = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    xt, wt, bt = gpucnn.Tensor(x, requires_grad=True), t(np.ones(4, np.float32), True), t(np.zeros(4, np.float32), True)
+    batch_norm(xt, rm, rv, wt, bt, training=True, momentum=1.0).backward(gpucnn.Tensor(gy))
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=(0, 2, 3)), x64.var(axis=(0, 2, 3))
+    np.testing.assert_allclose(rm, mean, rtol=np.finfo(np.float32).eps, atol=0)  # within one rounding
+    np.testing.assert_allclose(rv, var * x.size / 4 / (x.size / 4 - 1), rtol=1e-3)  # inputs quantised at 6e-5
+    gx, gw, gb = ref_backward(x, gy, rm, var, None, True)
+    eps = np.finfo(np.float32).eps
+    np.testing.assert_allclose(bt.grad.numpy(), gb, rtol=2 * eps)  # (all terms ~0.5: no cancellation)
+    xhat = (x64 - rm.reshape(1, -1, 1, 1)) / np.sqrt(var.reshape(1, -1, 1, 1) + 1e-5)
+    terms = np.abs(gy * xhat).sum(axis=(0, 2, 3))  # ~5e4, the sums ~2e2: 2 ulps of the terms' size
+    np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=0, atol=2 * eps * terms.max())
+    np.testing.assert_allclose(xt.grad.numpy(), gx, rtol=1e-5, atol=1e-5)

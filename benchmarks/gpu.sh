@@ -39,4 +39,6 @@ stamp="$(date -u +%F)-$device"
 if [ ${#quick[@]} -eq 0 ]; then
     python3 -m pytest -q -p no:cacheprovider -rs tests 2>&1 | tail -n 60 | tee "$out/$stamp-tests.log"
 fi
-python3 -m cli.main bench --device "$device" "${quick[@]}" --out "$out" 2>&1 | tee "$out/$stamp-bench.log"
+# The conv tiles the autotuner picks during the bench's warm-up come back too (docs/kernels.md).
+GPUCNN_AUTOTUNE_CACHE="$out/$stamp-autotune.json" \
+    python3 -m cli.main bench --device "$device" "${quick[@]}" --out "$out" 2>&1 | tee "$out/$stamp-bench.log"

@@ -350,12 +350,13 @@ def _nvcc_compile(source_path: Path, arch: str, options: Sequence[str],
 
 
 def check_source(source: str, name: str, arch: str, dtype: str = "float", options: Optional[Sequence[str]] = None,
-                 compiler: str = "nvrtc") -> CompileReport:
+                 compiler: str = "nvrtc", defines: Sequence[tuple[str, Any]] = ()) -> CompileReport:
     """Check CUDA C++ ``source`` (``name``: its file name, e.g. ``conv.cu``; may ``#include "common.cuh"``)
-    for ``arch``, specialised for ``dtype`` exactly as the runtime does it (:func:`gpucnn.kernels.specialise`)
-    and compiled with ``options`` (default: the runtime's)."""
+    for ``arch``, specialised for ``dtype`` (and any further ``defines``, e.g. a conv tile's knobs) exactly
+    as the runtime does it (:func:`gpucnn.kernels.specialise`) and compiled with ``options`` (default: the
+    runtime's)."""
     options = tuple(compile_options() if options is None else options)
-    text = specialise(source, name, (("T", dtype),))
+    text = specialise(source, name, (("T", dtype),) + tuple(defines))
     if compiler == "nvrtc":
         opts, result = _nvrtc_compile(text, Path(name).name, arch, options)
     elif compiler == "nvcc":
@@ -368,13 +369,15 @@ def check_source(source: str, name: str, arch: str, dtype: str = "float", option
     return analyse(Path(name).stem, arch, dtype, compiler, opts, result)
 
 
-def check_family(family: str, arch: str, dtype: str, compiler: str = "nvrtc") -> CompileReport:
-    """Check ``kernels_cuda/<family>.cu`` for ``arch`` and ``dtype`` as the runtime compiles it."""
+def check_family(family: str, arch: str, dtype: str, compiler: str = "nvrtc",
+                 defines: Sequence[tuple[str, Any]] = ()) -> CompileReport:
+    """Check ``kernels_cuda/<family>.cu`` for ``arch`` and ``dtype`` (and ``defines``) as the runtime
+    compiles it."""
     path = kernel_path(family)
-    return check_source(path.read_text(), str(path), arch, dtype, compiler=compiler)
+    return check_source(path.read_text(), str(path), arch, dtype, compiler=compiler, defines=defines)
 
 
-def _check_case(case: tuple[str, str, str, str]) -> CompileReport:
+def _check_case(case: tuple) -> CompileReport:
     return check_family(*case)
 
 
@@ -388,7 +391,7 @@ def _worker() -> None:
     sys.stdout.buffer.write(pickle.dumps(reports))
 
 
-def _run_children(chunks: list[list[tuple[str, str, str, str]]]) -> list[list[CompileReport]]:
+def _run_children(chunks: list[list[tuple]]) -> list[list[CompileReport]]:
     """Compile ``chunks[1:]`` in child processes (NVRTC through ctypes in separate processes rather than in
     threads sharing one library) and ``chunks[0]`` here, at the same time."""
     import pickle
@@ -429,8 +432,9 @@ def default_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def check_cases(cases: Sequence[tuple[str, str, str, str]], jobs: int = 1) -> list[CompileReport]:
-    """:func:`check_family` for each (family, arch, dtype, compiler) of ``cases``, in order. ``jobs`` > 1
+def check_cases(cases: Sequence[tuple], jobs: int = 1) -> list[CompileReport]:
+    """:func:`check_family` for each (family, arch, dtype, compiler[, defines]) of ``cases`` (``defines``:
+    a tuple of (name, value) pairs, e.g. a conv tile's knobs), in order. ``jobs`` > 1
     compiles in parallel: nvcc in threads (each a subprocess), NVRTC in ``jobs - 1`` child processes plus
     this one (nothing is cached on disk either way)."""
     cases = [tuple(c) for c in cases]  # type: ignore[misc]
@@ -444,7 +448,7 @@ def check_cases(cases: Sequence[tuple[str, str, str, str]], jobs: int = 1) -> li
     jobs = max(1, min(jobs, len(cases)))
     if jobs == 1:
         return [_check_case(c) for c in cases]
-    done: dict[tuple[str, str, str, str], CompileReport] = {}
+    done: dict[tuple, CompileReport] = {}
     nvcc_cases = [c for c in cases if c[3] == "nvcc"]
     if nvcc_cases:
         with ThreadPoolExecutor(jobs) as pool:

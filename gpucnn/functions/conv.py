@@ -9,14 +9,20 @@ below, forward_gpu/backward_gpu, from ``kernels_cuda/conv.cu``. The two share th
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import functools
+import os
+from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .. import autotune
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
+from ..kernels import kernel_source
 from ..tensor import Tensor
+from . import _conv_tiles
 from ._conv_numpy import ConvNumpy
+from ._conv_tiles import Tile
 from ._conv_util import effective_kernel, format_param, format_size, ntuple, out_size, resolve_padding
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -53,8 +59,18 @@ class Conv2d(ConvNumpy, Function):
         self.kh, self.kw = kh, kw
 
     # -- CUDA kernels (devices cuda and emu): kernels_cuda/conv.cu -------------------------------
-    def _kernel(self, name: str, dtype: Any) -> Any:
-        return self.device.kernel("conv", name, T=_CTYPES[np.dtype(dtype)])
+    def _kernel(self, name: str, dtype: Any, tile: Tile) -> Any:
+        return self.device.kernel("conv", name, T=_CTYPES[np.dtype(dtype)], **tile.defines)
+
+    def _tiled(self, gemm: str, dtype: Any, geo: tuple, launch: Callable[[Tile], Any]) -> Any:
+        """``launch(tile)`` with the tile for this layer's ``gemm`` pass: ``TILE`` (or GPUCNN_CONV_TILE)
+        when set, else the autotuner's choice for the shape (the default tile when tuning is off)."""
+        tile = _forced_tile()
+        if tile is None:
+            key = (f"conv.cu {_conv_source_hash()} | {gemm} {np.dtype(dtype).name} | geometry {geo} "
+                   f"padding {self.padding} {self.padding_mode}")
+            tile = autotune.pick(self.device, key, _conv_tiles.CANDIDATES, launch)
+        return launch(tile)
 
     def _kernel_geometry(self, x_shape: tuple, w_shape: tuple) -> tuple:
         """The int32 scalars every conv kernel takes after its arrays: N, C, H, W, C_out, kH, kW, OH, OW,
@@ -83,10 +99,13 @@ class Conv2d(ConvNumpy, Function):
         Q, K = N * Ho * Wo, C * kh * kw
         self._check_int32(input_size=x.size, weight_size=w.size, output_size=Q * Co, gemm_N=Q, gemm_K=K)
         y = xp.empty((N, Co, Ho, Wo), dtype=x.dtype)
-        grid = (_cdiv(Q, _BN), _cdiv(Co, _BM), 1)
-        # b may be None: CuPy and the emulator pass a null pointer, which the kernel reads as "no bias".
-        self._kernel("conv2d_forward", x.dtype)(
-            grid, _GEMM_BLOCK, (x, w, b, y) + _i32(*geo, pt, pl, _MODE_INDEX[self.padding_mode]))
+        args = (x, w, b, y) + _i32(*geo, pt, pl, _MODE_INDEX[self.padding_mode])
+
+        def launch(tile: Tile) -> None:
+            # b may be None: CuPy and the emulator pass a null pointer, which the kernel reads as "no bias".
+            self._kernel("conv2d_forward", x.dtype, tile)((_cdiv(Q, tile.bn), _cdiv(Co, tile.bm), 1), tile.block, args)
+
+        self._tiled("forward", x.dtype, geo, launch)
         return y
 
     def backward_gpu(self, xs, gy):
@@ -105,21 +124,25 @@ class Conv2d(ConvNumpy, Function):
         if need_x:
             # GEMM M = C_in, N = batch*H*W, K = C_out*kH*kW (a gather: one thread per element of gx).
             gx = xp.empty(x.shape, dtype=x.dtype)
-            grid = (_cdiv(x.size // C, _BN), _cdiv(C, _BM), 1)
-            self._kernel("conv2d_backward_data", x.dtype)(
-                grid, _GEMM_BLOCK, (gy, w, gx) + _i32(*geo, pt, pb, pl, pr, mode))
+            args = (gy, w, gx) + _i32(*geo, pt, pb, pl, pr, mode)
+
+            def launch(tile: Tile) -> None:
+                self._kernel("conv2d_backward_data", x.dtype, tile)(
+                    (_cdiv(x.size // C, tile.bn), _cdiv(C, tile.bm), 1), tile.block, args)
+
+            self._tiled("backward_data", x.dtype, geo, launch)
         if need_w:
-            gw = self._weight_grad(x, w, gy, geo, mode)
+            gw = self._tiled("backward_filter", x.dtype, geo, lambda tile: self._weight_grad(x, w, gy, geo, mode, tile))
         if need_b and b is not None:
             gb = xp.empty((Co,), dtype=gy.dtype)
             threads = 32  # one block per channel; more threads only for long channels
             while threads < _REDUCE_THREADS and threads * 8 < Q:
                 threads *= 2
-            self._kernel("conv2d_backward_bias", gy.dtype)((Co, 1, 1), (threads, 1, 1),
-                                                           (gy, gb) + _i32(N, Co, Ho * Wo))
+            self._kernel("conv2d_backward_bias", gy.dtype, _conv_tiles.DEFAULT)(
+                (Co, 1, 1), (threads, 1, 1), (gy, gb) + _i32(N, Co, Ho * Wo))
         return gx, gw, gb
 
-    def _weight_grad(self, x, w, gy, geo, mode):
+    def _weight_grad(self, x, w, gy, geo, mode, tile: Tile):
         """gw via GEMM M = C_out, N = C_in*kH*kW, K = batch*OH*OW, split over K when the M x N tiles alone
         cannot fill the GPU (K is the large dim here); the splits' partial sums are added in a fixed order
         by a second kernel, so the result is deterministic."""
@@ -127,28 +150,29 @@ class Conv2d(ConvNumpy, Function):
         N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]
         pt, _, pl, _ = self.padding
         Q, Kf = N * Ho * Wo, C * kh * kw
-        splits, k_per_split = _split_k(Q, Co, Kf)
+        splits, k_per_split = _split_k(Q, Co, Kf, tile)
         self._check_int32(weight_grad_workspace=splits * Co * Kf)
-        kernel = self._kernel("conv2d_backward_filter", x.dtype)
-        grid = (_cdiv(Kf, _BN), _cdiv(Co, _BM), splits)
+        kernel = self._kernel("conv2d_backward_filter", x.dtype, tile)
+        grid = (_cdiv(Kf, tile.bn), _cdiv(Co, tile.bm), splits)
         gw = xp.empty(w.shape, dtype=w.dtype)
         out = gw if splits == 1 else xp.empty((splits, Co, Kf), dtype=w.dtype)
-        kernel(grid, _GEMM_BLOCK, (x, gy, out) + _i32(*geo, pt, pl, mode, k_per_split))
+        kernel(grid, tile.block, (x, gy, out) + _i32(*geo, pt, pl, mode, k_per_split))
         if splits > 1:
             count = Co * Kf
-            self._kernel("conv2d_splitk_reduce", w.dtype)(
+            self._kernel("conv2d_splitk_reduce", w.dtype, tile)(
                 (_cdiv(count, _REDUCE_THREADS), 1, 1), (_REDUCE_THREADS, 1, 1), (out, gw) + _i32(splits, count))
         return gw
 
 
 # -- launch configuration of kernels_cuda/conv.cu ----------------------------------------------------
-# These mirror the #ifndef defaults of conv.cu (CONV_BM, CONV_BN, CONV_BK, CONV_TM, CONV_TN,
-# CONV_REDUCE_THREADS); tests/functions/test_conv_kernels.py checks that they agree.
-_BM, _BN, _BK, _TM, _TN = 64, 64, 16, 8, 4
-_GEMM_BLOCK = (_BN // _TN, _BM // _TM, 1)
+#: Force one tile shape for every conv GEMM (a :class:`~._conv_tiles.Tile`; None: the autotuner's choice,
+#: see :mod:`gpucnn.autotune`). The GPUCNN_CONV_TILE environment variable ("64x64x16/8x4") sets it for
+#: a process. Tests run every candidate through it.
+TILE: Optional[Tile] = None
+#: Mirrors conv.cu's CONV_REDUCE_THREADS default (tests/functions/test_conv_kernels.py checks it).
 _REDUCE_THREADS = 256
 #: Largest size the kernels' int32 index arithmetic handles: 2**31 - 1 less a margin for tile rounding.
-_INT32_LIMIT = 2**31 - 1 - 4 * max(_BM, _BN, _BK, _REDUCE_THREADS)
+_INT32_LIMIT = 2**31 - 1 - 4 * max(_conv_tiles.MAX_SIDE, _REDUCE_THREADS)
 #: Split-K of the weight gradient: aim for this many blocks (about 2 per SM on a 132-SM H100) ...
 _DW_TARGET_BLOCKS = 264
 #: ... but give every split at least this many K-steps (BK each) ...
@@ -168,16 +192,38 @@ def _i32(*values: int) -> tuple:
     return tuple(np.int32(v) for v in values)
 
 
-def _split_k(Q: int, Co: int, Kf: int) -> tuple[int, int]:
+def _forced_tile() -> Optional[Tile]:
+    """``TILE``, else the tile GPUCNN_CONV_TILE names (ArgumentError when it names none that runs)."""
+    if TILE is not None:
+        return TILE
+    text = os.environ.get("GPUCNN_CONV_TILE")
+    if not text:
+        return None
+    try:
+        tile = Tile.parse(text)
+    except ValueError as e:
+        raise ArgumentError(f"conv2d: GPUCNN_CONV_TILE: {e}") from None
+    problems = tile.problems()
+    if problems:
+        raise ArgumentError(f"conv2d: GPUCNN_CONV_TILE={text!r} cannot run conv.cu: {'; '.join(problems)}")
+    return tile
+
+
+@functools.lru_cache(maxsize=1)
+def _conv_source_hash() -> str:
+    return autotune.source_hash(kernel_source("conv"))
+
+
+def _split_k(Q: int, Co: int, Kf: int, tile: Tile = _conv_tiles.DEFAULT) -> tuple[int, int]:
     """(splits, K elements per split, a multiple of BK) for the weight gradient's reduction over Q."""
-    ksteps = _cdiv(Q, _BK)
-    tiles = _cdiv(Co, _BM) * _cdiv(Kf, _BN)
+    ksteps = _cdiv(Q, tile.bk)
+    tiles = _cdiv(Co, tile.bm) * _cdiv(Kf, tile.bn)
     splits = min(_cdiv(_DW_TARGET_BLOCKS, tiles), ksteps // _DW_MIN_KSTEPS_PER_SPLIT, _DW_MAX_SPLITS,
                  _DW_MAX_WORKSPACE // (Co * Kf))
     splits = max(1, splits)
     steps_per_split = _cdiv(ksteps, splits)
     splits = _cdiv(ksteps, steps_per_split)  # no empty split
-    return splits, steps_per_split * _BK
+    return splits, steps_per_split * tile.bk
 
 
 # -- validation and the public functions ---------------------------------------------------------

@@ -25,6 +25,7 @@ import pytest
 
 import gpucnn
 from gpucnn import ShapeError, emu, nn
+from gpucnn.functions import _conv_tiles
 from gpucnn.functions import conv as conv_mod
 from gpucnn.functions.conv import Conv2d, conv1d, conv2d
 
@@ -158,11 +159,12 @@ def test_tile_boundaries_and_split_k(kernel_device, monkeypatch, splits):
     _compare(kernel_device, np.float32, TILES, seed=3)
 
 
+@pytest.mark.parametrize("tile", _conv_tiles.CANDIDATES, ids=str)
 @pytest.mark.parametrize("Q, Co, Kf", [(1, 1, 1), (162, 70, 72), (16 * 100 + 3, 8, 9), (50176, 32, 27),
                                        (10**6, 512, 4608), (64, 1, 1)])
-def test_split_k_partition(Q, Co, Kf):
-    splits, per = conv_mod._split_k(Q, Co, Kf)
-    assert 1 <= splits <= conv_mod._DW_MAX_SPLITS and per % conv_mod._BK == 0
+def test_split_k_partition(Q, Co, Kf, tile):
+    splits, per = conv_mod._split_k(Q, Co, Kf, tile)
+    assert 1 <= splits <= conv_mod._DW_MAX_SPLITS and per % tile.bk == 0
     assert (splits - 1) * per < Q <= splits * per  # every split non-empty, together they cover Q
     assert splits == 1 or splits * Co * Kf <= conv_mod._DW_MAX_WORKSPACE
 
@@ -186,9 +188,9 @@ def test_first_layer_skips_input_gradient(monkeypatch):
     launched = []
     orig = Conv2d._kernel
 
-    def spy(self, name, dtype):
+    def spy(self, name, dtype, tile):
         launched.append(name)
-        return orig(self, name, dtype)
+        return orig(self, name, dtype, tile)
 
     monkeypatch.setattr(Conv2d, "_kernel", spy)
     p = dict(CASES_2D[0].values[0])
@@ -210,13 +212,53 @@ def test_int32_guard():
 def test_host_tile_constants_match_kernel_defaults():
     src = Path(conv_mod.__file__).resolve().parents[2].joinpath("kernels_cuda", "conv.cu").read_text()
     defaults = {m[0]: int(m[1]) for m in re.findall(r"#ifndef (CONV_\w+)\n#define \1 (\d+)", src)}
-    assert (defaults["CONV_BM"], defaults["CONV_BN"], defaults["CONV_BK"], defaults["CONV_TM"],
-            defaults["CONV_TN"]) == (conv_mod._BM, conv_mod._BN, conv_mod._BK, conv_mod._TM, conv_mod._TN)
+    assert {k: defaults[k] for k in _conv_tiles.DEFAULT.defines} == _conv_tiles.DEFAULT.defines
+    assert defaults["CONV_SMEM_PAD"] == _conv_tiles._SMEM_PAD
     assert defaults["CONV_REDUCE_THREADS"] == conv_mod._REDUCE_THREADS
-    threads = (conv_mod._BM // conv_mod._TM) * (conv_mod._BN // conv_mod._TN)
-    assert conv_mod._GEMM_BLOCK[0] * conv_mod._GEMM_BLOCK[1] == threads
+    assert _conv_tiles.CANDIDATES[0] == _conv_tiles.DEFAULT  # what runs with tuning off
     for name in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter"):
-        assert gpucnn.get_device("emu").kernel("conv", name, T="float").launch_bounds == threads
+        assert gpucnn.get_device("emu").kernel("conv", name, T="float").launch_bounds == _conv_tiles.DEFAULT.threads
+
+
+# -- tile shapes (the autotuner's candidates) ------------------------------------------------------
+
+@pytest.mark.parametrize("tile", _conv_tiles.CANDIDATES[1:], ids=str)
+def test_every_candidate_tile_matches_numpy(monkeypatch, tile):
+    # Each tile compiles its own module: the GEMM loops, load mappings and split-K change with it. TILES
+    # and the 1x1 stride-2 case cross tile edges in M, N and K for every candidate.
+    monkeypatch.setattr(conv_mod, "TILE", tile)
+    assert gpucnn.get_device("emu").kernel("conv", "conv2d_forward", T="float",
+                                           **tile.defines).launch_bounds == tile.threads
+    for dtype in (np.float32, np.float64):
+        _compare("emu", dtype, TILES, seed=11)
+    _compare("emu", np.float32, dict(CASES_2D[1].values[0]), seed=12)
+
+
+def test_tiles_reject_shapes_the_kernels_cannot_run():
+    assert all(not t.problems() for t in _conv_tiles.CANDIDATES)
+    assert len(set(_conv_tiles.CANDIDATES)) == len(_conv_tiles.CANDIDATES)
+    T = _conv_tiles.Tile
+    assert any("must divide" in p for p in T(64, 64, 16, 8, 3).problems())
+    assert any("1024" in p for p in T(256, 256, 16, 4, 4).problems())
+    assert any("shared memory" in p for p in T(32, 32, 64, 4, 4).problems())     # 67,584 bytes in double
+    assert not T(32, 32, 64, 4, 4).problems(itemsize=4)                           # 33,792 in float
+    assert any("A-tile" in p for p in T(64, 64, 256, 8, 4).problems())            # 128 threads, BK 256
+    assert T(32, 64, 4, 8, 8).problems()[0].startswith("B-tile")                  # 32 threads, BN 64
+    assert T.parse("64x128x8/4x8") == T(64, 128, 8, 4, 8) and str(T(64, 128, 8, 4, 8)) == "64x128x8/4x8"
+    with pytest.raises(ValueError, match="BMxBNxBK/TMxTN"):
+        T.parse("64x64")
+
+
+def test_forced_tile_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GPUCNN_CONV_TILE", "32x64x16/4x4")
+    assert conv_mod._forced_tile() == _conv_tiles.Tile(32, 64, 16, 4, 4)
+    monkeypatch.setenv("GPUCNN_CONV_TILE", "64x64x16/8x3")
+    with pytest.raises(gpucnn.ArgumentError, match=r"GPUCNN_CONV_TILE='64x64x16/8x3' cannot run conv.cu: "
+                                                   r"the micro-tile 8x3 must divide"):
+        conv_mod._forced_tile()
+    monkeypatch.setenv("GPUCNN_CONV_TILE", "big")
+    with pytest.raises(gpucnn.ArgumentError, match="GPUCNN_CONV_TILE: expected BMxBNxBK/TMxTN"):
+        conv_mod._forced_tile()
 
 
 # -- through the layers ----------------------------------------------------------------------------

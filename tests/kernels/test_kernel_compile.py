@@ -17,6 +17,7 @@ import pytest
 from gpucnn import kernel_check as kc
 from gpucnn import nvrtc
 from gpucnn.kernels import BASE_OPTIONS
+from gpucnn.functions import _conv_tiles
 from kernels_cuda import families
 
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
@@ -91,6 +92,29 @@ def test_nvrtc_compile(need_nvrtc, reports, family, dtype, arch):
 def test_nvcc_compile(need_nvcc, reports, family, dtype, arch):
     """nvcc, on the same specialised source as NVRTC (a cross-check of the resource figures)."""
     _assert_passes(reports("nvcc", family, dtype, arch))
+
+
+# -- the conv kernels with every tile the autotuner may choose -----------------------------------------
+# The default tile is checked above on every arch; the other candidates on sm_90 (H100/H200, where they
+# are tuned) and sm_75 (the oldest arch), float and double: 20 builds of ~4 s, in parallel.
+TILE_CASES = [("conv", arch, dtype, "nvrtc", tuple(tile.defines.items()))
+              for tile in _conv_tiles.CANDIDATES[1:] for dtype in kc.DTYPES for arch in ("sm_75", "sm_90")]
+
+
+@pytest.fixture(scope="module")
+def tile_reports():
+    return dict(zip(TILE_CASES, kc.check_cases(TILE_CASES, jobs=kc.default_jobs())))
+
+
+@pytest.mark.parametrize("dtype", kc.DTYPES)
+@pytest.mark.parametrize("tile", _conv_tiles.CANDIDATES[1:], ids=str)
+def test_nvrtc_compiles_every_conv_tile(need_nvrtc, tile_reports, tile, dtype):
+    for arch in ("sm_75", "sm_90"):
+        report = tile_reports[("conv", arch, dtype, "nvrtc", tuple(tile.defines.items()))]
+        _assert_passes(report)
+        gemms = [k for k in report.kernels if k.kernel in ("conv2d_forward", "conv2d_backward_data",
+                                                           "conv2d_backward_filter")]
+        assert len(gemms) == 3 and all(k.smem == tile.smem_bytes(8 if dtype == "double" else 4) for k in gemms)
 
 
 # -- the check bites: throwaway kernels (not in kernels_cuda/) ------------------------------------------

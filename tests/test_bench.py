@@ -109,6 +109,7 @@ def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch):
     monkeypatch.setattr(conv, "SPLIT_ELEMENTS", 1)
     monkeypatch.setattr(conv, "CHUNK_BYTES", 512)
     monkeypatch.setattr(conv, "CHUNK_BYTES_BACKWARD", 2048)
+    monkeypatch.setattr(conv, "CHUNK_BYTES_ONE_CHANNEL", 2048)
     gpucnn.manual_seed(3)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding="same"), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(4, 6, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
@@ -143,6 +144,7 @@ def test_conv_gradcheck_with_threads(monkeypatch):
     monkeypatch.setattr(conv, "SPLIT_ELEMENTS", 1)
     monkeypatch.setattr(conv, "CHUNK_BYTES", 256)
     monkeypatch.setattr(conv, "CHUNK_BYTES_BACKWARD", 256)
+    monkeypatch.setattr(conv, "CHUNK_BYTES_ONE_CHANNEL", 256)
     rng = np.random.default_rng(1)
     for cin, stride in ((1, 1), (3, 1), (3, 2)):
         x = gpucnn.tensor(rng.standard_normal((3, cin, 6, 5)), requires_grad=True)

@@ -35,7 +35,8 @@ border is folded back (reflect/replicate/circular) and its interior returned as 
 
 Threads (:mod:`gpucnn.workspace`): forwards split the output columns (each thread writes its own
 columns of y); the backward splits the input channels (each thread owns its columns of gW and its
-channels of the input gradient, so nothing is shared), or, with one input channel, the chunks.
+channels of the input gradient, so nothing is shared); with one input channel it runs on one thread
+(see CHUNK_BYTES_ONE_CHANNEL).
 Scratch buffers come from the workspace pool; the padded input is kept until the op is freed.
 """
 from __future__ import annotations
@@ -65,6 +66,11 @@ ALGORITHM: Optional[str] = os.environ.get("GPUCNN_CONV_ALGORITHM") or None
 #: likes fewer).
 CHUNK_BYTES = 2 << 20
 CHUNK_BYTES_BACKWARD = 8 << 20
+#: ... and of the backward of a conv with one input channel (a first layer on grey images), which runs
+#: on one thread: its GEMMs ((kh*kw + 1) x pixels x C_out) are memory-bound, and two threads splitting its
+#: chunks slowed each other's copies ~10x (measured at batch 256 on 2 cores: 8.9 ms on two threads,
+#: 6.6 ms on one with 8 MiB chunks, 4.5 ms on one with these, whose columns stay in L2).
+CHUNK_BYTES_ONE_CHANNEL = 512 << 10
 #: Column-buffer plus output elements from which a conv splits over threads. (OpenBLAS runs
 #: single-threaded inside the NumPy path's ops, see gpucnn.workspace, so a conv that does not split uses
 #: one core: split all but tiny ones.)
@@ -272,14 +278,14 @@ class ConvNumpy:
         khw = kh * kw
         g, staged = _gy_matrix(gy)
         # Threads split the input channels: each owns its columns of gW and its channels of the padded
-        # input gradient, so nothing is shared. (With one input channel they split the output rows and
-        # add their parts of gW.) The split does not depend on which gradients are needed: gW comes out
-        # the same bits either way.
-        threads = _threads_for(N * Ho * Wo * (2 * C * khw + 1 + Co))
-        by_channel = C >= 2 and threads > 1
+        # input gradient, so nothing is shared. (With one input channel: one thread, see
+        # CHUNK_BYTES_ONE_CHANNEL; without threads, the chunks add their parts of gW in order.) The split
+        # does not depend on which gradients are needed: gW comes out the same bits either way.
+        threads = _threads_for(N * Ho * Wo * (2 * C * khw + 1 + Co)) if C >= 2 else 1
+        by_channel = threads > 1
         parts = workspace.split(C, threads) if by_channel else [(0, C)]
-        chunks = self._chunks(N, 2 * (parts[0][1] - parts[0][0]) * khw + 1 + Co, gy.dtype.itemsize,
-                              1 if by_channel else threads, CHUNK_BYTES_BACKWARD)
+        chunks = self._chunks(N, 2 * (parts[0][1] - parts[0][0]) * khw + 1 + Co, gy.dtype.itemsize, 1,
+                              CHUNK_BYTES_BACKWARD if C >= 2 else CHUNK_BYTES_ONE_CHANNEL)
         width = max(ni * nj for _, ni, _, nj in chunks) * N  # columns of the largest chunk
         gbuf = np.zeros((C, self.Hp, self.Wp, N), dtype=gy.dtype) if need_x else None
         wt = w.reshape(Co, C * khw).T
@@ -319,8 +325,7 @@ class ConvNumpy:
         if by_channel:
             results = workspace.parallel(lambda c0, c1: work(c0, c1, 0, len(chunks)), C)
         else:
-            results = workspace.parallel(lambda lo, hi: work(0, C, lo, hi), len(chunks),
-                                         1 if threads > 1 else len(chunks))
+            results = [work(0, C, 0, len(chunks))]
         if staged is not None:
             workspace.give(staged)
         gw = gb = None
@@ -330,8 +335,6 @@ class ConvNumpy:
             gb = results[0][-1].copy() if need_b else None
         elif need_w or need_b:
             total = results[0]
-            for r in results[1:]:
-                total += r
             gw = total[:C * khw].T if need_w else None
             gb = total[-1].copy() if need_b else None
         if gw is not None:

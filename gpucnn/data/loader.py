@@ -149,6 +149,7 @@ class DataLoader:
                         f"DataLoader state has {key}={state[key]!r} but this loader has {key}={value!r}"
                     )
             epoch, batch_index = int(state["epoch"]), int(state["batch_index"])
+            seed = int(state.get("seed", self.seed))
             rng = np.random.Generator(np.random.PCG64())
             rng.bit_generator.state = copy.deepcopy(state["rng_state"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -159,4 +160,4 @@ class DataLoader:
             raise ArgumentError(f"DataLoader state has an invalid position: epoch {epoch}, batch {batch_index}")
         self.epoch, self.batch_index = epoch, batch_index
         self._epoch_state = _plain(rng.bit_generator.state)
-        self.seed = int(state.get("seed", self.seed))
+        self.seed = seed

@@ -119,5 +119,9 @@ def test_load_state_dict_rejects_mismatches():
         other.load_state_dict(state)
     with pytest.raises(ArgumentError, match="not a DataLoader state"):
         loader.load_state_dict({"epoch": 0})
+    for bad_seed in (None, "x", [1]):  # a damaged checkpoint (found by the fuzz test): an error, state kept
+        with pytest.raises(ArgumentError, match="not a DataLoader state"):
+            loader.load_state_dict(dict(state, seed=bad_seed))
+        assert loader.state_dict() == state
     with pytest.raises(ArgumentError):
         DataLoader(loader.dataset, batch_size=0)

@@ -11,6 +11,11 @@ What is timed (each a *row*):
 - ``inference``: keras-mnist at ``inference_batch`` and the block, under ``no_grad`` (PyTorch:
   ``inference_mode``), eval mode.
 
+The memory-bound layer rows (pooling, ReLU, batch norm) also report the bandwidth they reach: the bytes
+of the tensors each pass must read and write once (:func:`_traffic_bytes`) per second, and that as a
+share of what a plain device copy reaches in the same run (the ``copy`` row that starts the layers: one
+``copyto`` of ``copy_mib`` MiB, counted as read + write).
+
 Method: the same work runs in gpucnn and, when PyTorch is installed, in PyTorch (NCHW, and on the CPU also
 ``channels_last``) with the same weights and inputs. Before anything is timed, outputs, gradients and
 updated weights are compared (relative L2 error, :data:`TOLERANCE`); a disagreement stops the run. Then
@@ -87,12 +92,13 @@ class Settings:
     torch: bool = True                              # compare with PyTorch when it is installed
     memory: bool = True                             # peak RSS of the training steps (subprocesses)
     memory_steps: int = 5
+    copy_mib: Optional[int] = None                  # the reference copy (None: 512 MiB on cuda, else 64)
 
     @classmethod
     def quick(cls, **overrides: Any) -> "Settings":
         """Tiny shapes and few runs: checks that the harness works, in seconds (numbers mean nothing)."""
         base = dict(batch_sizes=(4,), layer_batch=4, inference_batch=4, block_channels=4, block_size=8,
-                    block_batch=2, rounds=3, warmup=1, min_sample_s=0.0, memory_steps=2)
+                    block_batch=2, rounds=3, warmup=1, min_sample_s=0.0, memory_steps=2, copy_mib=1)
         base.update(overrides)
         return cls(**base)
 
@@ -324,6 +330,7 @@ class _Case:
     torch: dict[str, Callable[[], Any]] = field(default_factory=dict)
     check: Optional[Callable[[], dict[str, float]]] = None
     note: str = ""
+    bytes: Optional[int] = None  # memory traffic of one run (_traffic_bytes): rows that report GB/s
 
 
 class _Env:
@@ -521,7 +528,7 @@ def _layer_cases(env: _Env, settings: Settings) -> list[_Case]:
     """Forward and forward+backward rows for each layer of keras-mnist and of the basic block."""
     from . import nn as gnn
 
-    cases: list[_Case] = []
+    cases: list[_Case] = [_copy_case(env, settings)]
     # keras-mnist: each layer on the activations a forward pass of the net actually feeds it.
     batch = settings.layer_batch
     xa, _ = _keras_data(batch, seed=4)
@@ -631,8 +638,42 @@ def _layer_pair(env: _Env, model_name: str, label: str, layer: Any, a: Any, batc
             errors[n] = _check(f"{label} forward+backward", pairs)
         return errors
 
-    return [_Case(f"{label} fwd", "layers", model_name, batch, g_forward, t_forward, check_forward),
-            _Case(f"{label} fwd+bwd", "layers", model_name, batch, g_train, t_train, check_train)]
+    itemsize = np.dtype(np.float32).itemsize
+    in_shape = tuple(arrays[0].shape)
+    return [_Case(f"{label} fwd", "layers", model_name, batch, g_forward, t_forward, check_forward,
+                  bytes=_traffic_bytes(layer, in_shape, tuple(out_shape), itemsize, train=False)),
+            _Case(f"{label} fwd+bwd", "layers", model_name, batch, g_train, t_train, check_train,
+                  bytes=_traffic_bytes(layer, in_shape, tuple(out_shape), itemsize, train=True))]
+
+
+def _traffic_bytes(layer: Any, in_shape: tuple, out_shape: tuple, itemsize: int, train: bool) -> Optional[int]:
+    """The bytes one run of a memory-bound layer must move at least, each tensor read or written once:
+    the forward reads x and writes y; the backward reads gy and the tensor it needs saved (pooling and
+    batch norm: x; ReLU: y) and writes gx. Per-channel vectors are negligible and not counted. None for
+    the other layers (convolutions and dense layers are compute-bound: ratios, not GB/s)."""
+    from . import nn as gnn
+
+    x, y = math.prod(in_shape) * itemsize, math.prod(out_shape) * itemsize
+    if not isinstance(layer, (gnn.MaxPool2d, gnn.AvgPool2d, gnn.ReLU, gnn.BatchNorm2d)):
+        return None
+    saved = y if isinstance(layer, gnn.ReLU) else 0 if isinstance(layer, gnn.AvgPool2d) else x
+    return x + y + (y + saved + x if train else 0)  # forward: x, y; backward: gy, saved, gx
+
+
+def _copy_case(env: _Env, settings: Settings) -> _Case:
+    """The reference row of the bandwidth figures: one device copy of ``copy_mib`` MiB (read + write)."""
+    mib = settings.copy_mib or (512 if env.on_cuda else 64)
+    n = (mib << 20) // 4
+    xp = env.device.xp
+    src = xp.ones(n, dtype=np.float32)
+    dst = xp.empty_like(src)
+    torch_fns = {}
+    if env.torch is not None:
+        tsrc = env.torch.ones(n, device=env.tdev)
+        tdst = env.torch.empty_like(tsrc)
+        torch_fns = {name: (lambda: tdst.copy_(tsrc)) for name, _ in env.variants()}
+    return _Case(f"copy {mib} MiB (reference)", "layers", "-", 1, lambda: xp.copyto(dst, src), torch_fns,
+                 bytes=2 * n * 4)
 
 
 # -- peak memory (fresh subprocesses) ------------------------------------------------------------------
@@ -819,7 +860,11 @@ def run(settings: Optional[Settings] = None, progress: Optional[Callable[[str], 
                                  settings.settle_s)
         for name, t in timed.items():
             t["images_per_s"] = case.batch / t["median_s"] if t["median_s"] > 0 else math.inf
+            if case.bytes is not None:
+                t["gb_per_s"] = case.bytes / t["median_s"] / 1e9 if t["median_s"] > 0 else math.inf
             row[name] = t
+        if case.bytes is not None:
+            row["bytes"] = case.bytes
         g = timed["gpucnn"]["median_s"]
         for name in case.torch:
             row[f"ratio_{name}"] = timed[name]["median_s"] / g if g > 0 else math.inf
@@ -869,6 +914,13 @@ def format_table(results: dict[str, Any]) -> str:
     header = ["work", "batch", "gpucnn"]
     for v in variants:
         header += [_VARIANT_TITLES[v], "ratio"]
+    copy_gbs = next((r["gpucnn"]["gb_per_s"] for r in results["rows"]
+                     if r["work"].startswith("copy ") and "gb_per_s" in r.get("gpucnn", {})), None)
+    with_bw = any("bytes" in r for r in results["rows"])
+    if with_bw:
+        header += ["GB/s", "of copy"]
+        lines.append("GB/s: gpucnn's memory traffic on the memory-bound rows (each tensor read or written "
+                     "once), and its share of what the copy row reaches")
     rows = []
     for r in results["rows"]:
         cells = [r["work"], str(r["batch"])]
@@ -881,6 +933,10 @@ def format_table(results: dict[str, Any]) -> str:
                 cells += [_fmt_rate(r[v]["images_per_s"]), f"{r[f'ratio_{v}']:.2f}"]
             else:
                 cells += ["-", "-"]
+        if with_bw:
+            gbs = r["gpucnn"].get("gb_per_s")
+            cells += ["-", "-"] if gbs is None else \
+                [f"{gbs:,.1f}", f"{100 * gbs / copy_gbs:.0f} %" if copy_gbs else "-"]
         rows.append(cells)
     widths = [max(len(header[i]), *(len(c[i]) for c in rows if len(c) > i)) for i in range(len(header))]
     def fmt(cells: list[str]) -> str:

@@ -29,6 +29,25 @@ def test_quick_run_without_torch_has_every_row():
     table = bench.format_table(results)
     assert "ratio = PyTorch time / gpucnn time (> 1: gpucnn is faster)" in table
     assert "train keras-mnist" in table
+    # bandwidth figures: the copy row and the memory-bound layers, nothing else
+    by_work = {r["work"]: r for r in results["rows"]}
+    assert by_work["copy 1 MiB (reference)"]["bytes"] == 2 << 20
+    with_bytes = {w.split()[0].rstrip("0123456789") for w, r in by_work.items() if "bytes" in r}
+    assert with_bytes == {"copy", "relu", "maxpool", "batchnorm"}
+    assert all(r["gpucnn"]["gb_per_s"] > 0 for r in results["rows"] if "bytes" in r)
+    assert "GB/s" in table and "100 %" in table  # the copy row is its own reference
+
+
+def test_traffic_bytes_counts_each_tensor_once():
+    from gpucnn import nn
+    x, y = (2, 3, 8, 8), (2, 3, 4, 4)
+    nx, ny = 2 * 3 * 64 * 4, 2 * 3 * 16 * 4
+    assert bench._traffic_bytes(nn.MaxPool2d(2), x, y, 4, train=False) == nx + ny
+    assert bench._traffic_bytes(nn.MaxPool2d(2), x, y, 4, train=True) == nx + ny + (ny + nx + nx)  # gy, x, gx
+    assert bench._traffic_bytes(nn.AvgPool2d(2), x, y, 4, train=True) == nx + ny + (ny + nx)      # gy, gx
+    assert bench._traffic_bytes(nn.ReLU(), x, x, 4, train=True) == 5 * nx                        # x, y; gy, y, gx
+    assert bench._traffic_bytes(nn.BatchNorm2d(3), x, x, 4, train=True) == 5 * nx                # x, y; gy, x, gx
+    assert bench._traffic_bytes(nn.Conv2d(3, 3, 3), x, x, 4, train=True) is None
 
 
 def test_time_interleaved_alternates_and_takes_medians():
@@ -91,8 +110,9 @@ def test_torch_comparison_agrees():
 def test_torch_layers_agree():
     pytest.importorskip("torch")
     results = bench.run(bench.Settings.quick(groups=("layers",), **{**TINY, "rounds": 1, "warmup": 0}))
-    assert len(results["rows"]) == 26  # 9 keras-mnist layers + 4 block layers, forward and fwd+bwd
-    assert all(row["check"] for row in results["rows"])
+    assert len(results["rows"]) == 27  # the copy, 9 keras-mnist layers + 4 block layers, fwd and fwd+bwd
+    assert all(row["check"] for row in results["rows"][1:])  # (the copy row has nothing to compare)
+    assert results["rows"][0]["ratio_torch"] > 0
 
 
 # -- the NumPy path's thread splitting (the speed work that the benchmarks measure) ---------------------

@@ -14,7 +14,7 @@ What is timed (each a *row*):
 The memory-bound layer rows (pooling, ReLU, batch norm) also report the bandwidth they reach: the bytes
 of the tensors each pass must read and write once (:func:`_traffic_bytes`) per second, and that as a
 share of what a plain device copy reaches in the same run (the ``copy`` row that starts the layers: one
-``copyto`` of ``copy_mib`` MiB, counted as read + write).
+``copyto`` of ``copy_mib`` MiB, counted as read + write; on the CPU split over the NumPy path's threads).
 
 Method: the same work runs in gpucnn and, when PyTorch is installed, in PyTorch (NCHW, and on the CPU also
 ``channels_last``) with the same weights and inputs. Before anything is timed, outputs, gradients and
@@ -672,8 +672,15 @@ def _copy_case(env: _Env, settings: Settings) -> _Case:
         tsrc = env.torch.ones(n, device=env.tdev)
         tdst = env.torch.empty_like(tsrc)
         torch_fns = {name: (lambda: tdst.copy_(tsrc)) for name, _ in env.variants()}
-    return _Case(f"copy {mib} MiB (reference)", "layers", "-", 1, lambda: xp.copyto(dst, src), torch_fns,
-                 bytes=2 * n * 4)
+    if xp is np:  # on the CPU split over the NumPy path's threads, as its elementwise ops are
+        from . import workspace
+
+        def copy() -> None:
+            workspace.parallel(lambda lo, hi: np.copyto(dst[lo:hi], src[lo:hi]), n, workspace.MIN_PIECE)
+    else:
+        def copy() -> None:
+            xp.copyto(dst, src)
+    return _Case(f"copy {mib} MiB (reference)", "layers", "-", 1, copy, torch_fns, bytes=2 * n * 4)
 
 
 # -- peak memory (fresh subprocesses) ------------------------------------------------------------------

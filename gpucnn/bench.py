@@ -438,7 +438,7 @@ def _train_case(env: _Env, settings: Settings, model_name: str, batch: int) -> _
     if model_name == "keras-mnist":
         xa, ya = _keras_data(batch)
         gm = _keras_model(env)
-        work = f"train keras-mnist"
+        work = "train keras-mnist"
     else:
         xa, ya = _block_data(settings, batch), None
         gm = _block_model(env, settings)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ShapeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -37,3 +37,20 @@ def require_dim(op: str, dim: Any, shape: tuple[int, ...], name: str = "dim") ->
         raise ArgumentError(f"{op}: {name} must be an integer in [{-ndim}, {ndim - 1}] for input of shape "
                             f"{shape}, got {dim!r}")
     return int(dim) % ndim
+
+
+def require_input(op: str, x: Any, min_rank: int, max_rank: Optional[int], layout: str) -> None:
+    """``x`` is a float tensor of rank ``min_rank``..``max_rank`` (None: any above) with a non-empty batch
+    and no empty dimension; ``layout`` names the shapes in messages, e.g. "N, C, H, W"."""
+    require_tensor(op, "input", x)
+    if x.ndim < min_rank or max_rank is not None and x.ndim > max_rank:
+        ranks = f"{min_rank} or more" if max_rank is None else str(min_rank) if min_rank == max_rank else \
+            ", ".join(map(str, range(min_rank, max_rank))) + f" or {max_rank}"
+        raise ShapeError(f"{op}: input must have rank {ranks} ({layout}), got rank {x.ndim} "
+                         f"(input shape {x.shape})")
+    if x.dtype not in FLOAT_DTYPES:
+        raise ArgumentError(f"{op}: input must have a floating-point dtype (float32 or float64), got {x.dtype}")
+    if x.shape[0] == 0:
+        raise ShapeError(f"{op}: the input batch is empty (input shape {x.shape}); expected at least one sample")
+    if 0 in x.shape:
+        raise ShapeError(f"{op}: input has an empty dimension (input shape {x.shape})")

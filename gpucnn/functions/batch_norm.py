@@ -46,6 +46,7 @@ from ..backend import array_device
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
+from ._checks import require_input
 from ._layout import axis_order
 
 # -- the CUDA kernel launches (kernels_cuda/batch_norm.cu; devices cuda and emu) --------------------
@@ -439,18 +440,8 @@ def batch_norm(input: Tensor, running_mean: Any, running_var: Any, weight: Any =
     ``y = x_hat * weight + bias`` per channel where ``weight``/``bias`` are given.
     """
     op = "batch_norm"
-    if not isinstance(input, Tensor):
-        raise ArgumentError(f"{op}: input must be a gpucnn Tensor, got {type(input).__name__}")
+    require_input(op, input, 2, None, "N, C, ...")
     shape = input.shape
-    if input.ndim < 2:
-        raise ShapeError(f"{op}: input must have rank 2, 3 or 4 ((N, C), (N, C, L) or (N, C, H, W)), "
-                         f"got rank {input.ndim} (input shape {shape})")
-    if input.dtype not in (np.float32, np.float64):
-        raise ArgumentError(f"{op}: input must have a floating-point dtype (float32 or float64), got {input.dtype}")
-    if shape[0] == 0:
-        raise ShapeError(f"{op}: the input batch is empty (input shape {shape}); expected at least one sample")
-    if 0 in shape:
-        raise ShapeError(f"{op}: input has an empty dimension (input shape {shape})")
     if not isinstance(training, (bool, np.bool_)):
         raise ArgumentError(f"{op}: training must be True or False, got {training!r}")
     if not _is_number(momentum) or not 0.0 <= momentum <= 1.0:

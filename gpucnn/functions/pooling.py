@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import ArgumentError, ShapeError
 from .. import workspace
 from ..function import Function
-from ._checks import FLOAT_DTYPES
+from ._checks import require_input
 from ._layout import axis_order, like
 from ._conv_util import out_size
 from ..tensor import Tensor
@@ -61,21 +61,6 @@ def _fmt(sizes: Sequence[int]) -> str:
 
 def _fmt_pad(pads: Sequence[int]) -> str:
     return str(pads[0]) if len(set(pads)) == 1 else str(tuple(pads))
-
-
-def _check_input(op: str, x: Any, rank: int, layout: str) -> None:
-    if not isinstance(x, Tensor):
-        raise ArgumentError(f"{op}: input must be a gpucnn Tensor, got {type(x).__name__}")
-    if x.ndim != rank:
-        raise ShapeError(f"{op}: input must have rank {rank} ({layout}), got rank {x.ndim} "
-                         f"(input shape {x.shape})")
-    if x.dtype not in FLOAT_DTYPES:
-        raise ArgumentError(f"{op}: input must have a floating-point dtype (float32 or float64), "
-                            f"got {x.dtype}")
-    if x.shape[0] == 0:
-        raise ShapeError(f"{op}: the input batch is empty (input shape {x.shape}); expected at least one sample")
-    if 0 in x.shape:
-        raise ShapeError(f"{op}: input has an empty dimension (input shape {x.shape})")
 
 
 def _check_bool(op: str, arg: str, value: Any) -> bool:
@@ -485,7 +470,7 @@ def max_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair
     gradient of each output goes to the first maximum of its window (row-major order).
     """
     op = "max_pool2d"
-    _check_input(op, input, 4, "N, C, H, W")
+    require_input(op, input, 4, 4, "N, C, H, W")
     k, s, p, d = _check_window(op, input, 2, kernel_size, stride, padding, dilation)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     return MaxPool2d(k, s, p, d, ceil_mode)(input)
@@ -498,7 +483,7 @@ def avg_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair
     Zero padding; with ``count_include_pad=False`` each window's divisor counts only real pixels.
     """
     op = "avg_pool2d"
-    _check_input(op, input, 4, "N, C, H, W")
+    require_input(op, input, 4, 4, "N, C, H, W")
     k, s, p, _ = _check_window(op, input, 2, kernel_size, stride, padding)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
@@ -509,7 +494,7 @@ def max_pool1d(input: Tensor, kernel_size: int, stride: Optional[int] = None, pa
                dilation: int = 1, ceil_mode: bool = False) -> Tensor:
     """1-D max pooling of an (N, C, L) tensor (the 2-D op with H = 1)."""
     op = "max_pool1d"
-    _check_input(op, input, 3, "N, C, L")
+    require_input(op, input, 3, 3, "N, C, L")
     (k,), (s,), (p,), (d,) = _check_window(op, input, 1, kernel_size, stride, padding, dilation)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     n, c, length = input.shape
@@ -521,7 +506,7 @@ def avg_pool1d(input: Tensor, kernel_size: int, stride: Optional[int] = None, pa
                ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     """1-D average pooling of an (N, C, L) tensor (the 2-D op with H = 1)."""
     op = "avg_pool1d"
-    _check_input(op, input, 3, "N, C, L")
+    require_input(op, input, 3, 3, "N, C, L")
     (k,), (s,), (p,), _ = _check_window(op, input, 1, kernel_size, stride, padding)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
@@ -535,7 +520,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional
     averages input rows floor(i*H/out) .. ceil((i+1)*H/out) - 1 (likewise columns). ``None`` in
     ``output_size`` keeps that input size; ``output_size=1`` is global average pooling (N, C, 1, 1)."""
     op = "adaptive_avg_pool2d"
-    _check_input(op, input, 4, "N, C, H, W")
+    require_input(op, input, 4, 4, "N, C, H, W")
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         sizes = tuple(input.shape[2 + i] if v is None else v for i, v in enumerate(output_size))
     else:
@@ -549,5 +534,5 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional
 def global_avg_pool2d(input: Tensor) -> Tensor:
     """The mean over H and W of an (N, C, H, W) tensor, as (N, C) (what a GlobalAvgPool2d layer feeds
     to a Dense layer, like Keras's GlobalAveragePooling2D)."""
-    _check_input("global_avg_pool2d", input, 4, "N, C, H, W")
+    require_input("global_avg_pool2d", input, 4, 4, "N, C, H, W")
     return GlobalAvgPool2d()(input)

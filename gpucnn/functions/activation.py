@@ -11,6 +11,7 @@ from ..errors import ArgumentError
 from ..function import Function
 from ..random import host_generator
 from ._checks import require_dim, require_float
+from ._layout import matched
 
 
 class ReLU(Function):
@@ -30,6 +31,7 @@ class ReLU(Function):
         y = self.y
         if self.xp is not np or y.ndim == 0 or y.size < 2 * workspace.MIN_PIECE:
             return (gy * (y > 0),)
+        gy = matched(y, gy)  # (a gradient laid out unlike y would make both passes ~3x slower)
         gx = np.empty_like(y, dtype=gy.dtype)
 
         def mask(s: tuple) -> None:

@@ -290,9 +290,9 @@ class ConvNumpy:
         gbuf = np.zeros((C, self.Hp, self.Wp, N), dtype=gy.dtype) if need_x else None
         wt = w.reshape(Co, C * khw).T
 
-        def work(c0: int, c1: int, lo: int, hi: int) -> Optional[np.ndarray]:
-            """Channels c0..c1-1, output rows of chunks lo..hi-1: [gW | gb].T of those (gb in the part with
-            channel 0) and the col2im into gbuf."""
+        def work(c0: int, c1: int) -> Optional[np.ndarray]:
+            """Channels c0..c1-1: [gW | gb].T of those (gb in the part with channel 0) and their col2im
+            into gbuf, chunk by chunk."""
             ones = need_b and c0 == 0
             K = (c1 - c0) * khw
             gwb = part = scratch = gcols = None
@@ -303,7 +303,7 @@ class ConvNumpy:
                 scratch = workspace.take((K + ones) * width, gy.dtype)
             if need_x:
                 gcols = workspace.take(K * width, gy.dtype)
-            for chunk in chunks[lo:hi]:
+            for chunk in chunks:
                 i0, ni, j0, nj = chunk
                 start, L = (i0 * Wo + j0) * N, ni * nj * N
                 gc = g[:, start:start + L]
@@ -322,10 +322,7 @@ class ConvNumpy:
             workspace.give(scratch, gcols)
             return gwb
 
-        if by_channel:
-            results = workspace.parallel(lambda c0, c1: work(c0, c1, 0, len(chunks)), C)
-        else:
-            results = [work(0, C, 0, len(chunks))]
+        results = workspace.parallel(work, C) if by_channel else [work(0, C)]
         if staged is not None:
             workspace.give(staged)
         gw = gb = None

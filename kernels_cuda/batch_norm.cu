@@ -12,7 +12,7 @@
 // then gpucnn_block_sum's trees) and there are no atomics: results are deterministic.
 #include "common.cuh"
 
-// Threads per block of the per-channel reductions (one block per channel; any multiple of 32 up to this).
+// Threads per block of the per-channel reductions (any multiple of 32 up to this).
 #ifndef BN_THREADS
 #define BN_THREADS 256
 #endif
@@ -42,6 +42,8 @@ struct ChannelCursor {
   __device__ __forceinline__ ChannelCursor(int start, int step, int L_)
       : n(start / L_), l(start % L_), n_step(step / L_), l_step(step % L_), L(L_) {}
   __device__ __forceinline__ bool before(int N) const { return n < N; }
+  // Before element m = end_n * L + end_l (compared as (n, l): no n * L product that could overflow).
+  __device__ __forceinline__ bool before(int end_n, int end_l) const { return n < end_n || (n == end_n && l < end_l); }
   __device__ __forceinline__ int offset(int C, int c) const { return (n * C + c) * L + l; }
   __device__ __forceinline__ void advance() {
     n += n_step;
@@ -54,45 +56,65 @@ struct ChannelCursor {
 };
 
 // ---------------------------------------------------------------------------------------------------
-// batch_norm_forward_stats (training): one block per channel c = blockIdx.x (grid (C,), block
-// (BN_THREADS,)); thread t reduces elements t, t + blockDim.x, ... of channel c of x (N, C, L).
-// Two passes over the channel, as the NumPy path: mean = sum(x) / count, then the biased variance
-// var = sum((x - mean)^2) / count with (x - mean) and its square formed in T (NumPy's float32 `xc` and
-// `np.square(xc)`), both sums in acc_t and cast to T like NumPy's float64 means. Writes mean[c], var[c]
-// and invstd[c] = 1 / sqrt(var + eps). With update != 0 also updates running_mean[c] and running_var[c]
-// in place exactly as the NumPy path (no FMA contraction):
+// The per-channel reductions are split over `splits` blocks per channel so that a layer with few channels
+// still fills the GPU (64 channels are 64 blocks: a tenth of what an H100 keeps in flight): block
+// (c, s) = (blockIdx.x, blockIdx.y) reduces the elements m = s * per .. min((s + 1) * per, N * L) - 1 of
+// channel c (element m = n * L + l), thread t the elements t, t + blockDim.x, ... of that range, and writes
+// the block's sum to part[c * splits + s]; a finishing kernel adds the splits' sums in split order. Fixed
+// orders, no atomics: deterministic for given shapes (the launcher derives splits and per from them).
+// Sums are in acc_t: part is an acc_t array (the launcher allocates float64, BN_ACC's default).
+
+// batch_norm_stats_partial (training): grid (C, splits), block (BN_THREADS,), the split mapping above.
+// center == 0: part = sum(x) over the block's range; center != 0: part = sum((x - mean[c])^2), with
+// (x - mean) and its square formed in T (as the NumPy path's float32 d and np.square(d)).
+extern "C" __global__ void __launch_bounds__(BN_THREADS)
+batch_norm_stats_partial(const T* __restrict__ x, int N, int C, int L, int per, int center,
+                         const T* __restrict__ mean, acc_t* __restrict__ part) {
+  __shared__ acc_t scratch[32];
+  const int c = blockIdx.x, s = blockIdx.y;
+  const int end = s + 1 < (int)gridDim.y ? (s + 1) * per : N * L;  // (the last split: up to N * L)
+  const T mu = center ? mean[c] : T(0);
+  acc_t sum = acc_t(0);
+  for (ChannelCursor it(s * per + threadIdx.x, blockDim.x, L); it.before(end / L, end % L); it.advance()) {
+    const T v = x[it.offset(C, c)];
+    if (center) {
+      const T d = v - mu;
+      sum += acc_t(d * d);
+    } else {
+      sum += acc_t(v);
+    }
+  }
+  sum = gpucnn_block_sum(sum, scratch);
+  if (threadIdx.x == 0) part[c * gridDim.y + s] = sum;
+}
+
+// batch_norm_stats_finish (training): one thread per channel c (grid-x covers C), after
+// batch_norm_stats_partial. stage 0: mean[c] = T(sum of part[c, :] / count). stage 1: var[c] = T(sum /
+// count) (biased), invstd[c] = 1 / sqrt(var + eps), and with update != 0 the running statistics, in place
+// and exactly as the NumPy path (no FMA contraction):
 //   running_mean = (1 - m) * running_mean + m * mean
 //   running_var  = (1 - m) * running_var  + m * (var * unbias),   unbias = count / (count - 1)
 // with one_minus_momentum = (1 - m), momentum = m and unbias rounded to T by the launcher, as NumPy
 // rounds those Python floats. With update == 0 the running pointers are not touched (any array).
-extern "C" __global__ void __launch_bounds__(BN_THREADS)
-batch_norm_forward_stats(const T* __restrict__ x, int N, int C, int L, T eps, int update, T momentum,
-                         T one_minus_momentum, T unbias, T* __restrict__ mean, T* __restrict__ var,
-                         T* __restrict__ invstd, T* running_mean, T* running_var) {
-  __shared__ acc_t scratch[32];
-  const int c = blockIdx.x;
-  const int count = N * L;
-
-  acc_t sum = acc_t(0);
-  for (ChannelCursor it(threadIdx.x, blockDim.x, L); it.before(N); it.advance()) sum += acc_t(x[it.offset(C, c)]);
-  const T mu = T(gpucnn_block_sum(sum, scratch) / acc_t(count));
-
-  acc_t sq = acc_t(0);
-  for (ChannelCursor it(threadIdx.x, blockDim.x, L); it.before(N); it.advance()) {
-    const T d = x[it.offset(C, c)] - mu;
-    sq += acc_t(d * d);
+extern "C" __global__ void __launch_bounds__(BN_APPLY_THREADS)
+batch_norm_stats_finish(const acc_t* __restrict__ part, int splits, int C, int count, int stage, T eps,
+                        int update, T momentum, T one_minus_momentum, T unbias, T* __restrict__ mean,
+                        T* __restrict__ var, T* __restrict__ invstd, T* running_mean, T* running_var) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  acc_t sum = part[c * splits];
+  for (int s = 1; s < splits; ++s) sum += part[c * splits + s];
+  const T stat = T(sum / acc_t(count));
+  if (stage == 0) {
+    mean[c] = stat;
+    return;
   }
-  const T v = T(gpucnn_block_sum(sq, scratch) / acc_t(count));
-
-  if (threadIdx.x == 0) {
-    mean[c] = mu;
-    var[c] = v;
-    invstd[c] = T(1) / sqrt(v + eps);
-    if (update) {
-      running_mean[c] = gpucnn_add_rn(gpucnn_mul_rn(one_minus_momentum, running_mean[c]), gpucnn_mul_rn(momentum, mu));
-      running_var[c] = gpucnn_add_rn(gpucnn_mul_rn(one_minus_momentum, running_var[c]),
-                                     gpucnn_mul_rn(momentum, gpucnn_mul_rn(v, unbias)));
-    }
+  var[c] = stat;
+  invstd[c] = T(1) / sqrt(stat + eps);
+  if (update) {
+    running_mean[c] = gpucnn_add_rn(gpucnn_mul_rn(one_minus_momentum, running_mean[c]), gpucnn_mul_rn(momentum, mean[c]));
+    running_var[c] = gpucnn_add_rn(gpucnn_mul_rn(one_minus_momentum, running_var[c]),
+                                   gpucnn_mul_rn(momentum, gpucnn_mul_rn(stat, unbias)));
   }
 }
 
@@ -128,33 +150,49 @@ batch_norm_forward_apply(const T* __restrict__ x, const T* __restrict__ mean, co
 }
 
 // ---------------------------------------------------------------------------------------------------
-// batch_norm_backward_reduce: one block per channel c = blockIdx.x (grid (C,), block (BN_THREADS,));
-// thread t visits elements t, t + blockDim.x, ... of channel c of x and gy (N, C, L) and accumulates in
-// acc_t: sum_gy[c] = sum(gy) and sum_gy_xhat[c] = sum(gy * x_hat), x_hat = (x - mean[c]) * invstd[c]
-// and the product formed in T (the NumPy path sums gy * (x - mean) and scales the sum by invstd[c]: a
-// rounding apart per element). These are dbeta and dgamma, and feed the
-// training-mode input gradient.
+// batch_norm_backward_partial: grid (C, splits), block (BN_THREADS,), the split mapping of the statistics
+// above; per block the sums, in acc_t, of gy and of gy * x_hat over its range of channel c, x_hat =
+// (x - mean[c]) * invstd[c] and the product formed in T (the NumPy path sums gy * (x - mean) and scales
+// the sum by invstd[c]: a rounding apart per element), to part_gy[c, s] and part_gy_xhat[c, s].
 extern "C" __global__ void __launch_bounds__(BN_THREADS)
-batch_norm_backward_reduce(const T* __restrict__ x, const T* __restrict__ gy, const T* __restrict__ mean,
-                           const T* __restrict__ invstd, int N, int C, int L, T* __restrict__ sum_gy,
-                           T* __restrict__ sum_gy_xhat) {
+batch_norm_backward_partial(const T* __restrict__ x, const T* __restrict__ gy, const T* __restrict__ mean,
+                            const T* __restrict__ invstd, int N, int C, int L, int per,
+                            acc_t* __restrict__ part_gy, acc_t* __restrict__ part_gy_xhat) {
   __shared__ acc_t scratch[32];
-  const int c = blockIdx.x;
-  const T mu = mean[c], s = invstd[c];
+  const int c = blockIdx.x, s = blockIdx.y;
+  const int end = s + 1 < (int)gridDim.y ? (s + 1) * per : N * L;  // (the last split: up to N * L)
+  const T mu = mean[c], is = invstd[c];
   acc_t a = acc_t(0), b = acc_t(0);
-  for (ChannelCursor it(threadIdx.x, blockDim.x, L); it.before(N); it.advance()) {
+  for (ChannelCursor it(s * per + threadIdx.x, blockDim.x, L); it.before(end / L, end % L); it.advance()) {
     const int o = it.offset(C, c);
     const T g = gy[o];
-    const T xhat = (x[o] - mu) * s;
+    const T xhat = (x[o] - mu) * is;
     a += acc_t(g);
     b += acc_t(g * xhat);
   }
   a = gpucnn_block_sum(a, scratch);
   b = gpucnn_block_sum(b, scratch);
   if (threadIdx.x == 0) {
-    sum_gy[c] = T(a);
-    sum_gy_xhat[c] = T(b);
+    part_gy[c * gridDim.y + s] = a;
+    part_gy_xhat[c * gridDim.y + s] = b;
   }
+}
+
+// batch_norm_backward_finish: one thread per channel c (grid-x covers C): sum_gy[c] and sum_gy_xhat[c],
+// the splits' sums added in split order and cast to T. These are dbeta and dgamma, and feed the
+// training-mode input gradient.
+extern "C" __global__ void __launch_bounds__(BN_APPLY_THREADS)
+batch_norm_backward_finish(const acc_t* __restrict__ part_gy, const acc_t* __restrict__ part_gy_xhat, int splits,
+                           int C, T* __restrict__ sum_gy, T* __restrict__ sum_gy_xhat) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  acc_t a = part_gy[c * splits], b = part_gy_xhat[c * splits];
+  for (int s = 1; s < splits; ++s) {
+    a += part_gy[c * splits + s];
+    b += part_gy_xhat[c * splits + s];
+  }
+  sum_gy[c] = T(a);
+  sum_gy_xhat[c] = T(b);
 }
 
 // batch_norm_backward_dx: grid (C, chunks), block (BN_APPLY_THREADS,), the mapping of

@@ -25,7 +25,8 @@ contiguous scratch, since its rows evict each other from the caches.
 - Every channel's sums are taken in the same order whatever its group, so the results are bit-identical
   run to run and for any number of threads.
 
-On the kernel devices (cuda, emu) the op runs ``kernels_cuda/batch_norm.cu``: one block per channel for
+On the kernel devices (cuda, emu) the op runs ``kernels_cuda/batch_norm.cu``: per-channel reductions
+split over several blocks per channel (:func:`_splits`) and finished per channel in split order, for
 the statistics (the same two passes, accumulated in double like this NumPy path, and the running
 statistics updated in the kernel with the same rounding) and for the backward's per-channel sums, and
 elementwise kernels for y and dx, which apply inv_std and weight one after the other ((x - mean) *
@@ -57,6 +58,20 @@ _APPLY_THREADS = 256
 #: most blocks along grid-y (CUDA's limit); the elementwise kernels stride over the rest
 _MAX_GRID_Y = 65535
 _INT32_MAX = 2**31 - 1
+#: The per-channel reductions split each channel over several blocks (see batch_norm.cu) to put about
+#: this many blocks in flight (4 per SM on a 132-SM H100; 64 channels alone would be 64 blocks) ...
+_STAT_TARGET_BLOCKS = 528
+#: ... each summing at least this many elements (16 per thread: the finishing kernel's sequential sum
+#: over the splits stays short).
+_STAT_MIN_PER_BLOCK = 16 * 256
+
+
+def _splits(channels: int, count: int) -> tuple[int, int]:
+    """(splits per channel, elements per split) of the reductions over ``count`` elements per channel:
+    a function of the shapes only, so the summation order (and the result) is too."""
+    splits = max(1, min(-(-_STAT_TARGET_BLOCKS // channels), count // _STAT_MIN_PER_BLOCK, _MAX_GRID_Y))
+    per = -(-count // splits)
+    return -(-count // per), per  # (no empty split)
 
 
 def _ctype(dtype: Any) -> str:
@@ -70,9 +85,10 @@ def _ctype(dtype: Any) -> str:
 
 def _check_int32(x: Any) -> None:
     """The kernels index with 32-bit ints; a channel cursor may also run one grid stride (< 2^24
-    elements) past the batch size before it stops."""
+    elements) past the batch size before it stops, and a split's first thread starts up to a block
+    (_THREADS elements) past the split's start."""
     n = x.shape[0]
-    if x.size > _INT32_MAX or n + 2**24 > _INT32_MAX:
+    if x.size + _THREADS > _INT32_MAX or n + 2**24 > _INT32_MAX:
         raise ShapeError(f"batch_norm: the input has {x.size} elements (shape {x.shape}), more than the CUDA "
                          f"kernels' 32-bit indexing allows ({_INT32_MAX}); split the batch")
 
@@ -360,11 +376,17 @@ class BatchNorm(Function):
             in_kernel = running_mean is not None and all(
                 a.dtype == x.dtype and a.flags.c_contiguous for a in stats)
             m = self.momentum
-            kernel = self.device.kernel("batch_norm", "batch_norm_forward_stats", T=T)
-            kernel((c,), (_THREADS,),
-                   (x, np.int32(n), np.int32(c), np.int32(length), scalar(self.eps), np.int32(in_kernel),
-                    scalar(m), scalar(1 - m), scalar(count / (count - 1)), mean, var, invstd,
-                    *(stats if in_kernel else (var, var))))  # (not touched when in_kernel is 0)
+            splits, per = _splits(c, count)
+            part = xp.empty((c, splits), dtype=np.float64)
+            partial = self.device.kernel("batch_norm", "batch_norm_stats_partial", T=T)
+            finish = self.device.kernel("batch_norm", "batch_norm_stats_finish", T=T)
+            for stage in (0, 1):  # the mean, then the variance about it (two passes over x)
+                partial((c, splits), (_THREADS,),
+                        (x, np.int32(n), np.int32(c), np.int32(length), np.int32(per), np.int32(stage), mean, part))
+                finish((-(-c // _APPLY_THREADS),), (_APPLY_THREADS,),
+                       (part, np.int32(splits), np.int32(c), np.int32(count), np.int32(stage), scalar(self.eps),
+                        np.int32(in_kernel), scalar(m), scalar(1 - m), scalar(count / (count - 1)), mean, var,
+                        invstd, *(stats if in_kernel else (var, var))))  # (not touched when in_kernel is 0)
             if running_mean is not None and not in_kernel:
                 running_mean[...] = (1 - m) * running_mean + m * mean
                 running_var[...] = (1 - m) * running_var + m * (var * (count / (count - 1)))
@@ -396,9 +418,14 @@ class BatchNorm(Function):
         sum_gy = sum_gy_xhat = None
         if need_w or need_b or (need_x and self.training):
             sum_gy, sum_gy_xhat = xp.empty(c, dtype=x.dtype), xp.empty(c, dtype=x.dtype)
-            kernel = self.device.kernel("batch_norm", "batch_norm_backward_reduce", T=T)
-            kernel((c,), (_THREADS,), (x, gy, self.mean, self.inv_std, np.int32(n), np.int32(c),
-                                       np.int32(length), sum_gy, sum_gy_xhat))
+            splits, per = _splits(c, n * length)
+            parts = xp.empty((2, c, splits), dtype=np.float64)
+            self.device.kernel("batch_norm", "batch_norm_backward_partial", T=T)(
+                (c, splits), (_THREADS,), (x, gy, self.mean, self.inv_std, np.int32(n), np.int32(c),
+                                           np.int32(length), np.int32(per), parts[0], parts[1]))
+            self.device.kernel("batch_norm", "batch_norm_backward_finish", T=T)(
+                (-(-c // _APPLY_THREADS),), (_APPLY_THREADS,),
+                (parts[0], parts[1], np.int32(splits), np.int32(c), sum_gy, sum_gy_xhat))
         gx = None
         if need_x:
             gx = xp.empty_like(x)

@@ -4,11 +4,13 @@ same data: forward in training and eval mode, the in-place running-statistics up
 cuda when present).
 
 Tolerances (eps = the dtype's machine epsilon, n = N * L values per channel):
-- A channel sum: the kernel adds ceil(n/256) values per thread and then 8 tree levels, in double; the
-  NumPy path adds runs of up to 128 values with einsum (at most min(n, 128) additions in sequence), then
-  the runs' sums pairwise (<= 16 + log2(n) levels). So the two results differ by at most
-  red(n) = ceil(n/256) + 9 + min(n, 128) + 16 + log2(n) ulp of sum|terms| (the +1: the final cast to
-  T). This bounds dgamma, dbeta and, in float64, the mean and variance.
+- A channel sum: the kernel splits the channel into S ranges of `per` values (bn_module._splits); each
+  block adds ceil(per/256) values per thread, then 8 tree levels, and the finishing kernel adds the S
+  block sums in sequence, all in double; the NumPy path adds runs of up to 128 values with einsum (at
+  most min(n, 128) additions in sequence), then the runs' sums pairwise (<= 16 + log2(n) levels). So the
+  two results differ by at most red(n, C) = ceil(per/256) + 8 + (S - 1) + 1 + min(n, 128) + 16 + log2(n)
+  ulp of sum|terms| (the +1: the final cast to T). This bounds dgamma, dbeta and, in float64, the mean
+  and variance.
 - float32 mean and variance: both sides accumulate in double and round once to float32, so they agree
   to within one float32 rounding (we allow 2 ulp of max|x|, or of the variance).
 - Elementwise results (y, dx): the kernels apply invstd and weight one after the other where the NumPy
@@ -34,9 +36,10 @@ SHAPES = [(2, 1), (7, 3), (300, 2), (1, 3, 5), (4, 3, 5), (2, 2, 300), (1, 1, 17
           (4, 3, 23, 29)]
 
 
-def red(n):
+def red(n, channels):
     """Worst-case ulps (of sum|terms|) between the kernel's and NumPy's sum of n values (see above)."""
-    return math.ceil(n / 256) + 9 + min(n, 128) + 16 + math.log2(n)
+    splits, per = bn_module._splits(channels, n)
+    return math.ceil(per / 256) + 8 + splits + min(n, 128) + 16 + math.log2(n)
 
 
 def make(shape, dtype, seed=0, affine=(True, True), offset=0.0):
@@ -79,7 +82,7 @@ def tolerances(x, gy, w, b, rm, rv, training, eps_bn=1e-5):
         mean, var = x64.mean(axis=axes), x64.var(axis=axes)
     else:
         mean, var = rm.astype(np.float64), rv.astype(np.float64)
-    stat_ulps = 2 if x.dtype == np.float32 else red(n)
+    stat_ulps = 2 if x.dtype == np.float32 else red(n, x.shape[1])
     mean_err = stat_ulps * eps * np.abs(x64).max() if training else 0.0
     var_rel = stat_ulps * eps if training else 0.0
     invstd = 1 / np.sqrt(var + eps_bn)
@@ -93,8 +96,8 @@ def tolerances(x, gy, w, b, rm, rv, training, eps_bn=1e-5):
     tol = {"y": wmax * xhat_err + 6 * eps * y_max}
     sum_gy = np.abs(gy64).sum(axis=axes).max()
     sum_gy_xhat = np.abs(gy64 * xhat).sum(axis=axes).max()
-    tol["gb"] = red(n) * eps * sum_gy
-    tol["gw"] = red(n) * eps * sum_gy_xhat + xhat_err * sum_gy
+    tol["gb"] = red(n, x.shape[1]) * eps * sum_gy
+    tol["gw"] = red(n, x.shape[1]) * eps * sum_gy_xhat + xhat_err * sum_gy
     if training:
         # gx = scale * ((gy - S1/n) - xhat * S2/n): S1/n and S2/n carry the sums' tolerances over n.
         m2 = sum_gy_xhat / n
@@ -203,6 +206,28 @@ def test_many_chunks_per_channel(kernel_device, monkeypatch):
         compare(kernel_device, x, gy, w, b, rm, rv, training)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reductions_split_over_blocks(kernel_device, monkeypatch, dtype):
+    # Channels of 5*13*17 = 1105 elements in splits of at least 23: 47 splits of 24, the last of 1, most
+    # starting in the middle of a row of 17; and batch 1 with the channel in one run.
+    monkeypatch.setattr(bn_module, "_STAT_MIN_PER_BLOCK", 23)
+    splits, per = bn_module._splits(2, 5 * 13 * 17)
+    assert (splits, per) == (47, 24) and per % 17 and (splits - 1) * per < 1105 <= splits * per
+    for shape in ((5, 2, 13, 17), (1, 3, 40, 41)):
+        for training in (True, False):
+            x, gy, w, b, rm, rv = make(shape, dtype, seed=13)
+            compare(kernel_device, x, gy, w, b, rm, rv, training)
+
+
+@pytest.mark.parametrize("channels,count", [(1, 1), (64, 1 << 20), (3, 5000), (1000, 1 << 16), (1, 2**31 - 512)])
+def test_split_partition(channels, count):
+    splits, per = bn_module._splits(channels, count)
+    assert 1 <= splits <= bn_module._MAX_GRID_Y and (splits - 1) * per < count <= splits * per
+    assert splits == 1 or per >= bn_module._STAT_MIN_PER_BLOCK
+    assert channels * splits <= max(channels, bn_module._STAT_TARGET_BLOCKS + channels)
+    assert bn_module._splits(channels, count) == (splits, per)  # shapes alone decide (determinism)
+
+
 # -- numerical soundness ------------------------------------------------------------------------------
 def test_large_offset_variance_matches(kernel_device):
     # 1e4 + N(0, 1) in float32: E[x^2] - E[x]^2 would cancel catastrophically (x^2 ~ 1e8, float32 ulp
@@ -226,7 +251,8 @@ def test_large_offset_variance_matches(kernel_device):
     np.testing.assert_allclose(y, y_ref, rtol=0, atol=2 * eps * 1e4 + 1e-5)
 
 
-def test_reductions_are_deterministic_across_thread_orders():
+def test_reductions_are_deterministic_across_thread_orders(monkeypatch):
+    monkeypatch.setattr(bn_module, "_STAT_MIN_PER_BLOCK", 100)  # 8 splits per channel, finished in order
     x, gy, w, b, rm, rv = make((6, 3, 11, 13), np.float32, seed=12, offset=50.0)
     results = []
     for order in ("forward", "reverse", "shuffled"):

@@ -356,7 +356,7 @@ def check_source(source: str, name: str, arch: str, dtype: str = "float", option
     as the runtime does it (:func:`gpucnn.kernels.specialise`) and compiled with ``options`` (default: the
     runtime's)."""
     options = tuple(compile_options() if options is None else options)
-    text = specialise(source, name, (("T", dtype),) + tuple(defines))
+    text = specialise(source, name, tuple(sorted((("T", dtype),) + tuple(defines))))  # (Device.kernel's order)
     if compiler == "nvrtc":
         opts, result = _nvrtc_compile(text, Path(name).name, arch, options)
     elif compiler == "nvcc":

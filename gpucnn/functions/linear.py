@@ -51,11 +51,20 @@ class Linear(Function):
         return y
 
     def _backward_numpy(self, x, w, gy, need_x, need_w):
-        gx = np.empty(x.shape, dtype=np.result_type(gy, w)) if need_x else None
+        # gx in x's layout: a Flatten of a conv's or pool's channel-major output is a column-major view
+        # (batch innermost), and the layers below want their gradient laid out like their output (a
+        # row-major gx cost the ReLU below it a transposing copy and ~3x in its own pass). BLAS writes
+        # column-major as gx.T = w.T @ gy.T (NumPy's matmul wants unit stride along an output row).
+        by_column = x.flags.f_contiguous and not x.flags.c_contiguous
+        gx = np.empty(x.shape[::-1], dtype=np.result_type(gy, w)).T if need_x and by_column else \
+            np.empty(x.shape, dtype=np.result_type(gy, w)) if need_x else None
 
         def rows(s: slice):
             if need_x:
-                np.matmul(gy[s], w, out=gx[s])
+                if by_column:
+                    np.matmul(w.T, gy[s].T, out=gx.T[:, s])
+                else:
+                    np.matmul(gy[s], w, out=gx[s])
             return gy[s].T @ x[s] if need_w else None  # this slice's part of gW
 
         with workspace.cpu_op():

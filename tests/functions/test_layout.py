@@ -60,3 +60,25 @@ def test_gradients_follow_the_layout_of_what_they_meet():
     gpucnn.functional.relu(xb).backward(gpucnn.tensor(gy))
     np.testing.assert_array_equal(xb.grad.numpy(), gy * (big > 0))
     assert axis_order(xb.grad.data) == axis_order(xb.data)
+
+
+@pytest.mark.parametrize("batch", [1, 7])  # (batch 1: the plain path; 7: the split NumPy path)
+def test_flatten_then_linear_hands_back_the_activations_layout(batch):
+    """Flatten of a channel-major activation is a column-major (N, C*H*W) view; linear's input gradient
+    comes back laid out the same, so the layers below need no transposing copy. Same values as NCHW."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((batch, 4, 3, 5))
+    w = gpucnn.tensor(rng.standard_normal((6, 60)), requires_grad=True)
+    x = gpucnn.tensor(_channel_major(a), requires_grad=True)
+    out = gpucnn.functional.linear(x.flatten(1), w)
+    gy = rng.standard_normal(out.shape)
+    out.backward(gpucnn.tensor(gy))
+    np.testing.assert_allclose(x.grad.numpy(), (gy @ w.numpy()).reshape(a.shape), rtol=1e-13)
+    np.testing.assert_allclose(w.grad.numpy(), gy.T @ a.reshape(batch, -1), rtol=1e-13)
+    if batch > 1:
+        assert axis_order(x.grad.data) == axis_order(x.data)
+    xc = gpucnn.tensor(a, requires_grad=True)  # plain NCHW: a plain gradient
+    gpucnn.functional.linear(xc.flatten(1), w).backward(gpucnn.tensor(gy))
+    np.testing.assert_allclose(xc.grad.numpy(), x.grad.numpy(), rtol=1e-13)
+    assert xc.grad.data.flags.c_contiguous
+    assert gpucnn.gradcheck(lambda x, w: gpucnn.functional.linear(x.flatten(1), w), (x, w))

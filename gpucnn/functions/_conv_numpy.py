@@ -61,10 +61,11 @@ ROWS_CHUNK_BYTES = 16 << 20
 #: GPUCNN_CONV_ALGORITHM environment variable sets it for a process.
 ALGORITHM: Optional[str] = os.environ.get("GPUCNN_CONV_ALGORITHM") or None
 #: Target size of one chunk of the im2col algorithm, its column buffer plus its GEMM output (see
-#: _chunks), in the forward and in the backward (measured best on 2 cores with 2 MiB of L2 each: the
-#: forward's GEMM likes its columns in cache; the backward's per-chunk overhead, 2 GEMMs and kh*kw adds,
-#: likes fewer).
-CHUNK_BYTES = 2 << 20
+#: _chunks), in the forward and in the backward. Larger than the 2 MiB of L2 per core: OpenBLAS's
+#: per-call packing costs more than the cache saves (measured on 2 cores, Sapphire Rapids, at 2/4/8/16
+#: MiB: forwards of 1->32 at b256, 3->16 and 16->64 stride 2 at b64, 16->32 and 32->64 stride 2 at b128
+#: ran 10-20 % faster at 8 MiB than at 2; backwards within 5 % from 8 to 32 MiB, 10 % slower at 4).
+CHUNK_BYTES = 8 << 20
 CHUNK_BYTES_BACKWARD = 8 << 20
 #: ... and of the backward of a conv with one input channel (a first layer on grey images), which runs
 #: on one thread: its GEMMs ((kh*kw + 1) x pixels x C_out) are memory-bound, and two threads splitting its

@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 
+from .atomic import write_text
 from .errors import ArgumentError, KernelError
 
 C = TypeVar("C")
@@ -118,14 +119,13 @@ def _read(path: Path) -> dict[str, str]:
 def _write(path: Path, key: str, name: str) -> None:
     """Store ``key -> name`` in ``path``, atomically, keeping what other processes stored meanwhile. A
     failure to write costs a re-tune in the next process, nothing more: it is reported, not raised."""
-    from .training.checkpoint import write_text_atomic
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (an unreadable file was reported when it was loaded)
             data = _read(path)
         data[key] = name
-        write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
     except OSError as e:
         warnings.warn(f"gpucnn autotune: cannot write {path} ({e}); the choice is kept for this process only",
                       RuntimeWarning, stacklevel=3)

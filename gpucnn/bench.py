@@ -59,6 +59,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from .atomic import write_text
 from .errors import GpucnnError
 
 FORMAT = "gpucnn-bench"
@@ -993,7 +994,7 @@ def _json_safe(v: Any) -> Any:
 def write_json(results: dict[str, Any], path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(results), indent=1) + "\n")
+    write_text(path, json.dumps(_json_safe(results), indent=1) + "\n")
     return path
 
 
@@ -1009,6 +1010,6 @@ def write_results(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
         name = f"{stem}-{n}"
     json_path = write_json(results, out_dir / f"{name}.json")
     md_path = out_dir / f"{name}.md"
-    md_path.write_text(f"# gpucnn bench, {results['device']}, {results['date'][:10]}\n\n```\n"
+    write_text(md_path, f"# gpucnn bench, {results['device']}, {results['date'][:10]}\n\n```\n"
                        f"{format_table(results)}\n```\n")
     return json_path, md_path

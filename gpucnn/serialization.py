@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import tempfile
 import zipfile
 from typing import Any, Optional, Union
 
 import numpy as np
 
+from .atomic import atomic_open
 from .backend import DeviceLike, _cupy
 from .errors import ArgumentError, GpucnnError, ModelFormatError
 from .tensor import Tensor
@@ -52,19 +52,6 @@ def _host_array(value: Any, what: str) -> np.ndarray:
     if arr.dtype.kind not in "biufc":
         raise ArgumentError(f"{what}: arrays must be numeric (bool, int, float, complex), got dtype {arr.dtype}")
     return arr
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
@@ -98,26 +85,11 @@ def write_archive(path: PathLike, arrays: dict[str, Any], meta: dict) -> None:
         raise ArgumentError(f"write_archive({path!r}): meta is not JSON-serialisable: {e}") from e
     host[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+        with atomic_open(path, "wb", durable=True) as f:
+            _write_npz(f, host)
     except OSError as e:
         raise ModelFormatError(f"cannot write {path}: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, host)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ModelFormatError(f"cannot write {path}: {e.strerror or e}") from e
-        raise
-    _fsync_dir(directory)
 
 
 def _file_head(path: str, n: int = 8) -> bytes:

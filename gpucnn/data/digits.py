@@ -5,13 +5,12 @@ import gzip
 import hashlib
 import importlib.util
 import io
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from gpucnn.atomic import atomic_open
 from gpucnn.errors import DataError
 
 from .dataset import ArrayDataset
@@ -72,18 +71,11 @@ def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _write_cache(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    # Atomic: write a temporary file in the same folder, then rename; a failure only skips caching.
+    # Atomic (a reader never meets half a cache); a failure only skips caching.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".mnist_5k-", suffix=".npz.part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, x=x, y=y)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a dataset cache is not secret
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "wb", permissions=0o644) as f:  # (a dataset cache is not secret)
+            np.savez(f, x=x, y=y)
     except OSError:
         pass
 

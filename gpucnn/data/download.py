@@ -6,11 +6,11 @@ import http.client
 import os
 import socket
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from gpucnn.atomic import atomic_open
 from gpucnn.errors import DataError
 
 CACHE_ENV = "GPUCNN_CACHE_DIR"
@@ -56,46 +56,40 @@ def download_file(
         reason = getattr(exc, "reason", exc)
         raise DataError(f"could not download {url} ({reason}) (offline?); {offline_hint}") from None
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     digest = hashlib.md5(usedforsecurity=False)
     try:
-        with response, os.fdopen(fd, "wb") as out:
+        # Written atomically: an interrupted or rejected download leaves no file at dest.
+        with response, atomic_open(dest, "wb", permissions=0o644) as out:  # (a dataset cache is not secret)
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             bar = _progress_bar(total, f"Downloading {dest.name}") if progress else None
+            got = 0
             try:
                 while True:
                     block = response.read(_CHUNK)
                     if not block:
                         break
                     out.write(block)
+                    got += len(block)
                     digest.update(block)
                     if bar is not None:
                         bar.update(len(block))
             finally:
                 if bar is not None:
                     bar.render_finish()
-        got = tmp.stat().st_size
-        if total is not None and got != total:
-            raise DataError(
-                f"could not download {url}: the connection closed after {got:,} of {total:,} bytes "
-                f"(offline?); {offline_hint}"
-            )
-        actual = digest.hexdigest()
-        if md5 is not None and actual != md5.lower():
-            raise DataError(
-                f"checksum mismatch for {url}: expected MD5 {md5}, got {actual}; the downloaded file "
-                f"was deleted (a corrupt download or a changed mirror; try again or {offline_hint})"
-            )
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a dataset cache is not secret
-        os.replace(tmp, dest)
+            if total is not None and got != total:
+                raise DataError(
+                    f"could not download {url}: the connection closed after {got:,} of {total:,} bytes "
+                    f"(offline?); {offline_hint}"
+                )
+            actual = digest.hexdigest()
+            if md5 is not None and actual != md5.lower():
+                raise DataError(
+                    f"checksum mismatch for {url}: expected MD5 {md5}, got {actual}; the downloaded file "
+                    f"was deleted (a corrupt download or a changed mirror; try again or {offline_hint})"
+                )
     except (OSError, socket.timeout, urllib.error.URLError, http.client.HTTPException) as exc:
-        tmp.unlink(missing_ok=True)
         raise DataError(f"could not download {url} ({exc}) (offline?); {offline_hint}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..atomic import write_json
 from ..errors import ModelFormatError, TrainingError
 
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -266,32 +267,5 @@ def _check_state(state: Mapping[str, Any]) -> str:
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and a rename (readers never see half a file)."""
-    import tempfile
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + "-", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(to_host(data), f, indent=2, allow_nan=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    import tempfile
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + "-", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to ``path`` atomically and durably (see :mod:`gpucnn.atomic`); arrays become lists."""
+    write_json(path, to_host(data), durable=True)

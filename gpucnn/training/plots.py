@@ -3,11 +3,12 @@ plus a plain-text confusion matrix for terminals and logs."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from ..atomic import atomic_path
 
 
 def _pyplot() -> Any:
@@ -21,15 +22,8 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: Path) -> None:
     """Save atomically: a reader never sees a half-written PNG."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.stem + "-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> Path:

@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from ..atomic import write_text
 from ..errors import ArgumentError, ModelFormatError, ShapeError, TrainingError
 from . import checkpoint as ckpt
 from .progress import ProgressBar, format_duration
@@ -748,8 +749,8 @@ class Trainer:
                 which = "test" if self.test_loader is not None else "validation"
                 self.files.append(plot_confusion(self.confusion, self.classes, self.out_dir / ckpt.CONFUSION_FILE,
                                                  title=f"confusion matrix ({which} data)"))
-                ckpt.write_text_atomic(self.out_dir / ckpt.CONFUSION_TEXT_FILE,
-                                       format_confusion(self.confusion, self.classes) + "\n")
+                write_text(self.out_dir / ckpt.CONFUSION_TEXT_FILE,
+                           format_confusion(self.confusion, self.classes) + "\n")
                 self.files.append(self.out_dir / ckpt.CONFUSION_TEXT_FILE)
         set_rng_state(rng)
 

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -64,7 +65,7 @@ def test_checkpoint_write_is_temp_file_flush_fsync_rename(tmp_path, monkeypatch)
     """The order of the system calls: a temp file in the same directory, written and fsynced, renamed
     over the target, then the directory fsynced."""
     events = []
-    real_mkstemp, real_fsync, real_replace = serialization.tempfile.mkstemp, os.fsync, os.replace
+    real_mkstemp, real_fsync, real_replace = tempfile.mkstemp, os.fsync, os.replace
 
     def mkstemp(*a, **kw):
         fd, name = real_mkstemp(*a, **kw)
@@ -79,7 +80,7 @@ def test_checkpoint_write_is_temp_file_flush_fsync_rename(tmp_path, monkeypatch)
         events.append(("replace", os.fspath(src), os.fspath(dst), os.path.getsize(src)))
         return real_replace(src, dst)
 
-    monkeypatch.setattr(serialization.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     (tmp_path / "run").mkdir()

@@ -1,0 +1,90 @@
+"""Files written whole or not at all.
+
+Every writer here fills a temporary file beside the target and renames it over the target
+(``os.replace``: atomic on POSIX and Windows within one folder). A reader never sees half a file, and an
+error, a full disk or a killed process leaves the previous file as it was (and no temporary: it is
+removed on any exception; only a hard kill can leave one, named ``.<name>.*.part``).
+
+``durable=True`` also flushes the file to disk before the rename and the folder after it, so the new
+file survives a power cut: for what a user cannot recreate (checkpoints, saved models, metrics).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import IO, Any, Iterator, Optional, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = False,
+                permissions: Optional[int] = None) -> Iterator[IO]:
+    """``open(path, mode)`` for writing, atomically: the file object writes a temporary beside ``path``,
+    which replaces ``path`` when the block ends without an exception and is removed when it raises.
+    ``mode`` is ``"wb"`` or ``"w"`` (UTF-8). ``permissions`` (e.g. ``0o644``) replaces the temporary's
+    0600; ``durable``: see the module docstring. OSErrors (a missing folder, a full disk) propagate."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        if permissions is not None:
+            os.chmod(tmp, permissions)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """A fresh path beside ``path`` (no file there yet) for a writer that wants a file name, such as a
+    compiler's ``-o``; renamed over ``path`` when the block ends without an exception, removed (if the
+    writer made it) when it raises. The writer's own permissions (umask) are kept."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: PathLike, text: str, *, durable: bool = False) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_open(path, "w", durable=durable) as f:
+        f.write(text)
+
+
+def write_json(path: PathLike, data: Any, *, durable: bool = False, indent: int = 2) -> None:
+    """Write ``data`` as JSON (NaN and infinities allowed, as Python's json writes them) plus a newline
+    to ``path`` atomically. A value JSON cannot hold raises TypeError before anything is written."""
+    write_text(path, json.dumps(data, indent=indent, allow_nan=True) + "\n", durable=durable)
+
+
+def fsync_dir(directory: PathLike) -> None:
+    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be opened
+    (Windows) or synced."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,4 +1,4 @@
-"""The ``gpucnn`` command line: train, evaluate, predict, summary, info, bench, kernels.
+"""The ``gpucnn`` command line: train, evaluate, predict, summary, info, bench, profile, kernels.
 
 Errors a user can cause (:class:`gpucnn.errors.GpucnnError`) print ``Error: <message>`` on stderr and
 exit with status 1; click's usage errors exit with 2; Ctrl-C exits with 130. A traceback is shown only
@@ -571,6 +571,41 @@ def bench(device: str, batch_sizes: Sequence[int], layer_batch: int, inference_b
     if out_dir is not None:
         for path in gbench.write_results(results, out_dir):
             click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--model", "model_spec", default="keras-mnist", show_default=True, metavar="NAME|FILE|SAVED.npz")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "emu", "auto"], case_sensitive=False), default="cpu",
+              show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="Profiled steps.")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed steps first.")
+@click.option("--inference", is_flag=True, help="Forward passes in eval mode under no_grad, not training steps.")
+@click.option("--by", type=click.Choice(["layer", "op", "shape"]), default="layer", show_default=True,
+              help="Group the times by layer, by op, or by op and input shape.")
+@click.option("--top", type=click.IntRange(min=1), default=None, metavar="N", help="Show the N slowest rows.")
+def profile(model_spec: str, batch_size: int, device: str, steps: int, warmup: int, inference: bool, by: str,
+            top: Optional[int]) -> None:
+    """Time each layer's forward and backward in training steps (or inference) of a model on random
+    data: where the time of a step goes. (On cuda the device is synchronised around every op: use the
+    rows to find hot spots, `gpucnn bench` for throughput.)"""
+    import gpucnn
+    from gpucnn.profiler import profile_model
+
+    dev = gpucnn.get_device(device.lower())
+    if model_spec.lower().endswith(".npz"):
+        model, info = _load_model(Path(model_spec), dev.name)
+        model.input_shape = tuple(info["input_shape"])
+    else:
+        from gpucnn.models import build_model
+        model = build_model(model_spec).to(dev)
+    prof = profile_model(model, batch_size, steps=steps, warmup=warmup, train=not inference, by=by)
+    per_step = prof.wall_seconds / steps
+    what = "forward passes (eval, no_grad)" if inference else "training steps (SGD, momentum 0.9)"
+    click.echo(f"gpucnn profile: {getattr(model, 'name', model_spec)}, batch {batch_size}, device {dev.name}: "
+               f"{steps} {what} after {warmup} untimed: {per_step * 1e3:,.2f} ms a step, "
+               f"{batch_size / per_step:,.0f} images/s")
+    click.echo(prof.table(limit=top))
 
 
 @cli.command()

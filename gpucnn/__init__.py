@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import functional, models, nn, optim
+from . import functional, models, nn, optim, profiler
 from .backend import Device, cuda_available, get_device
 from .errors import (ArgumentError, DataError, DeviceError, GpucnnError, KernelError, ModelFormatError,
                      OutOfMemoryError, ShapeError, TrainingError)

@@ -89,6 +89,11 @@ class Device:
             return np.asarray(array, dtype=dtype)
         return self.xp.asarray(array, dtype=dtype)
 
+    def synchronize(self) -> None:
+        """Wait until the work queued on this device has finished (on the CPU devices it already has)."""
+        if self.xp is not np:
+            self.xp.cuda.get_current_stream().synchronize()
+
     def kernel(self, family: str, name: str, **defines: Any) -> Callable[..., None]:
         """The kernel ``name`` of ``kernels_cuda/<family>.cu`` compiled with ``-D`` ``defines``.
 

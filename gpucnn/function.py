@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from .tensor import Tensor
 
 _grad_enabled = True
+#: set by gpucnn.profiler while it records: called as _recorder(op, phase, xs, run) around every forward and
+#: backward, returns run()'s result
+_recorder: Optional[Callable[[Any, str, tuple, Callable[[], Any]], Any]] = None
+
 
 def is_grad_enabled() -> bool:
     """Whether ops currently record the graph for backward."""
@@ -99,6 +103,8 @@ class Function:
         """``step(xs, *args)`` (this op's forward or backward), with running out of memory reported as an
         :class:`~gpucnn.errors.OutOfMemoryError` naming the op, its inputs and what it was allocating."""
         try:
+            if _recorder is not None:  # (gpucnn.profiler is recording)
+                return _recorder(self, phase, xs, lambda: step(xs, *args))
             return step(xs, *args)
         except Exception as exc:
             if memory.is_out_of_memory(exc, self.xp):

@@ -314,3 +314,15 @@ def test_info():
     assert result.exit_code == 0, result.output
     for fragment in ("gpucnn ", "numpy ", "click ", "python ", "cpu", "emu", "cuda", "keras-mnist", "digits"):
         assert fragment in result.stdout, fragment
+
+
+def test_profile():
+    result = invoke("profile", "--batch-size", "2", "--steps", "2", "--warmup", "0")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.startswith("gpucnn profile: keras-mnist, batch 2, device cpu: 2 training steps")
+    assert "Conv2d #3 (32->64, 3x3): conv2d" in out and "backward" in out and "ms/step" in out
+    infer = invoke("profile", "--inference", "--by", "op", "--top", "2", "--steps", "1", "--warmup", "0")
+    assert infer.exit_code == 0 and "forward passes (eval, no_grad)" in infer.stdout
+    assert "backward" not in infer.stdout and "more rows)" in infer.stdout
+    assert_one_line_error(invoke("profile", "--model", "nope"), "keras-mnist")

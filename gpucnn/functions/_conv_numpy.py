@@ -64,9 +64,10 @@ ALGORITHM: Optional[str] = os.environ.get("GPUCNN_CONV_ALGORITHM") or None
 #: _chunks), in the forward and in the backward. Larger than the 2 MiB of L2 per core: OpenBLAS's
 #: per-call packing costs more than the cache saves (measured on 2 cores, Sapphire Rapids, at 2/4/8/16
 #: MiB: forwards of 1->32 at b256, 3->16 and 16->64 stride 2 at b64, 16->32 and 32->64 stride 2 at b128
-#: ran 10-20 % faster at 8 MiB than at 2; backwards within 5 % from 8 to 32 MiB, 10 % slower at 4).
+#: ran 10-20 % faster at 8 MiB than at 2; the backward of 32->64 at 14x14, batch 64 and 128, 8 % faster
+#: at 16 MiB than at 8, other backwards within 5 % from 8 to 32 MiB, 10-25 % slower at 2-4).
 CHUNK_BYTES = 8 << 20
-CHUNK_BYTES_BACKWARD = 8 << 20
+CHUNK_BYTES_BACKWARD = 16 << 20
 #: ... and of the backward of a conv with one input channel (a first layer on grey images), which runs
 #: on one thread: its GEMMs ((kh*kw + 1) x pixels x C_out) are memory-bound, and two threads splitting its
 #: chunks slowed each other's copies ~10x (measured at batch 256 on 2 cores: 8.9 ms on two threads,

@@ -1011,5 +1011,5 @@ def write_results(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     json_path = write_json(results, out_dir / f"{name}.json")
     md_path = out_dir / f"{name}.md"
     write_text(md_path, f"# gpucnn bench, {results['device']}, {results['date'][:10]}\n\n```\n"
-                       f"{format_table(results)}\n```\n")
+                        f"{format_table(results)}\n```\n")
     return json_path, md_path

@@ -30,8 +30,8 @@ class Sequential(Module):
     about 10 % of the keras-mnist training step at batch 256 on 2 CPU cores). The two commute exactly:
     ``max(relu(a), relu(b)) == relu(max(a, b))``, and the gradient reaches the same input element (the
     window's first maximum when it is positive, nothing otherwise), so outputs and gradients are equal
-    exactly (a zero may differ in sign). Neither layer may have forward hooks, which would see the intermediate tensor: a hook
-    on either keeps the written order.
+    exactly (a zero may differ in sign). A forward hook on either layer, which would see the intermediate
+    tensor, keeps the written order.
     """
     config_schema = {"layers": "layers", "names": "strs"}
 

@@ -152,7 +152,11 @@ def profile_model(model: Any, batch_size: int, *, steps: int = 10, warmup: int =
     step with momentum 0.9) or, with ``train=False``, forward passes in eval mode under ``no_grad``,
     after ``warmup`` untimed ones. The inputs are uniform random values in [0, 1) of the model's
     ``input_shape`` and its parameters' dtype, on its device; the targets random classes (per pixel
-    for an output with spatial axes, such as a U-Net's). The Profile's ``steps`` attribute is ``steps``."""
+    for an output with spatial axes, such as a U-Net's). The steps run on a copy of ``model``: its
+    weights, running statistics and train/eval mode stay as they were. The Profile's ``steps`` attribute
+    is ``steps``."""
+    import copy
+
     import numpy as np
 
     from .function import no_grad
@@ -167,6 +171,7 @@ def profile_model(model: Any, batch_size: int, *, steps: int = 10, warmup: int =
     if shape is None:
         raise ArgumentError("profile_model: the model has no input_shape (build it with gpucnn.models."
                             "build_model, or set model.input_shape = (C, H, W))")
+    model = copy.deepcopy(model)
     params = list(model.parameters())
     device = params[0].device if params else "cpu"
     dtype = params[0].dtype if params else np.float32

@@ -112,14 +112,18 @@ def test_profiling_changes_no_value_and_synchronises_around_each_op(data, monkey
 @pytest.mark.parametrize("name, batch", [("keras-mnist", 2), ("unet-tiny", 1)])
 def test_profile_model_trains_and_infers(name, batch):
     model = build_model(name)
-    before = [p.numpy().copy() for p in model.parameters()]
+    model.eval()
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     prof = profiler.profile_model(model, batch, steps=2, warmup=1, by="op")
     assert prof.steps == 2 and "ms/step" in prof.table().splitlines()[0]
-    phases = {r.phase for r in prof.rows}
-    assert phases == {"forward", "backward"}
-    assert any(not np.array_equal(a, p.numpy()) for a, p in zip(before, model.parameters()))  # SGD stepped
+    assert {r.phase for r in prof.rows} == {"forward", "backward"}
+    assert any(r.what == "conv2d" and r.calls >= 2 for r in prof.rows)
     infer = profiler.profile_model(model, batch, steps=1, warmup=0, train=False)
-    assert {r.phase for r in infer.rows} == {"forward"} and not model.training
+    assert {r.phase for r in infer.rows} == {"forward"}
+    # (the steps ran on a copy: the user's weights, running statistics and mode are untouched)
+    assert not model.training
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k])
 
 
 def test_profile_model_argument_errors():

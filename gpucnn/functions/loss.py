@@ -52,7 +52,8 @@ def cross_entropy(input, target, reduction: str = "mean"):
                          f"{input.shape}")
     if n == 0:
         raise ShapeError(f"cross_entropy: empty batch (input shape {input.shape})")
-    lo, hi = int(target.data.min()), int(target.data.max())
+    # (both bounds in one device-to-host transfer: on cuda each transfer waits for the queued kernels)
+    lo, hi = target.device.xp.stack((target.data.min(), target.data.max())).tolist()
     if lo < 0 or hi >= c:
         bad = lo if lo < 0 else hi
         raise ArgumentError(f"cross_entropy: target {bad} is outside [0, {c}) for {c} classes")

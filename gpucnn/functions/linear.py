@@ -37,17 +37,20 @@ class Linear(Function):
             gw = gy.reshape(-1, gy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
         return gx, gw, gb
 
-    # The NumPy path splits a large batch over threads (see gpucnn.workspace).
+    # The NumPy path splits large layers over threads (see gpucnn.workspace) by features, not by batch
+    # rows: every thread's GEMM then spans the whole batch (M = 32 rows a thread at batch 64 ran at half
+    # speed: forward 0.83 -> 0.57 ms, backward 1.30 -> 0.81 ms for 3136->128 at batch 64 on 2 cores), and
+    # each element of gW is one thread's whole sum over the batch: no partial sums to add.
     def _forward_numpy(self, x, w, b):
         y = np.empty((x.shape[0], w.shape[0]), dtype=np.result_type(x, w))
 
-        def rows(s: slice) -> None:
-            np.matmul(x[s], w.T, out=y[s])
+        def outputs(lo: int, hi: int) -> None:  # output features lo..hi-1: columns of y
+            np.matmul(x, w[lo:hi].T, out=y[:, lo:hi])
             if b is not None:
-                y[s] += b
+                y[:, lo:hi] += b[lo:hi]
 
         with workspace.cpu_op():
-            workspace.parallel(lambda lo, hi: rows(slice(lo, hi)), x.shape[0], _min_rows(x, w))
+            workspace.parallel(outputs, w.shape[0], _min_features(x.shape[0], w.shape[1]))
         return y
 
     def _backward_numpy(self, x, w, gy, need_x, need_w):
@@ -56,30 +59,29 @@ class Linear(Function):
         # row-major gx cost the ReLU below it a transposing copy and ~3x in its own pass). BLAS writes
         # column-major as gx.T = w.T @ gy.T (NumPy's matmul wants unit stride along an output row).
         by_column = x.flags.f_contiguous and not x.flags.c_contiguous
-        gx = np.empty(x.shape[::-1], dtype=np.result_type(gy, w)).T if need_x and by_column else \
-            np.empty(x.shape, dtype=np.result_type(gy, w)) if need_x else None
+        dtype = np.result_type(gy, w)
+        gx = np.empty(x.shape[::-1], dtype=dtype).T if need_x and by_column else \
+            np.empty(x.shape, dtype=dtype) if need_x else None
+        gw = np.empty(w.shape, dtype=np.result_type(gy, x)) if need_w else None
 
-        def rows(s: slice):
+        def inputs(lo: int, hi: int) -> None:  # input features lo..hi-1: columns of gx and gW
             if need_x:
                 if by_column:
-                    np.matmul(w.T, gy[s].T, out=gx.T[:, s])
+                    np.matmul(w[:, lo:hi].T, gy.T, out=gx.T[lo:hi])
                 else:
-                    np.matmul(gy[s], w, out=gx[s])
-            return gy[s].T @ x[s] if need_w else None  # this slice's part of gW
+                    np.matmul(gy, w[:, lo:hi], out=gx[:, lo:hi])
+            if need_w:
+                np.matmul(gy.T, x[:, lo:hi], out=gw[:, lo:hi])
 
         with workspace.cpu_op():
-            parts = workspace.parallel(lambda lo, hi: rows(slice(lo, hi)), x.shape[0], _min_rows(x, w))
-        gw = None
-        if need_w:
-            gw = parts[0]
-            for p in parts[1:]:
-                gw += p
+            workspace.parallel(inputs, w.shape[1], _min_features(x.shape[0], w.shape[0]))
         return gx, gw
 
 
-def _min_rows(x, w) -> int:
-    """Rows per thread worth splitting for: a million multiply-adds each."""
-    return max(1, (1 << 20) // max(1, x.shape[1] * w.shape[0]))
+def _min_features(batch: int, other: int) -> int:
+    """Features per thread worth splitting for: a million multiply-adds each (``other``: the features
+    on the far side of the weight)."""
+    return max(1, (1 << 20) // max(1, batch * other))
 
 
 def linear(x, weight, bias=None):

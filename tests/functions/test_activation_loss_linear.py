@@ -61,6 +61,45 @@ def test_linear_values_and_grads():
     gpucnn.gradcheck(lambda x, w: F.linear(x, w), [x, w])
 
 
+@pytest.mark.parametrize("column_major", [False, True])  # (True: a Flatten of a channel-major activation)
+def test_linear_split_over_threads(monkeypatch, column_major):
+    """Large enough to split over threads by features (forward: output features; backward: input
+    features): float32 results equal a float64 reference and one thread's results to rounding. (Not
+    bit for bit: OpenBLAS may round a column block's edge columns differently from the whole.)"""
+    from gpucnn import workspace
+    from gpucnn.functions import linear as linear_module
+
+    if not workspace._blas_controllers():
+        pytest.skip("splitting needs threadpoolctl")
+    monkeypatch.setattr(linear_module, "_min_features", lambda batch, other: 1)
+    rng = np.random.default_rng(0)
+    xa = rng.standard_normal((7, 37)).astype(np.float32)
+    wa = rng.standard_normal((11, 37)).astype(np.float32)
+    ba = rng.standard_normal(11).astype(np.float32)
+    gya = rng.standard_normal((7, 11)).astype(np.float32)
+
+    def run(threads):
+        monkeypatch.setattr(workspace, "THREADS", threads)
+        w, b = gpucnn.tensor(wa, requires_grad=True), gpucnn.tensor(ba, requires_grad=True)
+        if column_major:  # a column-major (7, 37) view, as a Flatten of a channel-major activation is
+            leaf = gpucnn.tensor(np.ascontiguousarray(xa.T), requires_grad=True)
+            x = leaf.permute(1, 0)
+            assert x.data.flags.f_contiguous and not x.data.flags.c_contiguous
+        else:
+            leaf = x = gpucnn.tensor(xa, requires_grad=True)
+        y = F.linear(x, w, b)
+        y.backward(gpucnn.tensor(gya))
+        gx = leaf.grad.numpy().T if column_major else leaf.grad.numpy()
+        return [y.numpy(), gx, w.grad.numpy(), b.grad.numpy()]
+
+    one, two = run(1), run(2)
+    for a, c in zip(one, two):
+        np.testing.assert_allclose(c, a, rtol=1e-6, atol=1e-6)
+    x64, w64, gy64 = (a.astype(np.float64) for a in (xa, wa, gya))
+    for got, want in zip(two, [x64 @ w64.T + ba, gy64 @ w64, gy64.T @ x64, gy64.sum(axis=0)]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_linear_wrong_features():
     with pytest.raises(ShapeError, match=r"input has 5 features .* expected 3"):
         F.linear(gpucnn.zeros(2, 5), gpucnn.zeros(4, 3))

@@ -27,7 +27,7 @@ from .training import Trainer, fit
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "cat", "float32", "float64", "int32", "int64",
     "Device", "get_device", "cuda_available", "Function", "no_grad", "set_grad_enabled", "is_grad_enabled",
-    "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models",
+    "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models", "profiler",
     "save", "load", "Trainer", "fit",
     "GpucnnError", "ShapeError", "ArgumentError", "DeviceError", "DataError", "ModelFormatError",
     "TrainingError", "KernelError", "OutOfMemoryError",

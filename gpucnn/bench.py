@@ -23,8 +23,9 @@ each variant runs ``warmup`` times, and ``rounds`` samples are taken with the va
 (gpucnn, PyTorch, PyTorch-CL, then the next round in rotated order) so that the drift of a shared machine
 hits all of them alike; each sample starts once the other threads of the process sleep (:func:`settle`:
 OpenBLAS's spinning workers would otherwise slow the PyTorch run that follows a NumPy one ~3x), and
-after one untimed run that wakes the variant's own threads again (steady state, not a cold start). A sample times ``inner`` back-to-back runs (calibrated so a sample lasts at least
-``min_sample_s``); the row reports the median per-run time as images/s. ``ratio`` = PyTorch time / gpucnn
+after one untimed run that wakes the variant's own threads again (steady state, not a cold start). A
+sample times ``inner`` back-to-back runs (calibrated so a sample lasts at least ``min_sample_s``); the
+row reports the median per-run time as images/s. ``ratio`` = PyTorch time / gpucnn
 time: above 1, gpucnn is faster.
 
 On ``cuda``, PyTorch runs cuDNN with TF32 OFF (``torch.backends.cudnn.allow_tf32 = False``,

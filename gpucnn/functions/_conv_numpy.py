@@ -24,9 +24,9 @@ Two forward algorithms and one backward, all GEMMs on that layout:
   3x the memory: the backward is im2col's for both.)
 - **im2col** (forward of convs with few input channels, like a first layer on grey images, or
   strided; and every backward). The output is produced in chunks of output rows (or of one row) of
-  about CHUNK_BYTES (the column buffer never exists whole): the chunk's column matrix (C*kh*kw [+1], pixels*N) is one strided copy of the padded
-  buffer (rows in ``weight.reshape(C_out, -1)`` order), and ``y[:, chunk] = [W | b] @ [cols; ones]`` is
-  one GEMM per chunk. Backward: per chunk, the columns are rebuilt from the kept padded input,
+  about CHUNK_BYTES (the column buffer never exists whole): the chunk's column matrix (C*kh*kw [+1],
+  pixels*N) is one strided copy of the padded buffer (rows in ``weight.reshape(C_out, -1)`` order),
+  and ``y[:, chunk] = [W | b] @ [cols; ones]`` is one GEMM per chunk. Backward: per chunk, the columns are rebuilt from the kept padded input,
   ``[gW | gb].T += [cols; ones] @ g.T`` and ``gcols = W.T @ g``, and col2im adds each kernel offset's
   block of gcols onto the padded gradient.
 

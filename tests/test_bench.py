@@ -116,9 +116,11 @@ def test_torch_layers_agree():
 
 
 # -- the NumPy path's thread splitting (the speed work that the benchmarks measure) ---------------------
-def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch):
+@pytest.mark.parametrize("algorithm", [None, "rows", "im2col"])
+def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch, algorithm):
     """Force every large-op split (tiny thresholds and chunks) and compare a small net's outputs and
-    gradients, float64, with the same net run in one piece."""
+    gradients, float64, with the same net run in one piece (convs under either algorithm, or the
+    automatic choice)."""
     import gpucnn.functions._conv_numpy as conv
     from gpucnn import functional as F
     from gpucnn import nn, workspace
@@ -130,6 +132,8 @@ def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch):
     monkeypatch.setattr(conv, "CHUNK_BYTES", 512)
     monkeypatch.setattr(conv, "CHUNK_BYTES_BACKWARD", 2048)
     monkeypatch.setattr(conv, "CHUNK_BYTES_ONE_CHANNEL", 2048)
+    monkeypatch.setattr(conv, "ROWS_CHUNK_BYTES", 256)
+    monkeypatch.setattr(conv, "ALGORITHM", algorithm)
     gpucnn.manual_seed(3)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding="same"), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(4, 6, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
@@ -152,7 +156,8 @@ def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
 
-def test_conv_gradcheck_with_threads(monkeypatch):
+@pytest.mark.parametrize("algorithm", ["rows", "im2col"])
+def test_conv_gradcheck_with_threads(monkeypatch, algorithm):
     import gpucnn.functions._conv_numpy as conv
     from gpucnn import functional as F
     from gpucnn import workspace
@@ -165,8 +170,10 @@ def test_conv_gradcheck_with_threads(monkeypatch):
     monkeypatch.setattr(conv, "CHUNK_BYTES", 256)
     monkeypatch.setattr(conv, "CHUNK_BYTES_BACKWARD", 256)
     monkeypatch.setattr(conv, "CHUNK_BYTES_ONE_CHANNEL", 256)
+    monkeypatch.setattr(conv, "ROWS_CHUNK_BYTES", 256)
+    monkeypatch.setattr(conv, "ALGORITHM", algorithm)
     rng = np.random.default_rng(1)
-    for cin, stride in ((1, 1), (3, 1), (3, 2)):
+    for cin, stride in ((1, 1), (3, 1), (3, 2), (3, (1, 2)), (3, (2, 1))):
         x = gpucnn.tensor(rng.standard_normal((3, cin, 6, 5)), requires_grad=True)
         w = gpucnn.tensor(rng.standard_normal((4, cin, 3, 3)), requires_grad=True)
         b = gpucnn.tensor(rng.standard_normal(4), requires_grad=True)

@@ -8,7 +8,7 @@ N-long inner loops, and the GEMMs below read and write it directly. The input is
 padded workspace buffer (C, Hp, Wp, N) (a plain copy when the input is a conv's own output;
 reflect/replicate/circular borders are filled from the interior).
 
-Two forward algorithms and one backward, all GEMMs on that layout:
+Two algorithms, each a forward and its backward, all GEMMs on that layout:
 
 - **Kernel rows** (forward of convs with vertical stride 1 and C_in*kW >= ``ROWS_MIN_K``, when
   :mod:`gpucnn.blas` can accumulate into its output; it runs any conv, as the tests make it). One
@@ -19,25 +19,29 @@ Two forward algorithms and one backward, all GEMMs on that layout:
   column against the ones row), accumulated by BLAS (beta = 1). It copies kW values per output pixel
   where im2col copies kh*kw, and its GEMMs keep K = C_in*kW, long enough for OpenBLAS's full speed (one
   GEMM per kernel offset, K = C_in, ran at half of it). Measured on 2 cores against im2col: 10-25 %
-  faster at stride 1; 15 % slower at stride 2 (one GEMM per output row), hence im2col there. (Its
-  backward, ``gW_u = g @ Z_u.T`` and ``gZ_u += W_u.T @ g``, was within 5 % of im2col's while keeping
-  3x the memory: the backward is im2col's for both.)
+  faster at stride 1; 15 % slower at stride 2 (one GEMM per output row), hence im2col there.
+  Its backward reads Z, kept from the forward instead of the padded input (kW times its size):
+  ``[gW_u | gb].T = [Z_u; ones] @ g.T`` and ``gZ_u += W_u.T @ g``, then each shifted copy of gZ adds
+  back onto the columns it came from (kW adds, where im2col's col2im has kh*kW). Measured on 2 cores,
+  the keras-mnist net's 32->64 conv: backward 32 -> 29 ms in the training step at batch 256 (it
+  rebuilt no columns and ran its GEMMs at 130-170 GFLOP/s).
 - **im2col** (forward of convs with few input channels, like a first layer on grey images, or
-  strided; and every backward). The output is produced in chunks of output rows (or of one row) of
+  strided; and their backward). The output is produced in chunks of output rows (or of one row) of
   about CHUNK_BYTES (the column buffer never exists whole): the chunk's column matrix (C*kh*kw [+1],
   pixels*N) is one strided copy of the padded buffer (rows in ``weight.reshape(C_out, -1)`` order),
-  and ``y[:, chunk] = [W | b] @ [cols; ones]`` is one GEMM per chunk. Backward: per chunk, the columns are rebuilt from the kept padded input,
-  ``[gW | gb].T += [cols; ones] @ g.T`` and ``gcols = W.T @ g``, and col2im adds each kernel offset's
-  block of gcols onto the padded gradient.
+  and ``y[:, chunk] = [W | b] @ [cols; ones]`` is one GEMM per chunk. Backward: per chunk, the
+  columns are rebuilt from the kept padded input, ``[gW | gb].T += [cols; ones] @ g.T`` and
+  ``gcols = W.T @ g``, and col2im adds each kernel offset's block of gcols onto the padded gradient.
 
 Both produce y as (C_out, Ho, Wo, N): no garbage columns, no transposing copy. The padded gradient's
 border is folded back (reflect/replicate/circular) and its interior returned as an NCHW view.
 
 Threads (:mod:`gpucnn.workspace`): forwards split the output columns (each thread writes its own
-columns of y); the backward splits the input channels (each thread owns its columns of gW and its
-channels of the input gradient, so nothing is shared); with one input channel it runs on one thread
-(see CHUNK_BYTES_ONE_CHANNEL).
-Scratch buffers come from the workspace pool; the padded input is kept until the op is freed.
+columns of y). im2col's backward splits the input channels (each thread owns its columns of gW and its
+channels of the input gradient, so nothing is shared; with one input channel it runs on one thread, see
+CHUNK_BYTES_ONE_CHANNEL). The kernel-rows backward splits y's columns for gW (one partial sum per
+thread), gZ's columns for its GEMMs and the channels for the fold.
+Scratch buffers come from the workspace pool; what the backward reads is kept until the op is freed.
 """
 from __future__ import annotations
 
@@ -93,7 +97,9 @@ class ConvNumpy:
             return self._im2col_forward(x, w, b)
 
     def backward_cpu(self, xs, gy):
-        with workspace.cpu_op():  # (both forwards keep the padded input: im2col runs every backward)
+        with workspace.cpu_op():  # (each forward kept what its backward reads: Z, or the padded input)
+            if self.cpu_algorithm == "rows":
+                return self._rows_backward(*xs, gy)
             return self._im2col_backward(*xs, gy)
 
     # -- padding and its adjoint (NumPy path: (C, H, W, N) in memory) ---------------------------
@@ -191,9 +197,113 @@ class ConvNumpy:
 
         parts = self._row_pieces(N, _threads_for(N * Ho * Wo * (K + Co)), ROWS_CHUNK_BYTES // (Co * x.itemsize))
         workspace.parallel(lambda lo, hi: [work(p) for p in parts[lo:hi]], len(parts))
-        workspace.give(z)
-        self._keep_padded(xp)
+        workspace.give(xp)
+        self._keep(z)  # the backward reads Z, not the padded input
         return y.reshape(Co, Ho, Wo, N).transpose(3, 0, 1, 2)
+
+    def _rows_backward(self, x, w, b, gy):
+        """Backward of :meth:`_rows_forward` from the Z it kept: gW and gb from GEMMs over the forward's
+        pieces of y's columns (each thread sums its pieces; the threads' sums are added in order), the
+        input's gradient from :meth:`_rows_input_grad`."""
+        N, C, H, W = x.shape
+        Co, _, kh, kw = w.shape
+        need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
+        need_b = need_b and b is not None
+        Hp, Ho, Wo = self.Hp, self.Ho, self.Wo
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        K, row = C * kw, Wo * N
+        step = dh * row  # Z's columns between kernel rows
+        zf = self.kept.reshape(K + 1, Hp * row)
+        g, staged = _gy_matrix(gy)
+        threads = _threads_for(N * Ho * Wo * (K + Co))
+        gw = gb = gx = None
+        if need_w or need_b:
+            # [gW_u | gb].T = [Z_u; ones] @ g.T, summed over the forward's pieces of y's columns (rows lo..hi
+            # of Z: the ones row only for gb). Transposed, as in im2col's backward: ~10 % faster.
+            lo, hi = (0 if need_w else K), (K + 1 if need_b else K)
+            parts = self._row_pieces(N, threads, ROWS_CHUNK_BYTES // (Co * x.itemsize))
+
+            def grads(pieces: list) -> np.ndarray:
+                acc = np.zeros((kh, hi - lo, Co), dtype=gy.dtype)
+                for y0, z0, n in pieces:
+                    gc = g[:, y0:y0 + n].T
+                    blas.gemm(zf[lo:hi, z0:z0 + n], gc, acc[0], beta=1.0)
+                    for u in range(1, kh if need_w else 1):
+                        blas.gemm(zf[:K, z0 + u * step:z0 + u * step + n], gc, acc[u, :K], beta=1.0)
+                return acc
+
+            results = workspace.parallel(lambda a, b_: [grads(p) for p in parts[a:b_]], len(parts))
+            total = results[0][0]
+            for part in [r for rs in results for r in rs][1:]:  # in piece order: same bits every run
+                total += part
+            if need_w:  # total[u, c*kW + v, o] is gW[o, c, u, v]
+                gw = np.ascontiguousarray(total[:, :K].reshape(kh, C, kw, Co).transpose(3, 1, 0, 2))
+            if need_b:
+                gb = total[0, -1].copy()
+        if need_x:
+            gx = self._unpad_grad(self._rows_input_grad(g, w, threads), x.shape)
+        if staged is not None:
+            workspace.give(staged)
+        return gx, gw, gb
+
+    def _rows_input_grad(self, g: np.ndarray, w: np.ndarray, threads: int) -> np.ndarray:
+        """The padded input's gradient (C, Hp, Wp, N) from g (C_out, Ho*Wo*N): ``gZ_u += W_u.T @ g`` on
+        the Z rows that kernel row u read (i*sh + u*dh for output row i), then Z's fill undone: each
+        shifted copy v adds back onto the columns it was copied from. Three GEMMs and kW adds where
+        im2col's backward has one GEMM and kh*kW adds."""
+        Co, C, kh, kw = w.shape
+        Hp, Ho, Wo, N = self.Hp, self.Ho, self.Wo, g.shape[1] // (self.Ho * self.Wo)
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        K, row = C * kw, Wo * N
+        wr = np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, Co, K)  # W_u, as in the forward
+        gz = workspace.take((K, Hp * row), g.dtype)
+
+        def segments(u: int, a: int, b: int):
+            """(g column, gZ column, count) runs of kernel row u's GEMM inside gZ's columns a..b-1."""
+            if sh == 1:
+                s, e = max(a, u * dh * row), min(b, (u * dh + Ho) * row)
+                if e > s:
+                    yield s - u * dh * row, s, e - s
+                return
+            for i in range(Ho):
+                r = (i * sh + u * dh) * row
+                s, e = max(a, r), min(b, r + row)
+                if e > s:
+                    yield i * row + s - r, s, e - s
+
+        def fill(a: int, b: int) -> None:  # gZ's columns a..b-1
+            # At stride 1, kernel row 0 writes gZ's first Ho rows (beta 0) and the rest start at zero; at
+            # larger strides some rows get no write at all: zero everything first.
+            z0 = max(a, Ho * row) if sh == 1 else a
+            if b > z0:
+                gz[:, z0:b] = 0
+            for u in range(kh):
+                for gs, zs, n in segments(u, a, b):
+                    blas.gemm(wr[u].T, g[:, gs:gs + n], gz[:, zs:zs + n], beta=0.0 if sh == 1 and u == 0 else 1.0)
+
+        if threads > 1:
+            workspace.parallel(fill, Hp * row)
+        else:
+            fill(0, Hp * row)
+        gxp = np.empty((C, Hp, self.Wp, N), dtype=g.dtype)
+        gz5 = gz.reshape(C, kw, Hp, Wo, N)
+        span = (Wo - 1) * sw + 1
+
+        def fold(c0: int, c1: int) -> None:  # channels c0..c1-1; copy v = 0 is a plain copy at stride 1
+            first = 0
+            if sw == 1:
+                gxp[c0:c1, :, Wo:] = 0
+                np.copyto(gxp[c0:c1, :, :Wo], gz5[c0:c1, 0])
+                first = 1
+            else:
+                gxp[c0:c1] = 0
+            for v in range(first, kw):
+                view = gxp[c0:c1, :, v * dw:v * dw + span:sw]
+                view += gz5[c0:c1, v]
+
+        workspace.parallel(fold, C, -(-workspace.MIN_PIECE // (kw * Hp * self.Wp * N)))
+        workspace.give(gz)
+        return gxp
 
     # -- im2col: the column buffer, some output rows at a time ---------------------------------
     def _chunks(self, N: int, rows: int, itemsize: int, parts: int, target: int) -> list[tuple[int, int, int, int]]:
@@ -259,14 +369,15 @@ class ConvNumpy:
             workspace.give(scratch)
 
         workspace.parallel(work, len(chunks), 1 if threads > 1 else len(chunks))
-        self._keep_padded(buf)
+        self._keep(buf)
         return y.reshape(Co, Ho, Wo, N).transpose(3, 0, 1, 2)
 
-    def _keep_padded(self, buf: np.ndarray) -> None:
-        """Keep the padded input for the backward, which rebuilds the columns from it (or return it to
-        the pool when no backward can follow)."""
+    def _keep(self, buf: np.ndarray) -> None:
+        """Keep what the backward reads (the padded input, from which im2col's backward rebuilds the
+        columns; the kernel-rows Z) as ``self.kept``, or return it to the pool when no backward can
+        follow."""
         if is_grad_enabled():
-            self.xbuf = buf
+            self.kept = buf
             workspace.hold(self, buf)
         else:
             workspace.give(buf)
@@ -310,7 +421,7 @@ class ConvNumpy:
                 start, L = (i0 * Wo + j0) * N, ni * nj * N
                 gc = g[:, start:start + L]
                 if gwb is not None:
-                    np.matmul(self._im2col(self.xbuf, scratch, c0, c1, chunk, ones), gc.T, out=part)
+                    np.matmul(self._im2col(self.kept, scratch, c0, c1, chunk, ones), gc.T, out=part)
                     gwb += part
                 if need_x:
                     # col2im: add each kernel offset's columns onto the padded pixels they were read from.

@@ -116,11 +116,12 @@ def test_torch_layers_agree():
 
 
 # -- the NumPy path's thread splitting (the speed work that the benchmarks measure) ---------------------
+@pytest.mark.parametrize("input_grad", [True, False])
 @pytest.mark.parametrize("algorithm", [None, "rows", "im2col"])
-def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch, algorithm):
+def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch, algorithm, input_grad):
     """Force every large-op split (tiny thresholds and chunks) and compare a small net's outputs and
     gradients, float64, with the same net run in one piece (convs under either algorithm, or the
-    automatic choice)."""
+    automatic choice; with and without the input's gradient, as for a first layer)."""
     import gpucnn.functions._conv_numpy as conv
     from gpucnn import functional as F
     from gpucnn import nn, workspace
@@ -146,10 +147,10 @@ def test_numpy_path_split_over_threads_matches_one_piece(monkeypatch, algorithm)
         monkeypatch.setattr(workspace, "THREADS", threads)
         for p in net.parameters():
             p.grad = None
-        x = gpucnn.tensor(xa, requires_grad=True)
+        x = gpucnn.tensor(xa, requires_grad=input_grad)
         out = net(x)
         F.cross_entropy(out, gpucnn.tensor(ya)).backward()
-        return [out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in net.parameters()]
+        return [out.numpy()] + ([x.grad.numpy()] if input_grad else []) + [p.grad.numpy() for p in net.parameters()]
 
     one, split = run(1), run(2)
     for a, b in zip(one, split):

@@ -53,6 +53,6 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= momentum
-                buf += (1 - dampening) * g
+                buf += g if dampening == 0 else (1 - dampening) * g  # (1 - 0) * g is g: no temporary
             g = g + momentum * buf if hp["nesterov"] else buf
         data -= lr * g

@@ -6,11 +6,12 @@ gpucnn as NCHW *views* (``y.transpose(3, 0, 1, 2)``: no copy). In that layout ev
 is a long contiguous run (W*N elements per padded row at stride 1), pooling and elementwise ops run over
 N-long inner loops, and the GEMMs below read and write it directly. The input is first copied into a
 padded workspace buffer (C, Hp, Wp, N) (a plain copy when the input is a conv's own output;
-reflect/replicate/circular borders are filled from the interior).
+reflect/replicate/circular borders are filled from the interior), except by the kernel-rows forward with
+zero padding, which fills its own buffer straight from the input.
 
 Two algorithms, each a forward and its backward, all GEMMs on that layout:
 
-- **Kernel rows** (forward of convs with vertical stride 1 and C_in*kW >= ``ROWS_MIN_K``, when
+- **Kernel rows** (convs with vertical stride 1 and C_in*kW >= ``ROWS_MIN_K``, when
   :mod:`gpucnn.blas` can accumulate into its output; it runs any conv, as the tests make it). One
   buffer Z (C_in*kW + 1, Hp, Wo, N) holds kW copies of the padded input, copy v shifted left by v*dw
   columns (every sw-th column), and a row of ones. Kernel row u is then one GEMM: output rows i..i'
@@ -25,10 +26,10 @@ Two algorithms, each a forward and its backward, all GEMMs on that layout:
   back onto the columns it came from (kW adds, where im2col's col2im has kh*kW). Measured on 2 cores,
   the keras-mnist net's 32->64 conv: backward 32 -> 29 ms in the training step at batch 256 (it
   rebuilt no columns and ran its GEMMs at 130-170 GFLOP/s).
-- **im2col** (forward of convs with few input channels, like a first layer on grey images, or
-  strided; and their backward). The output is produced in chunks of output rows (or of one row) of
-  about CHUNK_BYTES (the column buffer never exists whole): the chunk's column matrix (C*kh*kw [+1],
-  pixels*N) is one strided copy of the padded buffer (rows in ``weight.reshape(C_out, -1)`` order),
+- **im2col** (convs with few input channels, like a first layer on grey images, or strided). The
+  output is produced in chunks of output rows (or of one row) of about CHUNK_BYTES (the column buffer
+  never exists whole): the chunk's column matrix (C*kh*kw [+1], pixels*N) is one strided copy of the
+  padded buffer (rows in ``weight.reshape(C_out, -1)`` order),
   and ``y[:, chunk] = [W | b] @ [cols; ones]`` is one GEMM per chunk. Backward: per chunk, the
   columns are rebuilt from the kept padded input, ``[gW | gb].T += [cols; ones] @ g.T`` and
   ``gcols = W.T @ g``, and col2im adds each kernel offset's block of gcols onto the padded gradient.
@@ -169,7 +170,7 @@ class ConvNumpy:
         N, C, H, W = x.shape
         Co, _, kh, kw = w.shape
         Hp, Ho, Wo = self.Hp, self.Ho, self.Wo
-        (_, sw), (dh, dw) = self.stride, self.dilation
+        dh = self.dilation[0]
         K, row = C * kw, Wo * N
         z = workspace.take((K + 1) * Hp * row, x.dtype)
         self._rows_fill(x, z[:K * Hp * row].reshape(C, kw, Hp, Wo, N))
@@ -196,8 +197,8 @@ class ConvNumpy:
     def _rows_fill(self, x: np.ndarray, z5: np.ndarray) -> None:
         """Z's rows (c, v), ``z5`` (C, kW, Hp, Wo, N): the padded input's channel c shifted left by v*dw
         columns, every sw-th column. With zero padding straight from ``x``, the borders written as zeros
-        (no padded copy: it cost a pass over the input, ~8 % of a 64->64 conv's forward at 32x32); other
-        modes copy from the padded buffer."""
+        (no padded copy: a 64->64 conv's forward at 32x32, batch 64, went 50 -> 38-43 ms on 2 cores);
+        other modes copy from the padded buffer."""
         N, C, H, W = x.shape
         pt, _, pl, _ = self.padding
         _, kw, Hp, Wo, _ = z5.shape
@@ -240,7 +241,7 @@ class ConvNumpy:
         need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
         need_b = need_b and b is not None
         Hp, Ho, Wo = self.Hp, self.Ho, self.Wo
-        (sh, sw), (dh, dw) = self.stride, self.dilation
+        dh = self.dilation[0]
         K, row = C * kw, Wo * N
         step = dh * row  # Z's columns between kernel rows
         zf = self.kept.reshape(K + 1, Hp * row)
@@ -279,7 +280,7 @@ class ConvNumpy:
     def _rows_input_grad(self, g: np.ndarray, w: np.ndarray, threads: int) -> np.ndarray:
         """The padded input's gradient (C, Hp, Wp, N) from g (C_out, Ho*Wo*N): ``gZ_u += W_u.T @ g`` on
         the Z rows that kernel row u read (i*sh + u*dh for output row i), then Z's fill undone: each
-        shifted copy v adds back onto the columns it was copied from. Three GEMMs and kW adds where
+        shifted copy v adds back onto the columns it was copied from: kh GEMMs and kW adds, where
         im2col's backward has one GEMM and kh*kW adds."""
         Co, C, kh, kw = w.shape
         Hp, Ho, Wo, N = self.Hp, self.Ho, self.Wo, g.shape[1] // (self.Ho * self.Wo)

@@ -2,10 +2,13 @@
 memory (see ``_conv_numpy``) while user inputs are plain NCHW; an elementwise op over operands of
 different layouts walks one of them across pages, element by element (adding an NCHW input to a conv
 output, as a ResNet skip connection does, took 29 ms instead of 3 at 64x64x32x32). One copy into the
-other's layout first is ~10x cheaper."""
+other's layout first is ~10x cheaper. Both the copy and the elementwise ops over large arrays split over
+the NumPy path's threads (:func:`gpucnn.workspace.map_outer`)."""
 from __future__ import annotations
 
 import numpy as np
+
+from .. import workspace
 
 
 def axis_order(a: np.ndarray) -> tuple[int, ...]:
@@ -16,7 +19,21 @@ def axis_order(a: np.ndarray) -> tuple[int, ...]:
 def like(ref: np.ndarray, a: np.ndarray) -> np.ndarray:
     """A copy of ``a`` in the memory layout of ``ref`` (same shape)."""
     out = np.empty_like(ref, dtype=a.dtype)
-    out[...] = a
+    workspace.map_outer(lambda s: np.copyto(out[s], a[s]), out)
+    return out
+
+
+def splittable(a: object, b: object) -> bool:
+    """Whether :func:`elementwise` applies: NumPy float arrays of one shape and dtype (at least 1-D)."""
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim > 0 and a.shape == b.shape
+            and a.dtype == b.dtype and a.dtype.kind == "f")
+
+
+def elementwise(ufunc: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``ufunc(a, b)`` in ``a``'s layout (``b`` laid out the same, see :func:`matched`), split over the
+    threads when large."""
+    out = np.empty_like(a)
+    workspace.map_outer(lambda s: ufunc(a[s], b[s], out=out[s]), out)
     return out
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..errors import ShapeError
 from ..function import Function
-from ._layout import matched
+from ._layout import elementwise, matched, splittable
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
@@ -23,20 +25,27 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
 
 
 class _Binary(Function):
+    #: the NumPy ufunc of ``compute``: same-shape float operands on the NumPy path run it split over threads
+    ufunc: np.ufunc
+
     def forward(self, xs):
         a, b = xs
         if a.dtype != b.dtype and a.ndim and b.ndim:
             # Mixed float32/float64 would silently promote the whole network to float64.
             raise ShapeError(f"{self.name}: operands have different dtypes ({a.dtype} and {b.dtype}); "
                              f"convert one with .to(dtype=...)")
+        b = matched(a, b)
+        if splittable(a, b):
+            return elementwise(self.ufunc, a, b)
         try:
-            return self.compute(a, matched(a, b))
+            return self.compute(a, b)
         except ValueError as e:
             raise ShapeError(f"{self.name}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from e
 
 
 class Add(_Binary):
     name = "add"
+    ufunc = np.add
 
     def compute(self, a, b):
         return a + b
@@ -48,6 +57,7 @@ class Add(_Binary):
 
 class Sub(_Binary):
     name = "sub"
+    ufunc = np.subtract
 
     def compute(self, a, b):
         return a - b
@@ -59,6 +69,7 @@ class Sub(_Binary):
 
 class Mul(_Binary):
     name = "mul"
+    ufunc = np.multiply
 
     def compute(self, a, b):
         return a * b
@@ -72,6 +83,7 @@ class Mul(_Binary):
 
 class Div(_Binary):
     name = "div"
+    ufunc = np.true_divide
 
     def compute(self, a, b):
         return a / b

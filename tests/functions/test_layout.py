@@ -17,8 +17,9 @@ def test_mixed_layouts_give_the_plain_result(op):
     rng = np.random.default_rng(0)
     a = rng.uniform(1, 2, (3, 4, 5, 6))
     b = rng.uniform(1, 2, (3, 4, 5, 6))
-    ta = gpucnn.tensor(_channel_major(a), requires_grad=True)
+    ta = gpucnn.Tensor(_channel_major(a), requires_grad=True)  # (Tensor wraps the array; tensor() copies)
     tb = gpucnn.tensor(b, requires_grad=True)
+    assert axis_order(ta.data) != axis_order(tb.data)
     out = getattr(ta, op)(tb)
     np.testing.assert_allclose(out.numpy(), getattr(a, op)(b), rtol=1e-15)
     assert axis_order(out.data) == axis_order(ta.data)  # the result follows the first operand
@@ -82,3 +83,29 @@ def test_flatten_then_linear_hands_back_the_activations_layout(batch):
     np.testing.assert_allclose(xc.grad.numpy(), x.grad.numpy(), rtol=1e-13)
     assert xc.grad.data.flags.c_contiguous
     assert gpucnn.gradcheck(lambda x, w: gpucnn.functional.linear(x.flatten(1), w), (x, w))
+
+
+@pytest.mark.parametrize("op", ["__add__", "__sub__", "__mul__", "__truediv__"])
+def test_binary_ops_split_over_threads_give_the_same_bits(monkeypatch, op):
+    """Large same-shape operands run split over the NumPy path's threads (the layout copy too): the
+    values are those of NumPy's own operator, whatever the number of threads."""
+    from gpucnn import workspace
+
+    if not workspace._blas_controllers():
+        pytest.skip("splitting needs threadpoolctl")
+    monkeypatch.setattr(workspace, "MIN_PIECE", 1)
+    runs = []
+    real_run = workspace._run
+    monkeypatch.setattr(workspace, "_run", lambda fn, ranges: runs.append(len(ranges)) or real_run(fn, ranges))
+    rng = np.random.default_rng(1)
+    a = rng.uniform(1, 2, (3, 4, 5, 6)).astype(np.float32)
+    b = rng.uniform(1, 2, (3, 4, 5, 6)).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(workspace, "THREADS", threads)
+        out = getattr(gpucnn.Tensor(_channel_major(a)), op)(gpucnn.tensor(b))
+        assert axis_order(out.data) == (1, 2, 3, 0)
+        results.append(out.numpy())
+    assert runs == [2, 2]  # with two threads: the copy of b into a's layout, then the op, each in 2 pieces
+    np.testing.assert_array_equal(results[0], getattr(a, op)(b))
+    np.testing.assert_array_equal(results[1], results[0])

@@ -312,10 +312,7 @@ class ConvNumpy:
                 for gs, zs, n in segments(u, a, b):
                     blas.gemm(wr[u].T, g[:, gs:gs + n], gz[:, zs:zs + n], beta=0.0 if sh == 1 and u == 0 else 1.0)
 
-        if threads > 1:
-            workspace.parallel(fill, Hp * row)
-        else:
-            fill(0, Hp * row)
+        workspace.parallel(fill, Hp * row, 1 if threads > 1 else Hp * row)
         gxp = np.empty((C, Hp, self.Wp, N), dtype=g.dtype)
         gz5 = gz.reshape(C, kw, Hp, Wo, N)
         span = (Wo - 1) * sw + 1

@@ -7,13 +7,17 @@ removed on any exception; only a hard kill can leave one, named ``.<name>.*.part
 
 ``durable=True`` also flushes the file to disk before the rename and the folder after it, so the new
 file survives a power cut: for what a user cannot recreate (checkpoints, saved models, metrics).
+
+Permissions are those ``open(path, "w")`` would give: a new file gets ``0o666 & ~umask`` (0644 under the
+usual umask 022, 0600 under 077), and a file being replaced keeps its permission bits (so a model a user
+made private stays private); ``permissions=`` sets them explicitly.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import tempfile
+import stat
 import uuid
 from pathlib import Path
 from typing import IO, Any, Iterator, Optional, Union
@@ -26,12 +30,18 @@ def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = False,
                 permissions: Optional[int] = None) -> Iterator[IO]:
     """``open(path, mode)`` for writing, atomically: the file object writes a temporary beside ``path``,
     which replaces ``path`` when the block ends without an exception and is removed when it raises.
-    ``mode`` is ``"wb"`` or ``"w"`` (UTF-8). ``permissions`` (e.g. ``0o644``) replaces the temporary's
-    0600; ``durable``: see the module docstring. OSErrors (a missing folder, a full disk) propagate."""
+    ``mode`` is ``"wb"`` or ``"w"`` (UTF-8). The file's permissions are what ``open()`` gives (see the
+    module docstring) unless ``permissions`` (e.g. ``0o644``) is given; ``durable``: see the module
+    docstring. OSErrors (a missing folder, a full disk) propagate."""
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    if permissions is None:
+        try:  # open() on an existing file keeps its mode
+            permissions = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            pass  # a new file: the umask applied when the temporary was created is the right mode
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
@@ -48,13 +58,30 @@ def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = False,
         fsync_dir(path.parent)
 
 
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new, empty temporary beside ``path``, open for writing. Created with mode 0o666 like ``open()``
+    does, so the kernel applies the umask (tempfile.mkstemp's 0600 would make every file private)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = _temporary_name(path)
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:  # (a 32-bit random name taken: try another)
+            continue
+    raise FileExistsError(f"atomic_open: cannot create a temporary file beside {path}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """A fresh path beside ``path`` (no file there yet) for a writer that wants a file name, such as a
     compiler's ``-o``; renamed over ``path`` when the block ends without an exception, removed (if the
     writer made it) when it raises. The writer's own permissions (umask) are kept."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
+    tmp = _temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -1,5 +1,6 @@
 """gpucnn.atomic: a file is replaced whole or left as it was, never half written, and no temporary is
 left behind."""
+import contextlib
 import json
 import math
 import os
@@ -33,15 +34,61 @@ def test_text_mode_permissions_and_bad_modes(tmp_path):
     with atomic.atomic_open(target, "w") as f:
         f.write("µ ok\n")
     assert target.read_text(encoding="utf-8") == "µ ok\n"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # mkstemp's: private unless asked
-    with atomic.atomic_open(target, "w", permissions=0o644) as f:
+    with atomic.atomic_open(target, "w", permissions=0o640) as f:
         f.write("shared")
-    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
     with pytest.raises(ValueError, match="mode must be 'wb' or 'w', got 'a'"):
         with atomic.atomic_open(target, "a"):
             pass
     with pytest.raises(FileNotFoundError):
         atomic.write_text(tmp_path / "no-such-folder" / "x.txt", "x")
+    assert leftovers(tmp_path) == []
+
+
+@contextlib.contextmanager
+def umask(mask):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def open_mode(path):
+    """The permission bits open(path, "w") gives a file (the reference)."""
+    with open(path, "w"):
+        pass
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    os.unlink(path)
+    return mode
+
+
+@pytest.mark.skipif(os.name != "posix", reason="umask and permission bits are POSIX")
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_files_get_the_umask_mode_like_open(tmp_path, mask, expected):
+    with umask(mask):
+        assert open_mode(tmp_path / "reference") == expected
+        for writer in (lambda p: atomic.write_text(p, "x"), lambda p: atomic.write_json(p, [1], durable=True)):
+            target = tmp_path / f"new-{len(list(tmp_path.iterdir()))}"
+            writer(target)
+            assert stat.S_IMODE(target.stat().st_mode) == expected
+        with atomic.atomic_path(tmp_path / "lib.so") as tmp:
+            tmp.write_bytes(b"built")
+        assert stat.S_IMODE((tmp_path / "lib.so").stat().st_mode) == expected
+
+
+@pytest.mark.skipif(os.name != "posix", reason="umask and permission bits are POSIX")
+def test_a_replaced_file_keeps_its_mode_like_open(tmp_path):
+    target = tmp_path / "model.npz"
+    with umask(0o022):
+        target.write_bytes(b"old")
+        os.chmod(target, 0o600)  # made private by its owner: replacing it must not widen it
+        atomic.write_text(target, "new")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600
+        os.chmod(target, 0o664)
+        with atomic.atomic_open(target, "wb") as f:
+            f.write(b"newer")
+        assert stat.S_IMODE(target.stat().st_mode) == 0o664 and target.read_bytes() == b"newer"
     assert leftovers(tmp_path) == []
 
 

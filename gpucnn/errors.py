@@ -11,8 +11,23 @@ class GpucnnError(Exception):
     """Base class of the errors gpucnn raises on purpose."""
 
 
-class ShapeError(GpucnnError, ValueError):
-    """An array has the wrong rank, size or channel count for the op or layer it was given to."""
+class ShapeError(GpucnnError, ValueError, RuntimeError):
+    """An array has the wrong rank, size or channel count for the op or layer it was given to, or shapes do
+    not broadcast. Also a RuntimeError, the type PyTorch raises for shape mismatches."""
+
+
+class DtypeError(GpucnnError, TypeError):
+    """An unknown dtype, or an op given a dtype it does not take (a TypeError, as in PyTorch)."""
+
+
+class TensorIndexError(GpucnnError, IndexError):
+    """An index past the end of a dim, or an index tensor that is not integer or bool (an IndexError, so
+    ``for row in x`` and ``except IndexError`` behave as with PyTorch and NumPy)."""
+
+
+class AutogradError(GpucnnError, RuntimeError):
+    """The graph cannot give a correct gradient: an in-place op on a leaf that requires grad, or a tensor
+    saved for backward was modified in place since (its version counter moved)."""
 
 
 class ArgumentError(GpucnnError, ValueError):

@@ -497,10 +497,11 @@ class Module:
         ``no_grad`` (each module's training flag is restored afterwards), recording each layer's output
         shape with forward hooks. ``input_shape`` defaults to the model's ``input_shape`` attribute.
 
-        Counting follows PyTorch: BatchNorm's running mean/variance are *buffers*, not parameters, so
-        they appear on a separate ``Buffers`` line and not in ``Non-trainable params`` (Keras counts its
-        moving mean/variance as non-trainable params; a PyTorch model reports them as we do). Parameters
-        frozen with ``requires_grad=False`` are the non-trainable params.
+        Counting follows Keras, as the table does: a layer's ``Param #`` and the totals include its
+        persistent floating-point buffers, BatchNorm's running mean and variance (Keras's moving
+        statistics), which count as ``Non-trainable params`` together with parameters frozen with
+        ``requires_grad=False``: ``BatchNorm2d(64)`` has 256 params, 128 of them non-trainable.
+        PyTorch counts only parameters (128), as :meth:`num_parameters` and ``parameters()`` do.
         """
         from .summary import summary
         return summary(self, input_shape, batch_size)

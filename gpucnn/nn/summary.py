@@ -7,6 +7,7 @@ from typing import Any, Optional
 from ..errors import ArgumentError
 from ..function import no_grad
 from ..tensor import Tensor, zeros
+from .module import Parameter
 
 
 def readable_size(nbytes: float) -> str:
@@ -45,6 +46,20 @@ def _check_input_shape(model: Any, input_shape: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in input_shape)
 
 
+def _weights(module: Any, recurse: bool) -> list[Tensor]:
+    """What Keras counts as a layer's weights: the parameters (trainable unless frozen) and the
+    persistent floating-point buffers (BatchNorm's running mean and variance: Keras's non-trainable
+    moving statistics; not the integer ``num_batches_tracked``, which Keras has no counterpart of)."""
+    out: list[Tensor] = list(module.parameters(recurse=recurse))
+    seen: set[int] = set()
+    for m in (module.modules() if recurse else [module]):
+        for name, b in m._buffers.items():
+            if b is not None and b.dtype.kind == "f" and name not in m._non_persistent and id(b) not in seen:
+                seen.add(id(b))
+                out.append(b)
+    return out
+
+
 def summary(model: Any, input_shape: Any = None, batch_size: Optional[int] = None) -> str:
     """See :meth:`gpucnn.nn.Module.summary`."""
     shape = _check_input_shape(model, input_shape)
@@ -78,26 +93,23 @@ def summary(model: Any, input_shape: Any = None, batch_size: Optional[int] = Non
 
     def shows(m: Any) -> bool:
         has_children = any(True for _ in m.children())
-        has_params = any(True for _ in m.parameters(recurse=False))
-        return not has_children or has_params
+        return not has_children or bool(_weights(m, recurse=False))
 
     shown = [m for m in order if shows(m)]
-    shown += [m for _, m in named if shows(m) and id(m) not in seen_calls and any(True for _ in m.parameters())]
+    shown += [m for _, m in named if shows(m) and id(m) not in seen_calls and _weights(m, recurse=True)]
     display_batch = batch_size if batch_size is not None else None
     rows = []
     for m in shown:
         path = names.get(id(m), "")
         label = f"{path or type(m).__name__.lower()} ({type(m).__name__})"
         out_text = _shape_text(seen_calls[id(m)], display_batch) if id(m) in seen_calls else "(not called)"
-        count = sum(p.numel() for p in m.parameters(recurse=False))
+        count = sum(w.numel() for w in _weights(m, recurse=False))
         rows.append((label, out_text, f"{count:,}"))
 
-    params = list(model.parameters())
-    total = sum(p.numel() for p in params)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
+    weights = _weights(model, recurse=True)
+    total = sum(w.numel() for w in weights)
+    trainable = sum(w.numel() for w in weights if isinstance(w, Parameter) and w.requires_grad)
     itemsize = model.dtype.itemsize
-    buffers = [b for b in model.buffers() if b.dtype.kind == "f"]
-    n_buffers = sum(b.numel() for b in buffers)
     activations = 0
     for m in shown:
         o = seen_calls.get(id(m))
@@ -124,9 +136,6 @@ def summary(model: Any, input_shape: Any = None, batch_size: Optional[int] = Non
                   f"Total params: {total:,} ({readable_size(total * itemsize)})",
                   f"Trainable params: {trainable:,} ({readable_size(trainable * itemsize)})",
                   f"Non-trainable params: {total - trainable:,} ({readable_size((total - trainable) * itemsize)})"]
-    if n_buffers:
-        out_lines.append(f"Buffers (BatchNorm running statistics, not parameters): {n_buffers:,} "
-                         f"({readable_size(n_buffers * itemsize)})")
     out_lines += [f"Input shape: {input_text}",
                   f"Output shape: {_shape_text(out, display_batch)}",
                   f"Forward pass size: {readable_size(activations)} (layer outputs, batch of {n})",

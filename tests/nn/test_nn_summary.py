@@ -40,7 +40,7 @@ def test_keras_mnist_summary():
     assert model.num_parameters() == 421642
 
 
-def test_strided_42_summary_counts_bn_stats_as_buffers_not_params():
+def test_strided_42_summary_counts_bn_stats_as_non_trainable_params_like_keras():
     model = build_model("strided-42")
     text = model.summary()
     r = rows(text)
@@ -48,11 +48,30 @@ def test_strided_42_summary_counts_bn_stats_as_buffers_not_params():
     for s in ("(None, 16, 32, 32)", "(None, 64, 16, 16)", "(None, 128, 8, 8)", "(None, 128)", "(None, 42)"):
         assert s in shapes
     assert shapes[-2:] == ["(None, 128)", "(None, 42)"]
-    assert [x[2] for x in r] == [448, 32, 0, 9280, 128, 0, 73856, 256, 0, 0, 5418]
-    assert "Total params: 89,418" in text
+    # BatchNorm rows: 4 * C (gamma, beta, moving mean, moving variance) as in Keras
+    assert [x[2] for x in r] == [448, 64, 0, 9280, 256, 0, 73856, 512, 0, 0, 5418]
+    assert "Total params: 89,834 (350.91 KB)" in text
     assert "Trainable params: 89,418" in text
-    assert "Non-trainable params: 0 " in text  # as PyTorch (Keras would count the 416 moving statistics)
-    assert "Buffers (BatchNorm running statistics, not parameters): 416" in text
+    assert "Non-trainable params: 416 (1.62 KB)" in text
+    assert "Buffers" not in text
+    assert model.num_parameters() == 89418  # PyTorch's count: parameters only
+
+
+def test_batch_norm_keras_counts():
+    """Keras: BatchNormalization(64) has 256 params, 128 of them (moving mean/variance) non-trainable."""
+    text = nn.Sequential(nn.BatchNorm2d(64)).summary((64, 2, 2))
+    assert rows(text) == [("0 (BatchNorm2d)", "(None, 64, 2, 2)", 256)]
+    assert "Total params: 256 (1.00 KB)" in text
+    assert "Trainable params: 128 (512.00 B)" in text
+    assert "Non-trainable params: 128 (512.00 B)" in text
+    text = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).summary((4,))
+    assert [x[2] for x in rows(text)] == [15, 12]
+    assert "Total params: 27 " in text and "Trainable params: 21 " in text and "Non-trainable params: 6 " in text
+    frozen = nn.Sequential(nn.BatchNorm2d(8)).requires_grad_(False)  # frozen gamma/beta add to the statistics
+    assert "Trainable params: 0 " in frozen.summary((8, 1, 1))
+    assert "Non-trainable params: 32 " in frozen.summary((8, 1, 1))
+    no_stats = nn.Sequential(nn.BatchNorm2d(8, track_running_stats=False))
+    assert "Non-trainable params: 0 " in no_stats.summary((8, 2, 2))
 
 
 def test_frozen_parameters_are_non_trainable():
@@ -74,7 +93,9 @@ def test_summary_restores_modes_and_leaves_state_alone():
         np.testing.assert_array_equal(v.numpy(), before[k])  # eval + no_grad: no running-stat updates
     r = rows(model.summary())
     assert ("4.shortcut.0 (Conv2d)", "(None, 32, 16, 16)", 512) in r
-    assert sum(x[2] for x in r) == model.num_parameters() == 78042
+    stats = sum(b.numel() for name, b in model.named_buffers() if "running_" in name)
+    assert model.num_parameters() == 78042 and stats == 2 * (16 + 2 * 16 + 3 * 32 + 3 * 64)
+    assert sum(x[2] for x in r) == 78042 + stats
 
 
 def test_summary_batch_size_explicit_input_shape_and_errors():
@@ -94,4 +115,4 @@ def test_summary_batch_size_explicit_input_shape_and_errors():
 
 def test_summary_docstring_explains_the_keras_difference():
     doc = nn.Module.summary.__doc__
-    assert "Keras counts" in doc and "PyTorch" in doc
+    assert "Keras" in doc and "PyTorch counts only parameters" in doc

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from . import functional, init
-from .container import BasicBlock, Residual, Sequential
+from .container import BasicBlock, ModuleDict, ModuleList, ParameterDict, ParameterList, Residual, Sequential
 from .layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout,
                      Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax)
 from .module import Module, Parameter, RemovableHandle
@@ -19,6 +19,7 @@ __all__ = [
     "Conv2d", "Conv1d", "MaxPool2d", "MaxPool1d", "AvgPool2d", "AvgPool1d", "AdaptiveAvgPool2d",
     "GlobalAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU", "Softmax", "LogSoftmax", "Flatten", "Linear",
     "Dropout", "Identity", "Upsample", "Sequential", "Residual", "BasicBlock",
+    "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
     "register_layer", "layer_from_config", "layer_to_config", "validate_config", "build_from_config",
     "known_layers", "get_layer_class", "upsample_nearest2d", "init", "functional",
 ]

@@ -115,10 +115,10 @@ class Module:
                                  f"(call super().__init__() first in {type(self).__name__}.__init__)")
         params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
         if isinstance(value, Parameter):
-            self._forget(name)
+            self._forget(name, "_parameters")
             params[name] = value
         elif isinstance(value, Module):
-            self._forget(name)
+            self._forget(name, "_modules")
             modules[name] = value
         elif name in params:
             if value is not None:
@@ -138,11 +138,14 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: str) -> None:
+        """Drop ``name`` from the instance dict and every table but ``keep``, which the caller assigns
+        next (a replaced entry keeps its place, so state_dict order stays as in PyTorch)."""
         d = self.__dict__
         d.pop(name, None)
         for key in ("_parameters", "_buffers", "_modules"):
-            d[key].pop(name, None)
+            if key != keep:
+                d[key].pop(name, None)
         d["_non_persistent"].discard(name)
 
     def __getattr__(self, name: str) -> Any:
@@ -166,11 +169,27 @@ class Module:
     def __dir__(self) -> list:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
 
+    def _check_name(self, kind: str, name: Any) -> None:
+        """PyTorch's rules for the name of a parameter, buffer or submodule (and its error types): a
+        string without dots, not empty, not hiding a method or a plain attribute."""
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string, got {type(name).__name__} ({name!r})")
+        if "." in name:
+            raise KeyError(f"{kind} name cannot contain \".\", got: {name}")
+        if not name:
+            raise KeyError(f"{kind} name cannot be an empty string")
+        d = self.__dict__
+        if not any(name in d[key] for key in ("_parameters", "_buffers", "_modules")) and hasattr(self, name):
+            raise KeyError(f"attribute {name} already exists in {type(self).__name__} (a {kind} of that name "
+                           f"would hide it)")
+
     def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
+        """Register ``param`` (a :class:`Parameter` or None) under ``name``, like assigning the attribute."""
         if param is not None and not isinstance(param, Parameter):
             raise ArgumentError(f"register_parameter: {name!r} must be a Parameter or None, "
                                 f"got {type(param).__name__}")
-        self._forget(name)
+        self._check_name("parameter", name)
+        self._forget(name, "_parameters")
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Optional[Tensor], persistent: bool = True) -> None:
@@ -180,15 +199,18 @@ class Module:
             raise ArgumentError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
         if isinstance(tensor, Parameter):
             raise ArgumentError(f"register_buffer: {name!r} is a Parameter; use register_parameter")
-        self._forget(name)
+        self._check_name("buffer", name)
+        self._forget(name, "_buffers")
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Optional["Module"]) -> None:
+        """Register ``module`` (or None) as the child ``name``, like assigning the attribute."""
         if module is not None and not isinstance(module, Module):
             raise ArgumentError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
-        self._forget(name)
+        self._check_name("module", name)
+        self._forget(name, "_modules")
         self._modules[name] = module
 
     register_module = add_module

@@ -9,6 +9,7 @@ from . import functional, init
 from .container import BasicBlock, ModuleDict, ModuleList, ParameterDict, ParameterList, Residual, Sequential
 from .layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout,
                      Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax)
+from .loss import CrossEntropyLoss, Loss
 from .module import Module, Parameter, RemovableHandle
 from .registry import (build_from_config, get_layer_class, known_layers, layer_from_config, layer_to_config,
                        register_layer, validate_config)
@@ -19,7 +20,7 @@ __all__ = [
     "Conv2d", "Conv1d", "MaxPool2d", "MaxPool1d", "AvgPool2d", "AvgPool1d", "AdaptiveAvgPool2d",
     "GlobalAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU", "Softmax", "LogSoftmax", "Flatten", "Linear",
     "Dropout", "Identity", "Upsample", "Sequential", "Residual", "BasicBlock",
-    "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
+    "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Loss", "CrossEntropyLoss",
     "register_layer", "layer_from_config", "layer_to_config", "validate_config", "build_from_config",
     "known_layers", "get_layer_class", "upsample_nearest2d", "init", "functional",
 ]

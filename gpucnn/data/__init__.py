@@ -1,13 +1,18 @@
-"""Datasets, file loaders, batching and augmentation for gpucnn (NumPy only).
+"""Datasets, file loaders, batching and augmentation for gpucnn.
 
-Everything returns plain NumPy arrays: images uint8 or float32 in NCHW layout, labels int64.
-Moving batches to a device is the caller's job. Errors a user can cause raise
-:class:`gpucnn.errors.DataError` naming the file and what is wrong.
+The file loaders and :class:`ArrayDataset` hold plain NumPy arrays: images uint8 or float32 in NCHW
+layout, labels int64; a :class:`DataLoader` over an ArrayDataset yields NumPy batches (moving them to
+a device is the caller's job). PyTorch's pieces are here under their names (also importable as
+``gpucnn.utils.data``): :class:`Dataset`, :class:`TensorDataset`, :class:`Subset`, :func:`random_split`,
+:func:`default_collate`, and a :class:`DataLoader` that takes any map-style dataset and a ``collate_fn``
+(batches of gpucnn Tensors by default). Errors a user can cause raise :class:`gpucnn.errors.DataError`
+naming the file and what is wrong (:class:`~gpucnn.errors.ArgumentError` for a bad argument).
 """
 from __future__ import annotations
 
 from .cifar import CIFAR10_CLASSES, load_cifar10_batches
-from .dataset import ArrayDataset, train_test_split
+from .collate import default_collate
+from .dataset import ArrayDataset, Dataset, Subset, TensorDataset, random_split, train_test_split
 from .digits import load_digits
 from .download import cache_dir, download_file, file_md5
 from .idx import load_idx
@@ -34,7 +39,7 @@ from .transforms import (
 )
 
 __all__ = [
-    "ArrayDataset", "train_test_split",
+    "Dataset", "ArrayDataset", "TensorDataset", "Subset", "random_split", "train_test_split", "default_collate",
     "load_digits", "load_idx", "load_cifar10_batches", "load_npz", "load_image_folder",
     "load_mnist", "load_fashion_mnist", "load_cifar10", "resolve_dataset", "DATASET_NAMES",
     "cache_dir", "download_file", "file_md5",

@@ -1,16 +1,17 @@
-"""Mini-batches from an :class:`ArrayDataset`, seeded, shuffled per epoch and exactly resumable."""
+"""DataLoader: mini-batches of a map-style dataset, seeded, shuffled per epoch and exactly resumable."""
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from gpucnn.errors import ArgumentError
 
-from .dataset import ArrayDataset
+from .collate import default_collate
+from .dataset import ArrayDataset, TensorDataset, check_map_style, unwrap_subsets
 from .transforms import ToFloat, Transform
 
 _TO_FLOAT = ToFloat()
@@ -28,46 +29,78 @@ def _plain(value: Any) -> Any:
 
 
 class DataLoader:
-    """Iterate over ``dataset`` in ``(x, y)`` batches: x float32 (N, C, H, W), y int64 (N,).
+    """Batches of a map-style ``dataset``, as ``torch.utils.data.DataLoader``, seeded and exactly resumable.
 
-    ``x`` is the batch after ``transform`` (called as ``transform(x, rng)``); a batch still uint8
-    at the end of the chain (as with ``transform=None`` on uint8 data) is scaled to 0..1 like
-    :class:`ToFloat` does, and any other dtype is cast to float32.
+    ``dataset`` is any object with ``__len__`` and ``__getitem__`` (a :class:`~gpucnn.data.Dataset`
+    subclass, a :class:`~gpucnn.data.TensorDataset`, a :class:`~gpucnn.data.Subset`, ...). What a batch is:
 
-    Randomness comes from one ``np.random.Generator(np.random.PCG64(seed))``: at the start of each
-    epoch it draws that epoch's permutation (when ``shuffle``) and a seed for the augmentation,
-    and batch ``k`` of the epoch gets its own generator derived from that seed and ``k``. So any
+    - for an :class:`~gpucnn.data.ArrayDataset` (or a Subset of one) without ``collate_fn``: NumPy
+      arrays ``(x, y)``, x float32 (N, C, H, W), y int64 (N,), gathered in one indexing. ``x`` is the batch
+      after ``transform`` (called as ``transform(x, rng)``); a batch still uint8 at the end of the chain
+      (as with ``transform=None`` on uint8 data) is scaled to 0..1 like :class:`ToFloat` does, and any
+      other dtype is cast to float32. This is the path :class:`~gpucnn.training.Trainer` and the CLI use;
+    - otherwise ``collate_fn(items)`` of the batch's items (``dataset.__getitems__(indices)`` where the
+      dataset defines it, else ``[dataset[i] for i in indices]``); the default, :func:`default_collate`,
+      gives gpucnn Tensors as PyTorch's does (a TensorDataset's batches are gathered in one indexing per
+      tensor, with the same result). ``transform`` is for ArrayDataset batches only.
+
+    Epochs. Every ``iter(loader)`` (every ``for`` loop) starts a new epoch, as in PyTorch: a ``break`` or a
+    ``next(iter(loader))`` never shortens the next one. Epoch ``e`` (0, 1, 2, ...) always gets the
+    ``e``-th permutation (when ``shuffle``) and augmentation seed drawn from one
+    ``np.random.Generator(np.random.PCG64(seed))``, however earlier epochs were consumed (to the end, up
+    to a ``break``, or only begun). ``epoch`` is the epoch in progress, or the one the next ``iter()``
+    starts when the last ran to its end; ``batch_index`` counts the batches of it yielded so far. Batch
+    ``k`` of an epoch gets its own augmentation generator derived from the epoch's seed and ``k``, so any
     batch can be rebuilt from the RNG state at the epoch's start and its index.
 
-    The loader is a stream: iterating resumes the current epoch where the last iteration stopped
-    (a new epoch starts once one is exhausted), and :meth:`state_dict` captures the position
-    exactly. A loader given that state with :meth:`load_state_dict` yields the same batches as an
-    uninterrupted one; :meth:`iter_from` (re)starts the current epoch at a given batch.
+    Exact resume. :meth:`state_dict` captures the position (JSON-serialisable); after
+    :meth:`load_state_dict` the next ``iter()`` continues that epoch from that batch (as torchdata's
+    ``StatefulDataLoader``), so the loader yields the same batches as an uninterrupted one.
+    :meth:`iter_from` (re)starts the current epoch at a given batch (the trainer starts every epoch with
+    ``iter_from(0)``, so an epoch abandoned by Ctrl-C is replayed whole) and :meth:`resume` continues the
+    current epoch where the last iteration stopped.
     """
 
     def __init__(
         self,
-        dataset: ArrayDataset,
-        batch_size: int = 64,
+        dataset: Any,
+        batch_size: int = 1,
         shuffle: bool = False,
+        *,
         seed: int = 0,
         drop_last: bool = False,
         transform: Transform | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
     ) -> None:
-        if int(batch_size) < 1:
-            raise ArgumentError(f"batch_size must be at least 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ArgumentError(f"batch_size must be at least 1, got {batch_size!r}")
+        check_map_style(dataset, "DataLoader")
         if transform is not None and not callable(transform):
             raise ArgumentError(f"transform must be callable, got {type(transform).__name__}")
+        if collate_fn is not None and not callable(collate_fn):
+            raise ArgumentError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
+        root, base = unwrap_subsets(dataset)
+        if transform is not None and (collate_fn is not None or not isinstance(root, ArrayDataset)):
+            raise ArgumentError(f"DataLoader: transform= works on the image batches of an ArrayDataset without "
+                                f"collate_fn (got a {type(root).__name__}"
+                                f"{' and a collate_fn' if collate_fn is not None else ''}); transform the items "
+                                f"in the dataset's __getitem__ or in collate_fn instead")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.transform = transform
+        self.collate_fn = collate_fn
+        # the batched paths: (ArrayDataset | TensorDataset, composed Subset indices or None)
+        self._root = root if collate_fn is None and isinstance(root, (ArrayDataset, TensorDataset)) else None
+        self._base = base
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
         self.epoch = 0          # the epoch in progress, or the next one to start
         self.batch_index = 0    # batches of that epoch already yielded
         self._epoch_state = _plain(self._rng.bit_generator.state)  # RNG state at the epoch's start
+        self._resume_at: int | None = 0  # where the next iter() starts in `epoch`; None: it starts a new epoch
+        self._active: object | None = None  # the iteration that moves the position
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -83,47 +116,68 @@ class DataLoader:
         return order, aug_seed, _plain(rng.bit_generator.state)
 
     def batch_rng(self, aug_seed: int, batch_index: int) -> np.random.Generator:
+        """The augmentation generator of batch ``batch_index`` of the epoch whose seed is ``aug_seed``."""
         return np.random.Generator(np.random.PCG64(np.random.SeedSequence([aug_seed, batch_index])))
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        start = self.batch_index if self.batch_index < len(self) else 0
-        return self.iter_from(start)
+    def __iter__(self) -> Iterator[Any]:
+        """A new epoch's batches (or, first after :meth:`load_state_dict`, the rest of the saved epoch)."""
+        if self._resume_at is None:
+            self._finish_epoch(self._epoch_plan()[2])
+        return self.iter_from(self._resume_at)
 
-    def iter_from(self, batch_index: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def resume(self) -> Iterator[Any]:
+        """The current epoch's remaining batches, from where the last iteration stopped."""
+        return self.iter_from(self.batch_index)
+
+    def iter_from(self, batch_index: int) -> Iterator[Any]:
         """Yield the current epoch's batches from ``batch_index`` on (earlier ones are skipped, not built)."""
         total = len(self)
-        if not 0 <= int(batch_index) <= total:
-            raise ArgumentError(f"batch_index must be in [0, {total}], got {batch_index}")
-        if self.batch_index >= total and total > 0:
-            self._finish_epoch()
-        return self._generate(int(batch_index))
+        if isinstance(batch_index, bool) or not isinstance(batch_index, (int, np.integer)) \
+                or not 0 <= batch_index <= total:
+            raise ArgumentError(f"batch_index must be in [0, {total}], got {batch_index!r}")
+        plan = self._epoch_plan()
+        token = object()
+        self._active, self._resume_at, self.batch_index = token, None, int(batch_index)
+        return self._generate(token, plan, int(batch_index))
 
-    def _finish_epoch(self) -> None:
-        _, _, next_state = self._epoch_plan()
+    def _finish_epoch(self, next_state: dict) -> None:
         self._epoch_state = next_state
         self.epoch += 1
         self.batch_index = 0
+        self._resume_at = 0
+        self._active = None
 
-    def _generate(self, start: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        order, aug_seed, _ = self._epoch_plan()
+    def _generate(self, token: object, plan: tuple[np.ndarray, int, dict], start: int) -> Iterator[Any]:
+        order, aug_seed, next_state = plan
         total = len(self)
-        self.batch_index = start
-        images, labels = self.dataset.images, self.dataset.labels
         for k in range(start, total):
-            idx = order[k * self.batch_size:(k + 1) * self.batch_size]
-            if len(idx) > 1 and not self.shuffle:
-                x = images[idx[0]:idx[-1] + 1].copy()  # contiguous: a slice is faster than a gather
-            else:
-                x = images[idx]
-            y = labels[idx]
-            if self.transform is not None:
-                x = self.transform(x, self.batch_rng(aug_seed, k))
-            x = _TO_FLOAT(x) if x.dtype == np.uint8 else x.astype(np.float32, copy=False)
-            x = np.ascontiguousarray(x)
-            self.batch_index = k + 1
-            if self.batch_index == total:
-                self._finish_epoch()
-            yield x, y
+            batch = self._batch(order[k * self.batch_size:(k + 1) * self.batch_size], aug_seed, k)
+            if self._active is token:  # an older iterator still yields its own epoch, but moves nothing
+                self.batch_index = k + 1
+                if self.batch_index == total:
+                    self._finish_epoch(next_state)
+            yield batch
+
+    def _batch(self, idx: np.ndarray, aug_seed: int, k: int) -> Any:
+        """Batch ``k`` of an epoch: the items ``idx`` (positions in ``self.dataset``)."""
+        root = self._root
+        if self._base is not None:
+            idx = self._base[idx]
+        if isinstance(root, TensorDataset):
+            return root._batch(idx)
+        if root is None:
+            getitems = getattr(self.dataset, "__getitems__", None)
+            items = getitems(idx.tolist()) if callable(getitems) else [self.dataset[int(i)] for i in idx]
+            return (self.collate_fn or default_collate)(items)
+        if len(idx) > 1 and self._base is None and not self.shuffle:
+            x = root.images[idx[0]:idx[-1] + 1].copy()  # contiguous: a slice is faster than a gather
+        else:
+            x = root.images[idx]
+        y = root.labels[idx]
+        if self.transform is not None:
+            x = self.transform(x, self.batch_rng(aug_seed, k))
+        x = _TO_FLOAT(x) if x.dtype == np.uint8 else x.astype(np.float32, copy=False)
+        return np.ascontiguousarray(x), y
 
     def state_dict(self) -> dict[str, Any]:
         """The position (epoch, batches done in it) and RNG state; JSON-serialisable."""
@@ -139,7 +193,8 @@ class DataLoader:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the loader must have the same dataset size and batching."""
+        """Restore a :meth:`state_dict`: the next ``iter()`` continues the saved epoch from the saved batch.
+        The loader must have the same dataset size and batching."""
         try:
             mine = {"shuffle": self.shuffle, "batch_size": self.batch_size, "drop_last": self.drop_last,
                     "num_samples": len(self.dataset)}
@@ -161,3 +216,6 @@ class DataLoader:
         self.epoch, self.batch_index = epoch, batch_index
         self._epoch_state = _plain(rng.bit_generator.state)
         self.seed = seed
+        self._resume_at, self._active = batch_index, None
+        if batch_index == len(self) > 0:  # saved after the epoch's last batch: the next epoch is due
+            self._finish_epoch(self._epoch_plan()[2])

@@ -98,3 +98,122 @@ def test_embedded_digits_are_real_and_split_4000_1000():
     assert np.array_equal(test2.images, test.images) and np.array_equal(train2.labels, train.labels)
     _, test3 = resolve_dataset("digits", seed=1)
     assert not np.array_equal(test3.images, test.images)
+
+
+# -- PyTorch's Dataset, TensorDataset, Subset, random_split; train_test_split(test_size=) --------------------
+def test_tensor_dataset_items_match_torch():
+    import torch
+    from torch.utils.data import TensorDataset as TorchTensorDataset
+
+    import gpucnn
+    from gpucnn.data import Dataset, TensorDataset
+
+    x = np.arange(24, dtype=np.float32).reshape(4, 2, 3)
+    y = np.array([3, 1, 0, 2])
+    ours = TensorDataset(gpucnn.tensor(x), y)  # a NumPy array is taken too (copied into a tensor)
+    theirs = TorchTensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    assert isinstance(ours, Dataset) and len(ours) == len(theirs) == 4 and len(ours.tensors) == 2
+    for i in (0, 3, -1):
+        for a, b in zip(ours[i], theirs[i], strict=True):
+            assert a.shape == tuple(b.shape) and np.array_equal(a.numpy(), b.numpy())
+    assert ours[1][1].shape == () and ours[1][1].item() == 1
+    with pytest.raises(IndexError):
+        ours[4]
+
+
+def test_tensor_dataset_rejects():
+    import gpucnn
+    from gpucnn.data import TensorDataset
+    from gpucnn.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"size mismatch between tensors: first dimensions \[3, 4\]"):
+        TensorDataset(gpucnn.zeros(3, 2), gpucnn.zeros(4))
+    with pytest.raises(ArgumentError, match="argument 1 must be a gpucnn Tensor or a NumPy array, got list"):
+        TensorDataset(gpucnn.zeros(3), [1, 2, 3])
+    with pytest.raises(ShapeError, match="0-d"):
+        TensorDataset(gpucnn.tensor(1.0))
+    with pytest.raises(ArgumentError, match="at least one"):
+        TensorDataset()
+
+
+@pytest.mark.parametrize("n, lengths", [(10, [0.33, 0.33, 0.34]), (7, [0.5, 0.5]), (10, [3, 7]),
+                                        (5, [1, 0]), (4, [0.5, 0.25, 0.25]), (3, [0.9, 0.1])])
+def test_random_split_lengths_match_torch(n, lengths):
+    import warnings
+
+    import torch.utils.data
+
+    from gpucnn.data import Subset, random_split
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # both warn about an empty part
+        theirs = [len(s) for s in torch.utils.data.random_split(range(n), lengths)]
+        parts = random_split(list(range(100, 100 + n)), lengths, generator=3)
+    assert [len(p) for p in parts] == theirs
+    assert all(isinstance(p, Subset) for p in parts)
+    items = [p[i] for p in parts for i in range(len(p))]
+    assert sorted(items) == list(range(100, 100 + n))  # disjoint and complete
+
+
+def test_random_split_is_seeded_and_uses_the_global_generator():
+    import gpucnn
+    from gpucnn.data import random_split
+
+    def indices(**kw):
+        return [p.indices for p in random_split(range(20), [0.5, 0.5], **kw)]
+
+    assert indices(generator=1) == indices(generator=1) != indices(generator=2)
+    assert indices(generator=np.random.default_rng(4)) == indices(generator=np.random.default_rng(4))
+    gpucnn.manual_seed(9)
+    first = indices()
+    gpucnn.manual_seed(9)
+    assert indices() == first  # None: gpucnn's global generator, like torch's default_generator
+    with pytest.warns(UserWarning, match="index 1 has length 0"):
+        random_split(range(3), [1.0, 0.0])
+
+
+@pytest.mark.parametrize("lengths, match", [
+    ([3, 3], "add up to 6 but the dataset has 10 items"),
+    ([1.5, -0.5], "fraction at index 0 is not between 0 and 1"),
+    ([2.5, 7.5], "item counts"),
+    (["a"], "must be numbers"),
+])
+def test_random_split_rejects(lengths, match):
+    from gpucnn.data import random_split
+
+    with pytest.raises(ArgumentError, match=match):
+        random_split(range(10), lengths)
+    with pytest.raises(ArgumentError, match="generator must be a seed"):
+        random_split(range(10), [5, 5], generator="x")
+    with pytest.raises(ArgumentError, match="map-style"):
+        random_split(3, [1])
+
+
+def test_subset_indexing():
+    from gpucnn.data import Subset
+
+    ds = _toy(n=8)
+    sub = Subset(ds, [7, 2, 5])
+    assert len(sub) == 3 and sub.dataset is ds and sub.indices == [7, 2, 5]
+    image, label = sub[1]
+    assert np.array_equal(image, ds.images[2]) and label == 2
+    assert [lab for _, lab in sub[[0, 2]]] == [3, 1]
+    assert [lab for _, lab in sub.__getitems__([2, 0])] == [1, 3]
+
+
+def test_split_test_size_as_scikit_learn():
+    ds = _toy(n=40, classes=4)
+    by_fraction = train_test_split(ds, test_fraction=0.25, seed=3)
+    by_size = train_test_split(ds, test_size=0.25, seed=3)
+    assert np.array_equal(by_size[1].images, by_fraction[1].images)
+    train, test = train_test_split(ds, test_size=6, seed=3)  # an int: a number of items
+    assert (len(train), len(test)) == (34, 6)
+    assert (len(train_test_split(ds)[1])) == 8  # the default stays 0.2
+    with pytest.raises(ArgumentError, match="not both"):
+        train_test_split(ds, test_fraction=0.2, test_size=0.2)
+    with pytest.raises(ArgumentError, match=r"test_size must be in \(0, 1\) or a number of items, got 1.5"):
+        train_test_split(ds, test_size=1.5)
+    with pytest.raises(DataError, match="test_size=40"):
+        train_test_split(ds, test_size=40)
+    with pytest.raises(ArgumentError, match="random_split"):
+        train_test_split(list(range(10)), test_size=0.2)

@@ -125,3 +125,204 @@ def test_load_state_dict_rejects_mismatches():
         assert loader.state_dict() == state
     with pytest.raises(ArgumentError):
         DataLoader(loader.dataset, batch_size=0)
+
+
+# -- PyTorch's epoch semantics: every iter() is a new epoch ------------------------------------------------
+def _order(batches):
+    return sum((_ids(x) for x, _ in batches), [])
+
+
+def test_next_iter_then_a_for_loop_gives_a_full_epoch():
+    # regression: the loader used to resume a stream, so the for loop got only the 4 batches left
+    reference = DataLoader(_ds(), batch_size=5, shuffle=True, seed=2)
+    epochs = [_epoch(reference) for _ in range(3)]
+    loader = DataLoader(_ds(), batch_size=5, shuffle=True, seed=2)
+    x, _ = next(iter(loader))
+    assert _ids(x) == _ids(epochs[0][0][0]) and loader.epoch == 0 and loader.batch_index == 1
+    full = _epoch(loader)
+    assert len(full) == 5 and sorted(_order(full)) == list(range(23))
+    assert _order(full) == _order(epochs[1])  # the next epoch, whole: epoch e is the e-th permutation
+    assert loader.epoch == 2 and loader.batch_index == 0
+
+
+def test_break_does_not_shorten_the_next_epoch():
+    reference = DataLoader(_ds(), batch_size=4, shuffle=True, seed=5)
+    epochs = [_epoch(reference) for _ in range(3)]
+    loader = DataLoader(_ds(), batch_size=4, shuffle=True, seed=5)
+    for k, _ in enumerate(loader):
+        if k == 2:
+            break
+    assert (loader.epoch, loader.batch_index) == (0, 3)
+    assert _order(_epoch(loader)) == _order(epochs[1])
+    assert _order(_epoch(loader)) == _order(epochs[2])
+    unshuffled = DataLoader(_ds(), batch_size=4)
+    next(iter(unshuffled))
+    assert _order(_epoch(unshuffled)) == list(range(23))
+
+
+def test_an_older_iterator_does_not_move_the_position():
+    loader = DataLoader(_ds(), batch_size=4, shuffle=True, seed=1)
+    old = iter(loader)
+    first = next(old)
+    new = iter(loader)  # epoch 1 starts; `old` still yields epoch 0's batches
+    assert loader.epoch == 1
+    rest_of_old = list(old)
+    assert loader.epoch == 1 and loader.batch_index == 0
+    assert sorted(_order([first] + rest_of_old)) == list(range(23))
+    assert len(list(new)) == 6 and loader.epoch == 2
+
+
+def test_load_state_dict_then_iter_continues_then_new_epochs():
+    reference = _augmenting_loader()
+    expected = [_epoch(reference) for _ in range(2)]
+    run = _augmenting_loader()
+    it = iter(run)
+    head = [next(it) for _ in range(3)]
+    state = json.loads(json.dumps(run.state_dict()))
+    resumed = _augmenting_loader()
+    resumed.load_state_dict(state)
+    tail = _epoch(resumed)  # the first iter() after load_state_dict: the rest of the saved epoch
+    assert len(head) + len(tail) == len(expected[0])
+    for (gx, gy), (ex, ey) in zip(head + tail, expected[0]):
+        assert np.array_equal(gx, ex) and np.array_equal(gy, ey)
+    assert [np.array_equal(a[0], b[0]) for a, b in zip(_epoch(resumed), expected[1])] == [True] * len(expected[1])
+
+
+def test_resume_continues_the_current_epoch_after_a_break():
+    reference = _augmenting_loader()
+    expected = _epoch(reference)
+    run = _augmenting_loader()
+    got = []
+    for batch in run:
+        got.append(batch)
+        if len(got) == 2:
+            break
+    got += list(run.resume())
+    assert len(got) == len(expected) and run.epoch == 1
+    for (gx, gy), (ex, ey) in zip(got, expected):
+        assert np.array_equal(gx, ex) and np.array_equal(gy, ey)
+    with pytest.raises(ArgumentError, match=r"batch_index must be in \[0, 5\], got 6"):
+        run.iter_from(6)
+
+
+def test_state_saved_after_the_last_batch_starts_the_next_epoch():
+    reference = _augmenting_loader()
+    expected = [_epoch(reference) for _ in range(2)]
+    state = dict(_augmenting_loader().state_dict(), batch_index=5)  # epoch 0, all 5 batches done
+    loader = _augmenting_loader()
+    loader.load_state_dict(state)
+    assert (loader.epoch, loader.batch_index) == (1, 0)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(_epoch(loader), expected[1]))
+
+
+def test_defaults_and_arguments_as_pytorch():
+    loader = DataLoader(_ds(6))
+    assert loader.batch_size == 1 and len(loader) == 6 and not loader.shuffle  # torch's defaults
+    with pytest.raises(TypeError):
+        DataLoader(_ds(6), 2, True, 7)  # torch's 4th positional argument is a sampler: seed is keyword-only
+    with pytest.raises(ArgumentError, match="map-style.*int"):
+        DataLoader(3)
+    with pytest.raises(ArgumentError, match="collate_fn must be callable"):
+        DataLoader(_ds(6), collate_fn=1)
+    with pytest.raises(ArgumentError, match="batch_size must be at least 1, got True"):
+        DataLoader(_ds(6), batch_size=True)
+
+
+# -- any map-style dataset, collate_fn --------------------------------------------------------------------
+class _Items:
+    """A map-style dataset that is no gpucnn class: (float32 vector, int label, float weight) items."""
+
+    def __init__(self, n=7):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return np.full(3, i, np.float32), i % 2, i / 4
+
+
+def _as_numpy(value):
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
+def test_map_style_dataset_batches_match_torch():
+    import torch
+    from torch.utils.data import DataLoader as TorchLoader
+
+    from gpucnn import Tensor
+
+    ours = list(DataLoader(_Items(), batch_size=3))
+    theirs = list(TorchLoader(_Items(), batch_size=3))
+    assert len(ours) == len(theirs) == 3
+    for a, b in zip(ours, theirs):
+        assert isinstance(a, list) and len(a) == 3  # default_collate: a list for tuple items
+        for field, ref in zip(a, b):
+            assert isinstance(field, Tensor) and field.device == "cpu"
+            assert str(field.dtype) == str(ref.dtype).replace("torch.", "")
+            assert np.array_equal(field.numpy(), ref.numpy())
+    assert isinstance(theirs[0][1], torch.Tensor)  # (the reference really is PyTorch's)
+
+
+def test_collate_fn_and_getitems():
+    seen = []
+
+    def collate(items):
+        seen.append(len(items))
+        return np.stack([x for x, _, _ in items]), [y for _, y, _ in items]
+
+    batches = list(DataLoader(_Items(5), batch_size=2, drop_last=True, collate_fn=collate))
+    assert seen == [2, 2] and batches[1][1] == [0, 1] and batches[1][0].shape == (2, 3)
+
+    class Batched(_Items):
+        def __getitems__(self, indices):  # PyTorch's protocol: one call per batch
+            seen.append(tuple(indices))
+            return [self[i] for i in indices]
+
+    seen.clear()
+    list(DataLoader(Batched(5), batch_size=4))
+    assert seen == [(0, 1, 2, 3), (4,)]
+
+
+def test_tensor_dataset_and_subsets_use_the_batched_path():
+    import torch
+    from torch.utils.data import DataLoader as TorchLoader
+    from torch.utils.data import TensorDataset as TorchTensorDataset
+
+    import gpucnn
+    from gpucnn.data import Subset, TensorDataset, default_collate
+
+    x = np.arange(40, dtype=np.float32).reshape(10, 2, 2)
+    y = np.arange(10) % 3
+    ds = TensorDataset(gpucnn.tensor(x), gpucnn.tensor(y))
+    ours = list(DataLoader(ds, batch_size=4))
+    theirs = list(TorchLoader(TorchTensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=4))
+    for (ox, oy), (tx, ty) in zip(ours, theirs, strict=True):
+        assert np.array_equal(ox.numpy(), tx.numpy()) and np.array_equal(oy.numpy(), ty.numpy())
+        assert ox.dtype == np.float32 and oy.dtype == np.int64
+    # the one-indexing batch equals default_collate of the items, also through nested Subsets
+    sub = Subset(Subset(ds, [9, 7, 5, 3, 1, 0]), [4, 0, 2])
+    (bx, by), = list(DataLoader(sub, batch_size=3))
+    cx, cy = default_collate([sub[i] for i in range(3)])
+    assert np.array_equal(bx.numpy(), cx.numpy()) and np.array_equal(by.numpy(), cy.numpy())
+    assert by.numpy().tolist() == [y[1], y[9], y[5]]
+
+
+def test_subset_of_an_array_dataset_keeps_numpy_batches():
+    from gpucnn.data import Subset
+
+    ds = ArrayDataset(np.arange(6, dtype=np.uint8).reshape(6, 1, 1, 1) * 50, np.arange(6) % 2)
+    (x, y), = list(DataLoader(Subset(ds, [5, 1, 3]), batch_size=3))
+    assert isinstance(x, np.ndarray) and x.dtype == np.float32
+    assert np.allclose(x[:, 0, 0, 0], np.array([250, 50, 150]) / 255) and y.tolist() == [1, 1, 1]
+
+
+def test_transform_needs_an_array_dataset():
+    from gpucnn.data import TensorDataset
+
+    with pytest.raises(ArgumentError, match="transform= works on the image batches of an ArrayDataset"):
+        DataLoader(TensorDataset(np.zeros((2, 1, 2, 2), np.float32)), transform=ToFloat())
+    with pytest.raises(ArgumentError, match="and a collate_fn"):
+        DataLoader(_ds(4), transform=ToFloat(), collate_fn=list)

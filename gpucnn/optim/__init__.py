@@ -18,8 +18,8 @@ from __future__ import annotations
 from . import lr_scheduler
 from .adam import Adam, AdamW
 from .factory import OPTIMIZER_NAMES, SCHEDULER_NAMES, create_optimizer, create_scheduler
-from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LinearLR, LRScheduler, MultiStepLR, OneCycleLR,
-                           StepLR)
+from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LambdaLR, LinearLR, LRScheduler, MultiStepLR,
+                           OneCycleLR, StepLR)
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -27,6 +27,6 @@ from .sgd import SGD
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
     "lr_scheduler", "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
-    "OneCycleLR",
+    "OneCycleLR", "LambdaLR",
     "create_optimizer", "create_scheduler", "OPTIMIZER_NAMES", "SCHEDULER_NAMES",
 ]

@@ -16,8 +16,9 @@ from __future__ import annotations
 import bisect
 import math
 import numbers
+import types
 from collections.abc import Mapping
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from ..errors import ArgumentError, ModelFormatError
 from .optimizer import Optimizer
@@ -270,6 +271,65 @@ class LinearLR(LRScheduler):
         t = min(self.last_epoch, self.total_iters)
         f = self.start_factor + (self.end_factor - self.start_factor) * t / self.total_iters
         return [base * f for base in self.base_lrs]
+
+
+class LambdaLR(LRScheduler):
+    """``lr = initial_lr * lr_lambda(epoch)`` (``torch.optim.lr_scheduler.LambdaLR``): ``lr_lambda`` is a
+    function of the epoch, or a list of them, one per parameter group.
+
+    Like PyTorch's, :meth:`state_dict` cannot hold the functions: it holds ``last_epoch`` and the other
+    state, and for each ``lr_lambda`` that is a callable object (not a function or lambda) a copy of its
+    ``__dict__`` (else None). Build the scheduler with the same functions before loading the state.
+    """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Union[Callable[[int], float], Sequence[Callable[[int], float]]],
+                 last_epoch: int = -1) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise ArgumentError(f"{self.name}: optimizer must be a gpucnn.optim.Optimizer, got "
+                                f"{type(optimizer).__name__}")
+        n = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ArgumentError(f"{self.name}: expected {n} lr_lambdas (one per parameter group), "
+                                    f"but got {len(lr_lambda)}")
+            lambdas = list(lr_lambda)
+        else:
+            lambdas = [lr_lambda] * n
+        for fn in lambdas:
+            if not callable(fn):
+                self._bad("lr_lambda", fn, "a function of the epoch returning a factor, or a list of them")
+        self.lr_lambdas = lambdas
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        lrs = []
+        for i, (base, fn) in enumerate(zip(self.base_lrs, self.lr_lambdas)):
+            factor = fn(self.last_epoch)
+            if not _is_real(factor):
+                raise ArgumentError(f"{self.name}: lr_lambda of parameter group {i} returned {factor!r} for "
+                                    f"epoch {self.last_epoch}, expected a number (the factor of the initial lr)")
+            lrs.append(base * factor)
+        return lrs
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base state plus ``lr_lambdas``: per group, a copy of a callable object's ``__dict__``, or
+        None for a function (which cannot be saved)."""
+        sd = super().state_dict()
+        sd["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) or not hasattr(fn, "__dict__")
+                            else dict(vars(fn)) for fn in self.lr_lambdas]
+        return sd
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; each saved ``__dict__`` updates the matching callable object."""
+        saved = state_dict.get("lr_lambdas") if isinstance(state_dict, Mapping) else None
+        if saved is not None and (not isinstance(saved, (list, tuple)) or len(saved) != len(self.lr_lambdas)
+                                  or not all(s is None or isinstance(s, Mapping) for s in saved)):
+            raise ModelFormatError(f"{self.name}.load_state_dict: lr_lambdas must be a list of "
+                                   f"{len(self.lr_lambdas)} dicts or nulls, got {saved!r}")
+        super().load_state_dict(state_dict)
+        for fn, attrs in zip(self.lr_lambdas, saved or []):
+            if attrs is not None:
+                vars(fn).update(attrs)
 
 
 class OneCycleLR(LRScheduler):

@@ -183,3 +183,73 @@ def test_onecycle_degenerate_first_phase():
     opt = sgd(0.1, momentum=0.9)
     sched = S.OneCycleLR(opt, max_lr=1.0, total_steps=10, pct_start=0.1)
     assert sched.get_last_lr() == [1.0]
+
+
+# -- LambdaLR against torch -----------------------------------------------------------------------
+class Warmup:
+    """A callable object: its attributes are what LambdaLR's state_dict keeps (as PyTorch's)."""
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def __call__(self, epoch):
+        return min(1.0, (epoch + 1) / self.epochs)
+
+
+def torch_lrs(make_sched, lrs_, n):
+    import torch
+
+    params = [torch.zeros(2, requires_grad=True) for _ in lrs_]
+    opt = torch.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, lrs_)], lr=lrs_[0])
+    sched = make_sched(torch.optim.lr_scheduler, opt)
+    out = []
+    for _ in range(n):
+        out.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    return out
+
+
+@pytest.mark.parametrize("make", [
+    lambda S_, opt: S_.LambdaLR(opt, lambda e: 0.95 ** e),
+    lambda S_, opt: S_.LambdaLR(opt, [lambda e: 1.0 / (e + 1), Warmup(4)]),
+    lambda S_, opt: S_.LambdaLR(opt, lr_lambda=Warmup(3), last_epoch=-1),
+])
+def test_lambdalr_matches_torch(make):
+    got = lrs(make(S, sgd(0.1, lr2=0.5)), 8)
+    expected = torch_lrs(make, [0.1, 0.5], 8)
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+    assert got[0] != got[-1]
+
+
+def test_lambdalr_state_dict_keeps_callable_objects_state_and_resumes():
+    warm = Warmup(5)
+    opt = sgd(0.1, lr2=0.5)
+    sched = S.LambdaLR(opt, [lambda e: 0.9 ** e, warm])
+    lrs(sched, 3)
+    sd, opt_sd = sched.state_dict(), opt.state_dict()
+    assert sd["lr_lambdas"] == [None, {"epochs": 5}] and sd["last_epoch"] == 3
+    json.dumps(sd)  # JSON-able here (a callable object's attributes are whatever it holds)
+    warm.epochs = 2  # the saved copy does not change with the object
+    assert sched.state_dict()["lr_lambdas"][1] == {"epochs": 2} and sd["lr_lambdas"][1] == {"epochs": 5}
+    warm.epochs = 5
+    rest = lrs(sched, 4)
+    fresh_warm = Warmup(99)
+    opt2 = sgd(0.1, lr2=0.5)
+    resumed = S.LambdaLR(opt2, [lambda e: 0.9 ** e, fresh_warm])
+    opt2.load_state_dict(opt_sd)
+    resumed.load_state_dict(sd)
+    assert fresh_warm.epochs == 5 and resumed.last_epoch == 3
+    assert lrs(resumed, 4) == rest
+
+
+def test_lambdalr_errors():
+    with pytest.raises(ArgumentError, match="expected 2 lr_lambdas .* but got 1"):
+        S.LambdaLR(sgd(0.1, lr2=0.5), [lambda e: 1.0])
+    with pytest.raises(ArgumentError, match="lr_lambda must be a function"):
+        S.LambdaLR(sgd(), 0.5)
+    with pytest.raises(ArgumentError, match=r"returned 'x' for epoch 0, expected a number"):
+        S.LambdaLR(sgd(), lambda e: "x")
+    sched = S.LambdaLR(sgd(), lambda e: 1.0)
+    with pytest.raises(ModelFormatError, match="lr_lambdas must be a list of 1"):
+        sched.load_state_dict({**sched.state_dict(), "lr_lambdas": [None, None]})

@@ -127,14 +127,16 @@ def _schedule_names() -> list[str]:
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="Continue the run saved in DIR from its last complete epoch (--epochs may raise the total).")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
-              help="Early stopping: stop after N epochs without a lower validation loss; keep the best model.")
+              help="Early stopping: stop after N epochs without a lower validation loss; keep the best model. "
+                   "Pair it with --val-fraction (stopping on the test split leaks the test set).")
 @click.option("--augment/--no-augment", default=False, show_default=True,
               help="Random shifts (crops of padded images); plus mirror images for RGB data.")
 @click.option("--normalize", type=click.Choice(["scale", "standardize"], case_sensitive=False), default="scale",
               show_default=True, help="scale: pixels/255; standardize: per-channel mean/std of the training set.")
 @click.option("--val-fraction", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0,
-              show_default=True, help="Hold out this share of the training split for validation "
-                                      "(default: validate on the test split).")
+              show_default=True, help="Hold out this share of the training split (stratified) for validation "
+                                      "and early stopping; the test split is then evaluated only at the end "
+                                      "(default 0: validate on the test split).")
 @click.option("--confusion-matrix", is_flag=True, help="Print and plot the test confusion matrix at the end.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="Use only N training images (quick tries).")

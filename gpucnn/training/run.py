@@ -266,6 +266,10 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
         + (f", weight decay {cfg.weight_decay:g}" if cfg.weight_decay else "")
         + f", schedule {cfg.schedule}, seed {cfg.seed}, device {device}"
         + (f", early stopping patience {cfg.patience}" if cfg.patience else ""))
+    if cfg.patience and not cfg.val_fraction > 0:
+        say("warning: early stopping watches the validation loss, and validation is the test split: the epoch "
+            "kept is chosen on the test images, so the final test accuracy is optimistic (the test set leaks "
+            "into training); hold out part of the training split instead with --val-fraction (e.g. 0.1)")
 
     train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
                               transform=train_transform)

@@ -40,9 +40,11 @@ import contextlib
 import math
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
@@ -134,6 +136,31 @@ def _num_params(model: Any) -> int:
     return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
 
 
+def _warn_if_optimizer_misses_the_model(model: Any, optimizer: Any) -> None:
+    """A UserWarning when ``optimizer`` holds none of ``model``'s parameters: every step would leave the
+    model as it is (an optimizer built for another model, or before the model was rebuilt)."""
+    groups = getattr(optimizer, "param_groups", None)
+    params = list(model.parameters()) if hasattr(model, "parameters") else []
+    if groups is None or not params:
+        return
+    held = {id(p) for group in groups for p in group.get("params", [])}
+    if not any(id(p) in held for p in params):
+        warnings.warn(f"the optimizer ({type(optimizer).__name__}, {len(held)} parameters) holds none of the "
+                      f"model's {len(params)} parameters, so training will not change the model; build it "
+                      f"from this model's parameters: optimizer = {type(optimizer).__name__}(model.parameters(), "
+                      f"...)", UserWarning, stacklevel=_caller_outside_this_package())
+
+
+def _caller_outside_this_package() -> int:
+    """The ``stacklevel`` (for a warning raised by this module's caller) of the first frame outside
+    gpucnn.training, so the warning names the user's line whether it came through fit() or Trainer()."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _as_host(array: Any) -> np.ndarray:
     return array if isinstance(array, np.ndarray) else np.asarray(array.get())
 
@@ -163,17 +190,40 @@ def check_output_dir(path: Union[str, os.PathLike]) -> Path:
 
 
 def _loader(data: Any, *, batch_size: int, shuffle: bool, seed: int, transform: Any) -> Any:
-    """A DataLoader for ``data``: a DataLoader (kept), an ArrayDataset, or an ``(images, labels)`` pair."""
+    """A DataLoader for ``data``: a DataLoader (kept), an ``(images, labels)`` pair (made an ArrayDataset),
+    or a map-style dataset (an ArrayDataset, a TensorDataset, a Subset, your own), whose items are
+    ``(input, label)`` (``transform`` applies to ArrayDataset images only)."""
     from ..data import ArrayDataset, DataLoader
+    from ..data.dataset import unwrap_subsets
 
     if data is None or isinstance(data, DataLoader):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
         data = ArrayDataset(np.asarray(data[0]), np.asarray(data[1]))
-    if not isinstance(data, ArrayDataset):
-        raise ArgumentError(f"training/validation data must be a DataLoader, an ArrayDataset or an "
-                            f"(images, labels) pair, got {type(data).__name__}")
+    if not (callable(getattr(data, "__len__", None)) and callable(getattr(data, "__getitem__", None))):
+        raise ArgumentError(f"training/validation data must be a DataLoader, a map-style dataset (such as an "
+                            f"ArrayDataset or a TensorDataset) or an (images, labels) pair, got {type(data).__name__}")
+    if not isinstance(unwrap_subsets(data)[0], ArrayDataset):
+        transform = None
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, seed=seed, transform=transform)
+
+
+def _array_dataset(loader: Any) -> Any:
+    """The ArrayDataset under ``loader`` (through Subsets), or None for other datasets."""
+    from ..data import ArrayDataset
+    from ..data.dataset import unwrap_subsets
+
+    root = unwrap_subsets(getattr(loader, "dataset", None))[0]
+    return root if isinstance(root, ArrayDataset) else None
+
+
+def _on_device(x: Any, y: Any, device: Any) -> tuple[Any, Any, np.ndarray]:
+    """A batch ``(x, y)`` (NumPy arrays or gpucnn Tensors) as ``(x tensor, y int64 tensor, y on the host)``."""
+    from ..tensor import Tensor, tensor
+
+    y_host = np.asarray(_as_host(y.data) if isinstance(y, Tensor) else y, dtype=np.int64)
+    xb = x if isinstance(x, Tensor) and x.device == device and not x.requires_grad else tensor(x, device=device)
+    return xb, tensor(y_host, device=device), y_host
 
 
 def deterministic_part(transform: Any) -> Any:
@@ -206,7 +256,6 @@ def evaluate(model: Any, data: Any, *, device: Any = None, loss_fn: Optional[Cal
     ``predictions`` (NumPy int64 arrays) for a confusion matrix."""
     from .. import functional as F
     from ..function import no_grad
-    from ..tensor import tensor
 
     loader = _loader(data, batch_size=batch_size, shuffle=False, seed=0, transform=transform)
     loss_fn = loss_fn or F.cross_entropy
@@ -217,14 +266,14 @@ def evaluate(model: Any, data: Any, *, device: Any = None, loss_fn: Optional[Cal
     with _eval_mode(model):
         with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for x, y in _epoch_batches(loader):
-                logits = model(tensor(x, device=device))
-                yt = tensor(np.asarray(y, dtype=np.int64), device=device)
+                xb, yt, y = _on_device(x, y, device)
+                logits = model(xb)
                 total_loss += float(loss_fn(logits, yt).item()) * len(y)
                 pred = _as_host(logits.data.argmax(axis=1))
                 correct += int((pred == y).sum())
                 seen += len(y)
                 if predictions:
-                    all_targets.append(np.asarray(y, dtype=np.int64))
+                    all_targets.append(y)
                     all_preds.append(pred.astype(np.int64))
     if seen == 0:
         raise ArgumentError("evaluate: the data holds no images")
@@ -302,11 +351,15 @@ class Trainer:
                                   transform=eval_transform)
         self.test_loader = _loader(test_data, batch_size=eval_batch_size, shuffle=False, seed=0,
                                    transform=eval_transform)
-        dataset = self.train_loader.dataset
-        self.classes = [str(c) for c in (classes if classes is not None else dataset.classes)]
+        root = _array_dataset(self.train_loader)
+        if classes is None:
+            classes = root.classes if root is not None else getattr(self.train_loader.dataset, "classes", None)
+        # None until the preflight pass counts the model's outputs (a dataset that names no classes)
+        self.classes: Optional[list[str]] = None if classes is None else [str(c) for c in classes]
         self.device = get_device(device) if device is not None else _model_device(model)
         if device is not None:
             model.to(self.device)
+        _warn_if_optimizer_misses_the_model(model, optimizer)
         self.out_dir = None if out_dir is None else Path(out_dir).expanduser()
         self.config = dict(config or {})
         self.metadata = dict(metadata or {})
@@ -457,11 +510,16 @@ class Trainer:
         return float(groups[0]["lr"]) if groups else float("nan")
 
     def _model_metadata(self) -> dict[str, Any]:
-        dataset = self.train_loader.dataset
+        root = _array_dataset(self.train_loader)
+        if root is not None:
+            shape, dtype = root.input_shape, root.images.dtype
+        else:
+            x = self._sample_input()
+            shape, dtype = x.shape[1:], x.dtype
         meta: dict[str, Any] = {
-            "classes": list(self.classes),
-            "input_shape": list(dataset.input_shape),
-            "input_dtype": str(dataset.images.dtype),
+            "classes": list(self.classes or []),
+            "input_shape": [int(d) for d in shape],
+            "input_dtype": str(dtype),
             "transform": self._transform_config(),
             "epochs_trained": self.epoch,
         }
@@ -484,8 +542,9 @@ class Trainer:
     def _transform_config(self) -> Optional[dict[str, Any]]:
         if self.eval_transform is not None:
             return self.eval_transform.config()
-        # DataLoader turns uint8 batches into 0..1 floats when no transform is given
-        if self.train_loader.dataset.images.dtype == np.uint8:
+        # DataLoader turns uint8 batches of an ArrayDataset into 0..1 floats when no transform is given
+        root = _array_dataset(self.train_loader)
+        if root is not None and root.images.dtype == np.uint8:
             return {"type": "ToFloat", "scale": 1.0 / 255.0}
         return None
 
@@ -503,7 +562,7 @@ class Trainer:
     def _metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {"history": dict(self.history), "epochs_completed": self.epoch,
                                "epochs": self.epochs, "stopped_early": self.stopped_early,
-                               "classes": list(self.classes)}
+                               "classes": list(self.classes or [])}
         if self.patience is not None:
             out["best_epoch"] = self.best_epoch
             out["best_" + self._monitor()] = self.best_value if math.isfinite(self.best_value) else None
@@ -526,39 +585,57 @@ class Trainer:
         from ..random import get_rng_state, set_rng_state
         from ..tensor import tensor
 
-        dataset = self.train_loader.dataset
-        x = dataset.images[:2]
-        transform = self.eval_transform
-        if transform is not None:
-            x = transform(x, np.random.default_rng(0))
-        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        root = _array_dataset(self.train_loader)
+        x = self._sample_input()
         rng = get_rng_state()
         try:
             with _eval_mode(self.model), no_grad():
-                logits = self.model(tensor(np.ascontiguousarray(x), device=self.device))
+                logits = self.model(tensor(x, device=self.device))
         except ShapeError as exc:
             takes = getattr(self.model, "input_shape", None)
             name = getattr(self.model, "name", None)
             model_text = f"model {name!r}" if name else "the model"
             takes_text = f" takes {'x'.join(map(str, takes))}" if takes else ""
-            data = f"dataset {dataset.name!r}" if dataset.name else "the data"
-            raise ShapeError(f"{exc}; {data} has {'x'.join(map(str, dataset.input_shape))} images and "
+            data = f"dataset {root.name!r}" if root is not None and root.name else "the data"
+            raise ShapeError(f"{exc}; {data} has {'x'.join(map(str, x.shape[1:]))} "
+                             f"{'images' if root is not None else 'inputs'} and "
                              f"{model_text}{takes_text or ' does not accept them'}") from exc
         finally:
             set_rng_state(rng)
         if logits.ndim != 2:
             raise ShapeError(f"the model outputs shape {logits.shape} for input shape {tuple(x.shape)}; a "
                              f"classifier must output logits of shape (N, classes)")
-        outputs, wanted = logits.shape[1], dataset.num_classes
+        if self.classes is None:
+            self.classes = [str(i) for i in range(logits.shape[1])]
+        outputs, wanted = logits.shape[1], root.num_classes if root is not None else len(self.classes)
         if outputs < wanted:
-            name = f"dataset {dataset.name!r}" if dataset.name else "the dataset"
+            name = f"dataset {root.name!r}" if root is not None and root.name else "the dataset"
             raise ShapeError(f"the model outputs {outputs} classes but {name} has {wanted} classes "
                              f"({', '.join(self.classes[:12])}{', ...' if wanted > 12 else ''}); use a model "
                              f"with {wanted} outputs")
 
-    def _train_epoch(self, epoch: int) -> tuple[float, float, int, float]:
-        from ..tensor import tensor
+    def _sample_input(self) -> Any:
+        """Two training inputs as the model gets them in evaluation: an ArrayDataset's first images through
+        ``eval_transform`` (uint8 scaled to 0..1, as the DataLoader does), or the inputs of the first two
+        items of another dataset, collated by the loader's ``collate_fn``."""
+        from ..data import default_collate
+        from ..tensor import Tensor
 
+        root = _array_dataset(self.train_loader)
+        if root is None:
+            dataset = self.train_loader.dataset
+            if len(dataset) == 0:
+                raise TrainingError("the training data holds no items")
+            collate = getattr(self.train_loader, "collate_fn", None) or default_collate
+            x = collate([dataset[i] for i in range(min(2, len(dataset)))])[0]
+            return x if isinstance(x, Tensor) else np.asarray(x)
+        x = root.images[:2]
+        if self.eval_transform is not None:
+            x = self.eval_transform(x, np.random.default_rng(0))
+        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        return np.ascontiguousarray(x)
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float, int, float]:
         model, optimizer, loader = self.model, self.optimizer, self.train_loader
         model.train()
         total = len(loader)
@@ -571,8 +648,7 @@ class Trainer:
             # Overflow warnings from the ops are silenced: a non-finite loss is detected and reported below.
             quiet.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
             for step, (x, y) in enumerate(_epoch_batches(loader), 1):
-                xb = tensor(x, device=self.device)
-                yb = tensor(np.asarray(y, dtype=np.int64), device=self.device)
+                xb, yb, y = _on_device(x, y, self.device)
                 logits = model(xb)
                 loss = self.loss_fn(logits, yb)
                 value = float(loss.item())

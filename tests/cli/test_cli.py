@@ -140,6 +140,21 @@ def test_patience_early_stopping_from_the_cli(files):
     assert result.exit_code == 0, result.output
     assert "early stopping" in result.stdout
     assert "epoch 3/10" in result.stdout and "epoch 4/10" not in result.stdout
+    # validation is the test split: early stopping would pick the epoch on the test images
+    assert "warning: early stopping watches the validation loss, and validation is the test split" in result.stdout
+    assert "--val-fraction" in result.stdout
+
+
+def test_patience_with_val_fraction_stops_on_a_hold_out_and_tests_at_the_end(files):
+    result = invoke(*train_args(files, files / "r", "--epochs", 10, "--patience", 2, "--optimizer", "sgd",
+                                "--lr", 1e-30, "--val-fraction", 0.2))
+    assert result.exit_code == 0, result.output
+    assert "validation: 48 images held out of the training split (0.2)" in result.stdout
+    assert "192 train / 60 test" in result.stdout
+    assert "warning" not in result.stdout and "early stopping" in result.stdout
+    metrics = json.loads((files / "r" / "metrics.json").read_text())
+    assert metrics["test"]["images"] == 60  # the test split: evaluated once, at the end
+    assert metrics["history"]["val_loss"][0] != metrics["test"]["loss"]  # validation was not the test split
 
 
 # -- errors ---------------------------------------------------------------------------------------------

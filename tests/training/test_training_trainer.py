@@ -242,8 +242,8 @@ def test_read_only_output_directory(tmp_path, monkeypatch):
 
 def test_model_that_does_not_fit_the_data_is_reported_before_training():
     x, y = make_images(40, channels=3)
-    trainer = Trainer(tiny_model(), SGD(tiny_model().parameters(), lr=0.1), ArrayDataset(x, y), epochs=1,
-                      verbose=0)
+    model = tiny_model()
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.1), ArrayDataset(x, y), epochs=1, verbose=0)
     with pytest.raises(ShapeError, match=r"Conv2d.*3 channels.*expected 1.*has 3x8x8 images"):
         trainer.fit()
 
@@ -359,3 +359,55 @@ def test_eval_transform_defaults_to_the_deterministic_part_of_the_training_trans
     trainer.fit()
     assert trainer.val_loader.transform == Compose([ToFloat(), norm])
     assert load(tmp_path / "r" / "model.npz").metadata["transform"] == Compose([ToFloat(), norm]).config()
+
+
+# -- an optimizer of another model; datasets other than ArrayDataset ------------------------------------------
+def test_an_optimizer_without_the_models_parameters_warns():
+    import warnings
+
+    x, y = make_images(32)
+    model, other = tiny_model(), tiny_model()
+    with pytest.warns(UserWarning, match=r"holds none of the model's 4 parameters") as caught:
+        fit(model, (x, y), epochs=1, optimizer=SGD(other.parameters(), lr=0.1), verbose=0)
+    assert caught[0].filename == __file__  # points at the caller's line, not into gpucnn
+    with pytest.warns(UserWarning, match="SGD") as caught:
+        Trainer(model, SGD(other.parameters(), lr=0.1), (x, y), verbose=0)
+    assert caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the model's own optimizer, or one holding part of it: no warning
+        Trainer(model, SGD(model.parameters(), lr=0.1), (x, y), verbose=0)
+        Trainer(model, SGD(list(model.parameters())[:2], lr=0.1), (x, y), verbose=0)
+
+
+def test_fit_on_a_tensor_dataset_and_a_random_split():
+    from gpucnn.data import TensorDataset, random_split
+
+    x, y = make_images(240)
+    ds = TensorDataset(gpucnn.tensor(x.astype(np.float32) / 255), gpucnn.tensor(y))
+    train, val = random_split(ds, [0.75, 0.25], generator=0)
+    model = tiny_model(dropout=False)
+    history = fit(model, DataLoader(train, batch_size=16, shuffle=True), val, epochs=3, lr=0.05, seed=0, verbose=0)
+    assert history["val_accuracy"][-1] > 0.8 and history["loss"][-1] < history["loss"][0]
+    same = fit(tiny_model(dropout=False), train, val, epochs=3, lr=0.05, seed=0, batch_size=16, verbose=0)
+    assert same["loss"] == history["loss"]  # a dataset is wrapped in the same shuffling loader
+
+
+def test_trainer_on_a_custom_dataset_saves_the_model(tmp_path):
+    class Bars:  # no gpucnn base class: __len__ and __getitem__ returning (float32 image, int label)
+        def __init__(self, n, seed):
+            self.x, self.y = make_images(n, seed=seed)
+
+        def __len__(self):
+            return len(self.y)
+
+        def __getitem__(self, i):
+            return self.x[i].astype(np.float32) / 255, int(self.y[i])
+
+    model = tiny_model(dropout=False)
+    trainer = Trainer(model, SGD(model.parameters(), lr=0.05, momentum=0.9), Bars(160, 0), Bars(60, 1),
+                      test_data=Bars(60, 2), epochs=2, batch_size=16, out_dir=tmp_path, verbose=0)
+    trainer.fit()
+    assert trainer.classes == ["0", "1", "2"]  # from the model's outputs: the dataset names none
+    assert trainer.test_metrics["accuracy"] > 0.8
+    meta = load(tmp_path / "model.npz").metadata
+    assert meta["input_shape"] == [1, 8, 8] and meta["input_dtype"] == "float32" and meta["transform"] is None

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import stat
+import tempfile
 import uuid
 from pathlib import Path
 from typing import IO, Any, Iterator, Optional, Union
@@ -36,20 +37,15 @@ def atomic_open(path: PathLike, mode: str = "wb", *, durable: bool = False,
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
-    if permissions is None:
-        try:  # open() on an existing file keeps its mode
-            permissions = stat.S_IMODE(os.stat(path).st_mode)
-        except OSError:
-            pass  # a new file: the umask applied when the temporary was created is the right mode
-    fd, tmp = _create_temporary(path)
+    perms = _open_mode(path) if permissions is None else permissions  # (not mkstemp's 0600: all private)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
-        if permissions is not None:
-            os.chmod(tmp, permissions)
+        os.chmod(tmp, perms)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -62,17 +58,28 @@ def _temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part")
 
 
-def _create_temporary(path: Path) -> tuple[int, str]:
-    """A new, empty temporary beside ``path``, open for writing. Created with mode 0o666 like ``open()``
-    does, so the kernel applies the umask (tempfile.mkstemp's 0600 would make every file private)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = _temporary_name(path)
-        try:
-            return os.open(tmp, flags, 0o666), str(tmp)
-        except FileExistsError:  # (a 32-bit random name taken: try another)
-            continue
-    raise FileExistsError(f"atomic_open: cannot create a temporary file beside {path}")
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux's
+    /proc/self/status): setting it to read it back would briefly change it for every thread."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)  # (elsewhere: the only way; 077 so that nothing is created wider meanwhile)
+    os.umask(mask)
+    return mask
+
+
+def _open_mode(path: Path) -> int:
+    """The permission bits ``open(path, "w")`` would leave: an existing file's own, else
+    ``0o666 & ~umask``."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager

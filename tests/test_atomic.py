@@ -137,3 +137,11 @@ def test_atomic_path_for_writers_that_want_a_name(tmp_path):
         with atomic.atomic_path(target):
             pass
     assert target.read_bytes() == b"built"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="umask is POSIX")
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o027])
+def test_current_umask_reads_it_without_changing_it(mask):
+    with umask(mask):
+        assert atomic.current_umask() == mask
+        assert os.umask(mask) == mask  # unchanged

@@ -9,15 +9,20 @@ plain numeric arrays and JSON: loading a file never runs code from it.
   leaves the previous file intact.
 - :func:`pack_state` / :func:`unpack_state`: nested dicts/lists of arrays, Tensors, numbers and strings
   (optimizer state, RNG states, ...) <-> a JSON tree plus named arrays (for training checkpoints).
-- :func:`save` / :func:`load`: a model = its architecture (the layer config tree, checked against the
-  layer registry before anything is built) + its ``state_dict`` arrays + metadata (input shape,
-  classes, ...). Every problem with a file raises :class:`gpucnn.errors.ModelFormatError` naming the file.
+- :func:`save` / :func:`load` (``gpucnn.save`` / ``gpucnn.load``, like ``torch.save`` / ``torch.load``):
+  a model = its architecture (the layer config tree, checked against the layer registry before anything
+  is built) + its ``state_dict`` arrays + metadata (input shape, classes, ...); or any state tree: a
+  ``state_dict()`` of a model, an optimizer or a scheduler, or a dict of them
+  (``{"model": ..., "optimizer": ..., "epoch": 3}``). Every problem with a file raises
+  :class:`gpucnn.errors.ModelFormatError` naming the file.
 
 A saved model's meta document::
 
     {"format": "gpucnn-model", "version": 1, "architecture": {"type": "Sequential", "layers": [...]},
      "dtype": "float32", "input_shape": [1, 28, 28], "num_classes": 10, "classes": null,
      "name": "keras-mnist", "metadata": {...}}
+
+A saved state tree's: ``{"format": "gpucnn-state", "version": 1, "state": <pack_state's JSON tree>}``.
 """
 from __future__ import annotations
 
@@ -37,6 +42,8 @@ from .tensor import Tensor
 META_KEY = "__meta__"
 MODEL_FORMAT = "gpucnn-model"
 MODEL_VERSION = 1
+STATE_FORMAT = "gpucnn-state"
+STATE_VERSION = 1
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -164,14 +171,17 @@ def read_archive(path: PathLike) -> tuple[dict[str, np.ndarray], dict]:
 _MARKERS = ("__array__", "__tensor__", "__scalar__", "__tuple__", "__items__")
 
 
-def pack_state(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
+def pack_state(tree: Any, what: str = "pack_state") -> tuple[Any, dict[str, np.ndarray]]:
     """Split a nested structure into a JSON tree and named host arrays (for :func:`write_archive`).
 
     Handles dicts (any JSON-able keys: str, int, float, bool, None, tuples of those), lists, tuples,
-    NumPy/CuPy arrays, Tensors, NumPy scalars, Python ints/floats (inf/nan too), bools, strings and None.
-    Arrays are named ``t0``, ``t1``, ... in the returned dict; :func:`unpack_state` reverses it
-    (Tensors come back on the cpu, arrays as NumPy arrays, tuples as tuples).
+    NumPy/CuPy arrays, Tensors (Parameters stay Parameters), NumPy scalars, Python ints/floats (inf/nan
+    too), bools, strings and None. Arrays are named ``t0``, ``t1``, ... in the returned dict;
+    :func:`unpack_state` reverses it (Tensors come back on the cpu or the given device, arrays as NumPy
+    arrays, tuples as tuples, dicts in their order). ``what`` starts the error messages.
     """
+    from .nn.module import Parameter
+
     arrays: dict[str, np.ndarray] = {}
 
     def new_name() -> str:
@@ -186,16 +196,17 @@ def pack_state(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
             return obj
         if isinstance(obj, Tensor):
             name = new_name()
-            arrays[name] = _host_array(obj, f"pack_state: {where}")
-            return {"__tensor__": name, "requires_grad": bool(obj.requires_grad)}
+            arrays[name] = _host_array(obj, f"{what}: {where}")
+            packed = {"__tensor__": name, "requires_grad": bool(obj.requires_grad)}
+            return {**packed, "parameter": True} if isinstance(obj, Parameter) else packed
         if isinstance(obj, np.generic):
             name = new_name()
-            arrays[name] = _host_array(np.asarray(obj), f"pack_state: {where}")
+            arrays[name] = _host_array(np.asarray(obj), f"{what}: {where}")
             return {"__scalar__": name}
         cp = _cupy()
         if isinstance(obj, np.ndarray) or (cp is not None and isinstance(obj, cp.ndarray)):
             name = new_name()
-            arrays[name] = _host_array(obj, f"pack_state: {where}")
+            arrays[name] = _host_array(obj, f"{what}: {where}")
             return {"__array__": name}
         if isinstance(obj, tuple):
             return {"__tuple__": [pack(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
@@ -205,25 +216,29 @@ def pack_state(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
             if all(isinstance(k, str) for k in obj) and not any(k in _MARKERS for k in obj):
                 return {k: pack(v, f"{where}[{k!r}]") for k, v in obj.items()}
             return {"__items__": [[pack_key(k, where), pack(v, f"{where}[{k!r}]")] for k, v in obj.items()]}
-        raise ArgumentError(f"pack_state: cannot store a {type(obj).__name__} (at {where}); use dicts, lists, "
-                            f"tuples, arrays, tensors, numbers, strings and None")
+        hint = ("; it has a state_dict(): store its state_dict() instead" if callable(getattr(obj, "state_dict", None))
+                else "; use dicts, lists, tuples, arrays, tensors, numbers, strings and None")
+        raise ArgumentError(f"{what}: cannot store a {type(obj).__name__} (at {where}){hint}")
 
     def pack_key(k: Any, where: str) -> Any:
         if k is None or isinstance(k, (bool, str, float)) or (isinstance(k, numbers.Integral)):
             return int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k
         if isinstance(k, tuple):
             return {"__tuple__": [pack_key(v, where) for v in k]}
-        raise ArgumentError(f"pack_state: cannot store a dict key of type {type(k).__name__} (at {where})")
+        raise ArgumentError(f"{what}: cannot store a dict key of type {type(k).__name__} (at {where})")
 
     return pack(tree, "state"), arrays
 
 
-def unpack_state(meta_tree: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """Rebuild what :func:`pack_state` split. A malformed tree or a missing array -> ModelFormatError."""
+def unpack_state(meta_tree: Any, arrays: dict[str, np.ndarray], device: DeviceLike = "cpu") -> Any:
+    """Rebuild what :func:`pack_state` split, with the tensors on ``device``. A malformed tree or a
+    missing array -> ModelFormatError."""
+    from .nn.module import Parameter
+    from .tensor import tensor
 
     def array(name: Any, where: str) -> np.ndarray:
         if not isinstance(name, str) or name not in arrays:
-            raise ModelFormatError(f"checkpoint state: {where} refers to array {name!r}, which is not in the file")
+            raise ModelFormatError(f"saved state: {where} refers to array {name!r}, which is not in the file")
         return arrays[name]
 
     def unpack(obj: Any, where: str) -> Any:
@@ -234,36 +249,36 @@ def unpack_state(meta_tree: Any, arrays: dict[str, np.ndarray]) -> Any:
         if "__array__" in obj:
             return array(obj["__array__"], where)
         if "__tensor__" in obj:
-            from .tensor import tensor
             a = array(obj["__tensor__"], where)
             req = bool(obj.get("requires_grad", False)) and a.dtype.kind == "f"
-            return tensor(a, requires_grad=req)
+            t = tensor(a, device=device, requires_grad=req)
+            return Parameter(t, requires_grad=req) if obj.get("parameter") is True else t
         if "__scalar__" in obj:
             a = array(obj["__scalar__"], where)
             return a[()] if a.ndim == 0 else a
         if "__tuple__" in obj:
             items = obj["__tuple__"]
             if not isinstance(items, list):
-                raise ModelFormatError(f"checkpoint state: {where} is a malformed tuple")
+                raise ModelFormatError(f"saved state: {where} is a malformed tuple")
             return tuple(unpack(v, f"{where}[{i}]") for i, v in enumerate(items))
         if "__items__" in obj:
             items = obj["__items__"]
             if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
-                raise ModelFormatError(f"checkpoint state: {where} is a malformed dict")
+                raise ModelFormatError(f"saved state: {where} is a malformed dict")
             out = {}
             for k, v in items:
                 key = unpack(k, where)
                 try:
                     out[key] = unpack(v, f"{where}[{key!r}]")
                 except TypeError as e:  # an unhashable key
-                    raise ModelFormatError(f"checkpoint state: {where} has an invalid key {key!r}") from e
+                    raise ModelFormatError(f"saved state: {where} has an invalid key {key!r}") from e
             return out
         return {k: unpack(v, f"{where}[{k!r}]") for k, v in obj.items()}
 
     try:
         return unpack(meta_tree, "state")
     except RecursionError:
-        raise ModelFormatError("checkpoint state: nested too deeply") from None
+        raise ModelFormatError("saved state: nested too deeply") from None
 
 
 # -- models -------------------------------------------------------------------------------------------
@@ -280,24 +295,45 @@ def _shape_list(value: Any) -> Optional[list[int]]:
     return [int(v) for v in value]
 
 
-def save(model: Any, path: PathLike, metadata: Optional[dict] = None) -> None:
-    """Save ``model`` (architecture + weights + metadata) to ``path`` (one ``.npz`` file, written atomically).
+def save(obj: Any, path: PathLike, metadata: Optional[dict] = None) -> None:
+    """Save ``obj`` to ``path``, like ``torch.save``: one ``.npz`` file, written atomically, no pickle.
 
-    The architecture is the model's config tree, so the model (and every layer in it) must be a
-    registered layer (every built-in layer and model is). ``metadata`` is any JSON-serialisable dict
-    (e.g. training history); the model's ``input_shape``, ``num_classes``, ``classes`` and ``name``
-    attributes, where set, are stored too (``metadata["classes"]`` and ``metadata["input_shape"]``, where
-    given, override the model's attributes). :func:`load_metadata` reads the metadata back.
+    **A model** (a :class:`gpucnn.nn.Module`): its architecture + weights + ``metadata``; :func:`load`
+    gives the model back, built. The architecture is the model's config tree, so the model (and every
+    layer in it) must be a registered layer (every built-in layer and model is; for your own Module
+    subclass, register it or save its ``state_dict()``). ``metadata`` is any JSON-serialisable dict (e.g.
+    training history); the model's ``input_shape``, ``num_classes``, ``classes`` and ``name`` attributes,
+    where set, are stored too (``metadata["classes"]`` and ``metadata["input_shape"]``, where given,
+    override the model's attributes). :func:`load_metadata` reads the metadata back.
+
+    **Anything else is a state tree**: dicts, lists and tuples of Tensors, NumPy arrays and scalars,
+    numbers (inf and nan too), bools, strings and None, e.g. ``model.state_dict()``,
+    ``optimizer.state_dict()``, ``scheduler.state_dict()`` or ``{"model": ..., "optimizer": ...,
+    "epoch": 3}``. :func:`load` gives back the same tree: dicts in their order (keys of any of those
+    scalar types), lists as lists, tuples as tuples (as PyTorch does), Tensors as Tensors (Parameters as
+    Parameters, ``requires_grad`` kept), arrays as NumPy arrays. Anything else (an optimizer object, a
+    function) raises :class:`ArgumentError` naming where it is in the tree.
     """
     from .nn.module import Module
 
-    if not isinstance(model, Module):
-        raise ArgumentError(f"save: expected a gpucnn.nn.Module, got {type(model).__name__}")
+    if not isinstance(obj, Module):
+        if metadata is not None:
+            raise ArgumentError("save: metadata= goes with a model; with a state tree, put it in the tree "
+                                "(e.g. {'model': model.state_dict(), 'metadata': {...}})")
+        tree, arrays = pack_state(obj, what="save")
+        write_archive(path, arrays, {"format": STATE_FORMAT, "version": STATE_VERSION, "state": tree})
+        return
+    model = obj
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
         raise ArgumentError(f"save: metadata must be a dict, got {type(metadata).__name__}")
     metadata = _json_value(metadata, "metadata")
-    architecture = _json_value(model.to_config(), "the architecture (config())")
+    try:
+        config = model.to_config()
+    except ArgumentError as e:
+        raise ArgumentError(f"save: {e}; or save only its weights: gpucnn.save(model.state_dict(), path), "
+                            f"then model.load_state_dict(gpucnn.load(path))") from e
+    architecture = _json_value(config, "the architecture (config())")
     state = model.state_dict()
     arrays = {name: _host_array(t, f"save: {name}") for name, t in state.items()}
     input_shape = metadata.get("input_shape", getattr(model, "input_shape", None))
@@ -326,18 +362,25 @@ def save(model: Any, path: PathLike, metadata: Optional[dict] = None) -> None:
     write_archive(path, arrays, meta)
 
 
+def _check_version(path: str, meta: dict, latest: int) -> None:
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFormatError(f"{path}: invalid format version {version!r} (expected an integer >= 1)")
+    if version > latest:
+        raise ModelFormatError(f"{path} was written by a newer gpucnn (format version {version}; this gpucnn reads "
+                               f"up to {latest}); upgrade gpucnn")
+
+
 def _check_model_meta(path: str, meta: dict) -> None:
     fmt = meta.get("format")
+    if fmt == STATE_FORMAT:
+        raise ModelFormatError(f"{path}: holds a saved state (gpucnn.save of a dict, e.g. a state_dict), not a "
+                               f"model: load it with gpucnn.load(path), then model.load_state_dict(...)")
     if fmt != MODEL_FORMAT:
         raise ModelFormatError(f"{path}: not a gpucnn model file (format {fmt!r}, expected {MODEL_FORMAT!r})"
                                + ("; it is a training checkpoint: resume training from it, or load a model "
                                   "saved with gpucnn.save" if isinstance(fmt, str) and "checkpoint" in fmt else ""))
-    version = meta.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFormatError(f"{path}: invalid format version {version!r} (expected an integer >= 1)")
-    if version > MODEL_VERSION:
-        raise ModelFormatError(f"{path} was written by a newer gpucnn (format version {version}; this gpucnn reads "
-                               f"up to {MODEL_VERSION}); upgrade gpucnn")
+    _check_version(path, meta, MODEL_VERSION)
     if not isinstance(meta.get("architecture"), dict):
         raise ModelFormatError(f"{path}: the 'architecture' entry is missing or not a layer table")
     dtype = meta.get("dtype", "float32")
@@ -384,8 +427,48 @@ def _names(names: list, limit: int = 10) -> str:
     return text + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
-def load(path: PathLike, device: DeviceLike = "cpu") -> Any:
-    """Load a model saved with :func:`save`, on ``device``, in eval mode.
+def _load_device(device: DeviceLike, map_location: Any) -> Any:
+    """The device of ``load``'s ``device=`` or torch-style ``map_location=`` (a device name or Device)."""
+    from .backend import get_device
+
+    if map_location is None:
+        return get_device("cpu" if device is None else device)
+    if callable(map_location) or isinstance(map_location, dict):
+        raise ArgumentError(f"load: map_location must be a device ('cpu', 'cuda', 'emu'), got a "
+                            f"{type(map_location).__name__} (a dict or function of storages is PyTorch's only)")
+    target = get_device(map_location)
+    if device is not None and get_device(device) != target:
+        raise ArgumentError(f"load: device={device!r} and map_location={map_location!r} disagree; give one")
+    return target
+
+
+def load(path: PathLike, device: DeviceLike = None, map_location: Any = None, *,
+         weights_only: Optional[bool] = None) -> Any:
+    """Load what :func:`save` wrote, like ``torch.load``: a model (built, on ``device``, in eval mode;
+    see :func:`load_model`) or a state tree (its tensors on ``device``; NumPy arrays stay NumPy arrays).
+
+    ``device`` (default cpu) and ``map_location`` (PyTorch's name; a device name or Device) are the
+    same. ``weights_only`` is accepted for PyTorch's sake: a gpucnn file holds only arrays and JSON,
+    never code, so every load is weights-only. Errors: :class:`ModelFormatError` naming the file.
+    """
+    del weights_only  # (every load is weights-only: see above)
+    path = os.fspath(path)
+    dev = _load_device(device, map_location)
+    arrays, meta = read_archive(path)
+    if meta.get("format") == STATE_FORMAT:
+        _check_version(path, meta, STATE_VERSION)
+        if "state" not in meta:
+            raise ModelFormatError(f"{path}: the saved state has no 'state' entry; the file is damaged")
+        try:
+            return unpack_state(meta["state"], arrays, dev)
+        except ModelFormatError as e:
+            raise ModelFormatError(f"{path}: {e}") from None
+    return _build_model(path, arrays, meta, dev)
+
+
+def load_model(path: PathLike, device: DeviceLike = "cpu") -> Any:
+    """Load a model saved with :func:`save`, on ``device``, in eval mode (a file holding a state tree is
+    a :class:`ModelFormatError`, for callers that need a model).
 
     Checks, in order, each raising :class:`ModelFormatError` naming the file: the archive is readable;
     the format name and version (a newer version asks to upgrade gpucnn); the architecture against the
@@ -393,14 +476,19 @@ def load(path: PathLike, device: DeviceLike = "cpu") -> Any:
     shapes and dtypes. The model gets ``input_shape``, ``num_classes``, ``classes``, ``name`` and
     ``metadata`` attributes from the file.
     """
-    from . import models  # noqa: F401  (registers the built-in model classes, e.g. UNet)
     from .backend import get_device
-    from .nn import init
-    from .nn.registry import build_from_config, validate_config
 
     path = os.fspath(path)
     dev = get_device(device)
     arrays, meta = read_archive(path)
+    return _build_model(path, arrays, meta, dev)
+
+
+def _build_model(path: str, arrays: dict[str, np.ndarray], meta: dict, dev: Any) -> Any:
+    from . import models  # noqa: F401  (registers the built-in model classes, e.g. UNet)
+    from .nn import init
+    from .nn.registry import build_from_config, validate_config
+
     _check_model_meta(path, meta)
     architecture = meta["architecture"]
     try:
@@ -456,6 +544,5 @@ def load(path: PathLike, device: DeviceLike = "cpu") -> Any:
     return model
 
 
-__all__ = ["save", "load", "load_metadata", "read_model_meta", "write_archive", "read_archive", "pack_state",
-           "unpack_state",
-           "MODEL_FORMAT", "MODEL_VERSION"]
+__all__ = ["save", "load", "load_model", "load_metadata", "read_model_meta", "write_archive", "read_archive",
+           "pack_state", "unpack_state", "MODEL_FORMAT", "MODEL_VERSION", "STATE_FORMAT", "STATE_VERSION"]

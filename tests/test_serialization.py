@@ -411,3 +411,176 @@ def test_pack_state_round_trip(tmp_path):
 def test_npz_written_is_a_plain_zip(saved):
     with zipfile.ZipFile(io.BytesIO(saved.read_bytes())) as z:
         assert "__meta__.npy" in z.namelist()
+
+
+# -- gpucnn.save / gpucnn.load of state trees (torch.save / torch.load of state_dicts) ----------------------
+def structure(tree):
+    """The shape of a tree: container types, keys and leaf kinds (tensors as "tensor", whatever the library)."""
+    import torch
+
+    if isinstance(tree, dict):
+        return {k: structure(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree).__name__, [structure(v) for v in tree]
+    if isinstance(tree, (gpucnn.Tensor, torch.Tensor)):
+        return "parameter" if isinstance(tree, (nn.Parameter, torch.nn.Parameter)) else "tensor", tuple(tree.shape)
+    return type(tree).__name__, tree
+
+
+def test_state_trees_round_trip_like_torch_save(tmp_path):
+    import torch
+
+    def tree(lib, param):
+        return {"model": {"0.weight": lib.ones((2, 3)), "0.bias": lib.zeros(3)}, "epoch": 3, "lr": 0.1,
+                "best": float("inf"), "flag": True, "none": None, "name": "résumé", "betas": (0.9, 0.999),
+                "history": [1.5, [2, "x"]], 7: "int key", (1, "a"): [param(lib.ones(2))]}
+
+    ours, theirs = tree(gpucnn, nn.Parameter), tree(torch, torch.nn.Parameter)
+    save(ours, tmp_path / "s.npz")
+    torch.save(theirs, tmp_path / "s.pt")
+    got = gpucnn.load(tmp_path / "s.npz")
+    assert structure(got) == structure(torch.load(tmp_path / "s.pt")) == structure(theirs)
+    assert list(got) == list(ours)  # the order of the keys
+    np.testing.assert_array_equal(got["model"]["0.weight"].numpy(), np.ones((2, 3), np.float32))
+    assert got["model"]["0.weight"].dtype == np.float32 and got["model"]["0.weight"].device == "cpu"
+    assert got[(1, "a")][0].requires_grad and not got["model"]["0.bias"].requires_grad
+    # arrays and NumPy scalars come back as NumPy's (torch.load has no NumPy counterpart to compare with)
+    save({"a": np.arange(3, dtype=np.int16), "s": np.float32(2.5), "nan": float("nan")}, tmp_path / "n.npz")
+    back = load(tmp_path / "n.npz")
+    assert back["a"].dtype == np.int16 and type(back["s"]) is np.float32 and np.isnan(back["nan"])
+    save(gpucnn.tensor([1, 2]), tmp_path / "t.npz")  # a bare tensor, like torch.save(tensor)
+    assert load(tmp_path / "t.npz").tolist() == [1, 2]
+
+
+def test_load_device_and_map_location(tmp_path):
+    save({"w": gpucnn.ones(2), "m": np.zeros(2)}, tmp_path / "s.npz")
+    for kwargs in ({"device": "emu"}, {"map_location": "emu"}, {"map_location": gpucnn.get_device("emu")},
+                   {"device": "emu", "map_location": "emu"}):
+        got = load(tmp_path / "s.npz", **kwargs)
+        assert got["w"].device == "emu" and isinstance(got["m"], np.ndarray)
+    assert load(tmp_path / "s.npz", "emu")["w"].device == "emu"  # positionally, as torch.load's map_location
+    assert load(tmp_path / "s.npz", weights_only=True)["w"].device == "cpu"
+    with pytest.raises(ArgumentError, match="map_location must be a device"):
+        load(tmp_path / "s.npz", map_location={"cuda:0": "cpu"})
+    with pytest.raises(ArgumentError, match="disagree"):
+        load(tmp_path / "s.npz", device="cpu", map_location="emu")
+    model = nn.Sequential(nn.Linear(2, 2))
+    save(model, tmp_path / "m.npz")
+    assert load(tmp_path / "m.npz", map_location="emu").device == "emu"  # a model file: still the model
+
+
+def test_what_save_refuses_and_what_load_model_refuses(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 2))
+    opt = gpucnn.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ArgumentError, match=r"save: cannot store a SGD \(at state\['opt'\]\); it has a state_dict"):
+        save({"opt": opt}, tmp_path / "x.npz")
+    with pytest.raises(ArgumentError, match="cannot store a function"):
+        save([lambda: 1], tmp_path / "x.npz")
+    with pytest.raises(ArgumentError, match="metadata= goes with a model"):
+        save(model.state_dict(), tmp_path / "x.npz", metadata={"a": 1})
+    assert not (tmp_path / "x.npz").exists()
+
+    class Net(nn.Module):  # not registered: its architecture is not data
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    with pytest.raises(ArgumentError, match=r"register_layer.*gpucnn\.save\(model\.state_dict\(\), path\)"):
+        save(Net(), tmp_path / "x.npz")
+    save(model.state_dict(), tmp_path / "sd.npz")
+    with pytest.raises(ModelFormatError, match="holds a saved state .* not a model"):
+        gpucnn.serialization.load_model(tmp_path / "sd.npz")
+    with pytest.raises(ModelFormatError, match="holds a saved state"):
+        load_metadata(tmp_path / "sd.npz")
+    save(model, tmp_path / "m.npz")
+    assert type(gpucnn.serialization.load_model(tmp_path / "m.npz")) is nn.Sequential
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m.__setitem__("version", 2), r"newer gpucnn \(format version 2; this gpucnn reads up to 1\)"),
+    (lambda m: m.pop("state"), r"no 'state' entry"),
+    (lambda m: m.__setitem__("state", {"w": {"__tensor__": "t9"}}), r"s2\.npz: saved state: .* 't9', which is not"),
+    (lambda m: m.__setitem__("state", {"__items__": [[1]]}), r"malformed dict"),
+])
+def test_damaged_state_files(tmp_path, edit, message):
+    save({"w": gpucnn.ones(2)}, tmp_path / "s.npz")
+    rewrite(tmp_path / "s.npz", tmp_path / "s2.npz", edit_meta=edit)
+    with pytest.raises(ModelFormatError, match=message):
+        load(tmp_path / "s2.npz")
+
+
+def make_run(seed):
+    """A model with batch-norm statistics and dropout, SGD with momentum and weight decay, a schedule."""
+    gpucnn.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Dropout(0.3),
+                          nn.Linear(3 * 4 * 4, 4))
+    opt = gpucnn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True)
+    sched = gpucnn.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.8 ** epoch)
+    return model, opt, sched
+
+
+def train_steps(model, opt, sched, steps, start):
+    rng = np.random.default_rng(99)
+    data = [(rng.standard_normal((4, 1, 6, 6)).astype(np.float32), rng.integers(0, 4, 4)) for _ in range(8)]
+    losses = []
+    for step in range(start, start + steps):
+        x, y = data[step]
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(gpucnn.tensor(x)), gpucnn.tensor(y))
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("make_optimizer", [None, lambda p: gpucnn.optim.Adam(p, lr=0.01, amsgrad=True)],
+                         ids=["sgd", "adam"])
+def test_save_load_state_dicts_continues_training_exactly(tmp_path, make_optimizer):
+    def run(seed):
+        model, opt, sched = make_run(seed)
+        if make_optimizer is not None:
+            opt = make_optimizer(model.parameters())
+            sched = gpucnn.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.8 ** epoch)
+        return model, opt, sched
+
+    model, opt, sched = run(0)
+    whole = train_steps(model, opt, sched, 6, 0)
+    expected = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+    model, opt, sched = run(0)
+    first = train_steps(model, opt, sched, 3, 0)
+    gpucnn.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                 "epoch": 3, "rng": gpucnn.get_rng_state()}, tmp_path / "ckpt.pt")
+    del model, opt, sched
+
+    model, opt, sched = run(1)  # fresh objects, other weights and RNG
+    ckpt = gpucnn.load(tmp_path / "ckpt.pt")
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    gpucnn.set_rng_state(ckpt["rng"])
+    assert ckpt["epoch"] == 3
+    rest = train_steps(model, opt, sched, 3, 3)
+    assert first + rest == whole  # bit-equal losses
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), expected[k], err_msg=k)  # bit-equal weights and statistics
+    assert whole[0] != whole[-1]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="umask is POSIX")
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600)])
+def test_saved_files_respect_the_umask(tmp_path, mask, expected):
+    import stat
+
+    old = os.umask(mask)
+    try:
+        save(nn.Linear(2, 2), tmp_path / "model.npz")
+        save(nn.Linear(2, 2).state_dict(), tmp_path / "state.npz")
+    finally:
+        os.umask(old)
+    for name in ("model.npz", "state.npz"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected, name

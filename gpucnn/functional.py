@@ -5,9 +5,10 @@ from .functions.activation import dropout, log_softmax, relu, softmax
 from .functions.array import cat, flatten
 from .functions.batch_norm import batch_norm
 from .functions.conv import conv1d, conv2d
+from .functions.encoding import one_hot
+from .functions.interpolate import interpolate
 from .functions.linear import linear
 from .functions.loss import cross_entropy
-from .functions.interpolate import interpolate
 from .functions.padding import pad
 from .functions.pooling import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, global_avg_pool2d, max_pool1d,
                                 max_pool2d)
@@ -15,5 +16,5 @@ from .functions.pooling import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, glo
 __all__ = [
     "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool2d",
     "global_avg_pool2d", "batch_norm", "relu", "softmax", "log_softmax", "dropout", "linear", "flatten", "cat",
-    "cross_entropy", "pad", "interpolate",
+    "cross_entropy", "pad", "interpolate", "one_hot",
 ]

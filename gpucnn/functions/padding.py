@@ -15,7 +15,7 @@ with no scatter (``np.add.at``). The code is ``xp`` (NumPy or CuPy) only, so it 
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from ..errors import ArgumentError, ShapeError
 from ..function import Function

@@ -264,9 +264,10 @@ def test_random_float_dtypes_only():
             f(2, dtype="int64")
 
 
-@pytest.mark.parametrize("args, kwargs", [((10, (2000,)), {}), ((3, 10, (2000,)), {}), ((), {"high": 4, "size": (2000,)}),
-                                          ((-5, 5, [2000]), {"dtype": "int8"}), ((0, 2, (2000,)), {"dtype": "bool"}),
-                                          ((5, (2000,)), {"dtype": "float32"}), ((np.int64(5), (2000,)), {})])
+@pytest.mark.parametrize("args, kwargs", [
+    ((10, (2000,)), {}), ((3, 10, (2000,)), {}), ((), {"high": 4, "size": (2000,)}), ((-5, 5, [2000]), {"dtype": "int8"}),
+    ((0, 2, (2000,)), {"dtype": "bool"}), ((5, (2000,)), {"dtype": "float32"}), ((np.int64(5), (2000,)), {}),
+])
 def test_randint_overloads_range_and_dtype(args, kwargs):
     gpucnn.manual_seed(0)
     ours = C.randint(*args, **kwargs)

@@ -326,3 +326,16 @@ def test_transform_needs_an_array_dataset():
         DataLoader(TensorDataset(np.zeros((2, 1, 2, 2), np.float32)), transform=ToFloat())
     with pytest.raises(ArgumentError, match="and a collate_fn"):
         DataLoader(_ds(4), transform=ToFloat(), collate_fn=list)
+
+
+@pytest.mark.parametrize("device", ["cpu", "emu"])
+def test_tensor_dataset_batches_stay_on_the_tensors_device(device):
+    import gpucnn
+    from gpucnn.data import TensorDataset
+
+    x = gpucnn.tensor(np.arange(12, dtype=np.float32).reshape(6, 2), device=device)
+    ds = TensorDataset(x, gpucnn.tensor(np.arange(6), device=device))
+    batches = list(DataLoader(ds, batch_size=4, shuffle=True, seed=3))
+    assert [b[0].device == device and b[1].device == device for b in batches] == [True, True]
+    assert sorted(int(v) for _, y in batches for v in y.numpy()) == list(range(6))
+    assert all(np.array_equal(bx.numpy()[:, 0], by.numpy() * 2) for bx, by in batches)

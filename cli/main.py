@@ -219,9 +219,9 @@ def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size:
 def _load_model(path: Path, device: str) -> tuple[Any, dict]:
     """A saved model and what its file says about its input: ``input_shape``, ``classes``,
     ``input_dtype``, ``transform``, ``dataset`` (the training run's metadata, where present)."""
-    from gpucnn.serialization import load
+    from gpucnn.serialization import load_model
 
-    model = load(path, device=device)
+    model = load_model(path, device=device)  # (a state_dict file is a clear error here, not a dict)
     info = dict(getattr(model, "metadata", None) or {})
     if info.get("input_shape") is None and getattr(model, "input_shape", None) is not None:
         info["input_shape"] = list(model.input_shape)

@@ -12,23 +12,36 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import functional, models, nn, optim, profiler
+from . import functional, models, nn, optim, profiler, utils
 from .backend import Device, cuda_available, get_device
-from .errors import (ArgumentError, DataError, DeviceError, GpucnnError, KernelError, ModelFormatError,
-                     OutOfMemoryError, ShapeError, TrainingError)
+from .errors import (ArgumentError, AutogradError, DataError, DeviceError, DtypeError, GpucnnError, KernelError,
+                     ModelFormatError, OutOfMemoryError, ShapeError, TensorIndexError, TrainingError)
 from .function import Function, is_grad_enabled, no_grad, set_grad_enabled
-from .functions.array import cat
+from .dtypes import (bool_, can_cast, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
+                     promote_types, result_type, set_default_dtype, uint8)
+from .functions.array import cat, stack
+from .functions.indexing import where
+from .ops import *  # noqa: F401,F403  (gpucnn.exp(x), gpucnn.max(x, 1), ...: torch's function spellings)
+from .ops import METHODS as _METHODS
 from .gradcheck import gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
-from .tensor import Tensor, float32, float64, int32, int64, ones, tensor, zeros
+from .tensor import Tensor, ones, tensor, zeros
 from .training import Trainer, fit
 
+# PyTorch's dtype spellings: gpucnn.long, gpucnn.half, ... (gpucnn.bool is NumPy's bool dtype)
+bool = bool_  # noqa: A001
+half, float, double = float16, float32, float64  # noqa: A001
+short, int, long = int16, int32, int64  # noqa: A001
+
 __all__ = [
-    "Tensor", "tensor", "zeros", "ones", "cat", "float32", "float64", "int32", "int64",
+    "Tensor", "tensor", "zeros", "ones", "cat", "stack", "where",
+    "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64", "half", "float", "double",
+    "short", "int", "long", "get_default_dtype", "set_default_dtype", "result_type", "promote_types", "can_cast",
     "Device", "get_device", "cuda_available", "Function", "no_grad", "set_grad_enabled", "is_grad_enabled",
-    "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models", "profiler",
+    "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models", "profiler", "utils",
     "save", "load", "Trainer", "fit",
     "GpucnnError", "ShapeError", "ArgumentError", "DeviceError", "DataError", "ModelFormatError",
-    "TrainingError", "KernelError", "OutOfMemoryError",
+    "TrainingError", "KernelError", "OutOfMemoryError", "DtypeError", "TensorIndexError", "AutogradError",
+    *_METHODS,
 ]

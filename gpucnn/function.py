@@ -24,7 +24,7 @@ import numpy as np
 
 from . import memory
 from .backend import Device
-from .errors import DeviceError
+from .errors import AutogradError, DeviceError
 from .functions._checks import require_tensor
 
 if TYPE_CHECKING:
@@ -65,9 +65,26 @@ class Function:
 
     device: Device
     xp: Any
+    #: backward reads the output array the forward returned (kept as ``self.y``): an in-place change of
+    #: the output then makes backward raise instead of using the changed values
+    saves_output = False
+    #: the output may be a view of input 0 (reshape, permute, basic indexing): when it shares that
+    #: input's memory it shares its version counter, and in-place changes of it reach the input
+    view_of_input = False
+
     inputs: tuple[Optional["Tensor"], ...] = ()
     #: one bool per input: does backward need to produce that gradient?
     needs_input_grad: tuple[bool, ...] = ()
+    #: per input, the node its gradient goes to: the Function that produced it, the leaf tensor, or None
+    parents: tuple[Any, ...] = ()
+    _saved: tuple = ()
+    _released = False
+
+    def reads_inputs(self) -> Sequence[int]:
+        """Indices of the inputs whose values backward reads (``self.needs_input_grad`` is set): their
+        version counters are recorded and checked before backward. Ops whose backward needs only the
+        inputs' shapes (add, reshape, indexing, ...) return ``()``."""
+        return range(len(self.inputs))
 
     def __call__(self, *inputs: Optional["Tensor"]) -> "Tensor":
         from .tensor import Tensor
@@ -91,13 +108,45 @@ class Function:
         y = self._guarded("forward", self.forward, xs)
         if isinstance(y, np.generic):
             y = np.asarray(y)  # NumPy reductions return scalars; tensors always hold arrays
-        record = is_grad_enabled() and any(t.requires_grad for t in present)
+        # (integer and bool results, argmax or a comparison, carry no gradient)
+        record = is_grad_enabled() and y.dtype.kind == "f" and any(t.requires_grad for t in present)
         out = Tensor._wrap(y, device, requires_grad=record)
+        if self.view_of_input and self.xp.may_share_memory(y, xs[0]):
+            src = inputs[0]
+            out._vc = src._vc
+            out._view = (src, self.view_index())
         if record:
             self.inputs = inputs
             self.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
+            self.parents = tuple(None if t is None or not t.requires_grad else (t if t._ctx is None else t._ctx)
+                                 for t in inputs)
+            saved = [(f"input {i}", inputs[i]) for i in self.reads_inputs() if inputs[i] is not None]
+            if self.saves_output:
+                saved.append(("the output", out))
+            self._saved = tuple((what, t._vc, t._vc.value, t.shape, t.dtype) for what, t in saved)
             out._ctx = self
         return out
+
+    def view_index(self) -> Any:
+        """For a view op: the index that makes the output from input 0 (``out = x[index]``), so an in-place
+        change of the output can be done on the input; None where no index does (reshape, permute)."""
+        return None
+
+    def _check_saved_versions(self) -> None:
+        if self._released:
+            raise AutogradError(f"{self.name}: trying to backward through the graph a second time (its saved "
+                                f"arrays were freed by the first backward); pass retain_graph=True to the "
+                                f"first backward() to do it twice")
+        from .autograd import saved_version_error
+
+        for what, counter, version, shape, dtype in self._saved:
+            if counter.value != version:
+                raise saved_version_error(self, what, shape, dtype, counter.value, version)
+
+    def _release(self) -> None:
+        """Free what this op saved for backward (done after its backward unless retain_graph)."""
+        vars(self).clear()
+        self._released = True
 
     def _guarded(self, phase: str, step: Callable[..., Any], xs: tuple, *args: Any) -> Any:
         """``step(xs, *args)`` (this op's forward or backward), with running out of memory reported as an

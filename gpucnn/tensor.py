@@ -1,24 +1,29 @@
-"""`Tensor`: an array on a device plus define-by-run autograd.
+"""`Tensor`: an array on a device plus define-by-run autograd, with PyTorch's tensor API.
 
 Every op on tensors is a :class:`gpucnn.function.Function`; when any input requires a gradient the
-output remembers the op (``_ctx``), which remembers its inputs. :meth:`Tensor.backward` walks that graph
-in reverse topological order, so any graph (skip connections, concatenations, a layer used twice) gets
-correct gradients. As in PyTorch, gradients accumulate into ``.grad`` of leaf tensors only.
+output remembers the op (``_ctx``), which remembers where its inputs came from. :meth:`Tensor.backward`
+(:mod:`gpucnn.autograd`) walks that graph in reverse, so any graph (skip connections, concatenations, a
+layer used twice, in-place updates) gets correct gradients. As in PyTorch, gradients accumulate into
+``.grad`` of leaf tensors only.
+
+The methods are thin: each op lives in :mod:`gpucnn.functions` (``math``: elementwise ops and promotion,
+``reduction``, ``array``: shapes, ``indexing``), and in-place ops (``add_``, ``x[i] = v``, ``+=``) go
+through :func:`gpucnn.autograd.assign`, which keeps the graph and the version counters right.
 """
 from __future__ import annotations
 
 import numbers
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from .backend import Device, DeviceLike, get_device
-from .errors import ArgumentError, ShapeError
+from . import dtypes
+from .autograd import VersionCounter, assign, run_backward
+from .backend import DEVICE_NAMES, Device, DeviceLike, get_device
+from .dtypes import float32, float64, int32, int64  # noqa: F401  (re-exported: gpucnn.float32, ...)
+from .errors import ArgumentError, DtypeError, ShapeError
 
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
-int32 = np.dtype(np.int32)
-int64 = np.dtype(np.int64)
+Dim = Union[int, Sequence[int], None]
 
 
 class Tensor:
@@ -27,7 +32,7 @@ class Tensor:
     Create tensors with :func:`gpucnn.tensor`. ``.data`` is the underlying NumPy or CuPy array.
     """
 
-    __slots__ = ("data", "device", "requires_grad", "grad", "_ctx", "__weakref__")
+    __slots__ = ("data", "device", "requires_grad", "grad", "_ctx", "_vc", "_view", "__weakref__")
     # Makes ``ndarray + Tensor`` call Tensor.__radd__ instead of broadcasting over the tensor.
     __array_priority__ = 1000
 
@@ -36,6 +41,8 @@ class Tensor:
         self.device: Device = get_device(device)
         self.grad: Optional[Tensor] = None
         self._ctx = None
+        self._vc = VersionCounter()
+        self._view = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -44,6 +51,7 @@ class Tensor:
     def _wrap(cls, data: Any, device: Device, requires_grad: bool = False) -> "Tensor":
         t = Tensor.__new__(Tensor)
         t.data, t.device, t.requires_grad, t.grad, t._ctx = data, device, requires_grad, None, None
+        t._vc, t._view = VersionCounter(), None
         return t
 
     # -- properties -----------------------------------------------------------------------------
@@ -72,14 +80,74 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self._ctx is None
 
-    def __len__(self) -> int:
-        return self.shape[0]
+    @property
+    def is_cuda(self) -> bool:
+        return self.device == "cuda"
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.kind == "f"
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's storage has had (shared with its views)."""
+        return self._vc.value
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad and self.dtype.kind != "f":
             raise ArgumentError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+        if not requires_grad and self._ctx is not None:
+            raise ArgumentError("requires_grad_(False) works on leaf tensors only; use detach() on a result")
         self.requires_grad = requires_grad
         return self
+
+    # -- Python protocols ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator["Tensor"]:
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray:
+        if not isinstance(self.data, np.ndarray):
+            raise TypeError(f"can't convert a {self.device} tensor to a NumPy array; use .cpu() (or .numpy()) first")
+        if copy:
+            return self.data.astype(dtype, copy=True) if dtype is not None else self.data.copy()
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ShapeError(f"the truth value of a tensor with {self.data.size} elements is ambiguous "
+                             f"(shape {self.shape}); use .any() or .all()")
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index, got "
+                            f"dtype {self.dtype} and shape {self.shape}")
+        return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        if self.data.size == 1 and self.ndim == 0:
+            return format(self.item(), spec)
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        extra = f", device='{self.device}'" if self.device != "cpu" else ""
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(", threshold=100)
+        return f"tensor({body}, dtype={self.dtype}{extra}{grad})"
+
+    __hash__ = object.__hash__
 
     # -- conversion -----------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
@@ -96,254 +164,443 @@ class Tensor:
     def tolist(self) -> Any:
         return self.numpy().tolist()
 
-    def to(self, device: DeviceLike = None, dtype: Any = None) -> "Tensor":
-        """This tensor on ``device`` and/or cast to ``dtype`` (differentiable, like PyTorch's ``to``)."""
-        from .functions.array import Cast, ToDevice
-
+    def to(self, *args: Any, **kwargs: Any) -> "Tensor":
+        """This tensor on a device and/or of a dtype, like PyTorch's ``to``: ``to("cuda")``,
+        ``to(gpucnn.float64)``, ``to("cpu", gpucnn.float64)``, ``to(other_tensor)``, ``to(device=...,
+        dtype=...)``. Differentiable; returns ``self`` when nothing changes."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        copy = kwargs.pop("copy", False)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, Device) or (isinstance(a, str) and a.split(":")[0] in DEVICE_NAMES + ("auto",)):
+                device = a
+            else:
+                dtype = a
         out = self
-        if dtype is not None and np.dtype(dtype) != self.dtype:
-            out = Cast(np.dtype(dtype))(out)
+        if dtype is not None:
+            dtype = dtypes.as_dtype(dtype, "to")
+            if dtype != self.dtype:
+                out = _a.Cast(dtype)(out)
         if device is not None and get_device(device) != self.device:
-            out = ToDevice(get_device(device))(out)
-        return out
+            out = _a.ToDevice(get_device(device))(out)
+        return out.clone() if copy and out is self else out
 
     def cpu(self) -> "Tensor":
         return self.to("cpu")
 
+    def cuda(self) -> "Tensor":
+        return self.to("cuda")
+
+    def type(self, dtype: Any = None) -> Union[str, "Tensor"]:
+        """The dtype's name, or with ``dtype`` this tensor cast to it."""
+        return str(self.dtype) if dtype is None else self.to(dtype)
+
     def float(self) -> "Tensor":
-        return self.to(dtype=np.float32)
+        return self.to(float32)
 
     def double(self) -> "Tensor":
-        return self.to(dtype=np.float64)
+        return self.to(float64)
+
+    def half(self) -> "Tensor":
+        return self.to(dtypes.float16)
+
+    def long(self) -> "Tensor":
+        return self.to(int64)
+
+    def int(self) -> "Tensor":
+        return self.to(int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(dtypes.bool_)
 
     def detach(self) -> "Tensor":
-        """The same data, cut from the graph."""
-        return Tensor._wrap(self.data, self.device)
+        """The same data (and version counter), cut from the graph."""
+        t = Tensor._wrap(self.data, self.device)
+        t._vc = self._vc
+        return t
 
-    def clone(self) -> "Tensor":
-        return Tensor._wrap(self.data.copy(), self.device, requires_grad=self.requires_grad)
-
-    def zero_(self) -> "Tensor":
-        self.data[...] = 0
+    def detach_(self) -> "Tensor":
+        self._ctx, self.requires_grad = None, False
         return self
 
-    def __repr__(self) -> str:
-        extra = f", device='{self.device}'" if self.device != "cpu" else ""
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(", threshold=100)
-        return f"tensor({body}, dtype={self.dtype}{extra}{grad})"
+    def clone(self) -> "Tensor":
+        """A copy of the data, differentiable (its gradient flows back to this tensor)."""
+        return _a.Copy()(self)
 
-    def __bool__(self) -> bool:
-        return bool(self.item())
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __int__(self) -> int:
-        return int(self.item())
+    def contiguous(self) -> "Tensor":
+        flags = self.data.flags
+        return self if flags.c_contiguous else self.clone()
 
     # -- autograd -------------------------------------------------------------------------------
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+    def backward(self, gradient: Any = None, retain_graph: Optional[bool] = None, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf tensor that requires a gradient.
 
-        ``grad`` defaults to 1 for a one-element tensor, like PyTorch.
+        ``gradient`` (d(self), of self's shape) defaults to 1 for a one-element tensor, like PyTorch.
         """
+        if create_graph:
+            raise ArgumentError("backward(create_graph=True): higher-order gradients are not supported")
         if not self.requires_grad:
             raise ArgumentError("backward(): this tensor does not require grad and has no graph "
                                 "(did you compute it under no_grad(), or from tensors without requires_grad?)")
-        if grad is None:
+        if gradient is None:
             if self.data.size != 1:
                 raise ShapeError(f"backward(): grad can be implied only for one-element outputs, got shape "
-                                 f"{self.shape}; pass grad= of that shape")
+                                 f"{self.shape}; pass gradient= of that shape")
             g = self.device.xp.ones_like(self.data)
         else:
-            g = grad.data if isinstance(grad, Tensor) else self.device.asarray(grad, dtype=self.dtype)
+            g = gradient.data if isinstance(gradient, Tensor) else self.device.asarray(gradient, dtype=self.dtype)
             if tuple(g.shape) != self.shape:
-                raise ShapeError(f"backward(): grad has shape {tuple(g.shape)}, expected {self.shape}")
-        grads: dict[int, Any] = {id(self): g}
-        for t in _topological_order(self):
-            g = grads.pop(id(t), None)
-            if g is None:
-                continue
-            fn = t._ctx
-            if fn is None:
-                if t.requires_grad:
-                    t.grad = Tensor._wrap(g, t.device) if t.grad is None else \
-                        Tensor._wrap(t.grad.data + g, t.device)
-                continue
-            xs = tuple(None if x is None else x.data for x in fn.inputs)
-            gxs = fn._guarded("backward", fn.backward, xs, g)
-            for x, gx in zip(fn.inputs, gxs):
-                if x is None or gx is None or not x.requires_grad:
-                    continue
-                key = id(x)
-                grads[key] = gx if key not in grads else grads[key] + gx
-            if not retain_graph:
-                t._ctx = None  # free the graph (and the arrays ops saved) as we go
+                raise ShapeError(f"backward(): gradient has shape {tuple(g.shape)}, expected {self.shape}")
+            g = g.astype(self.dtype, copy=False)
+        run_backward(self, g, bool(retain_graph))
 
-    # -- arithmetic (each is a Function in functions/math.py) -------------------------------------
-    def _operand(self, other: Any) -> "Tensor":
-        if isinstance(other, Tensor):
-            return other
-        if isinstance(other, numbers.Number):
-            # Python scalars take this tensor's dtype: no silent float64 promotion.
-            return Tensor._wrap(self.device.xp.asarray(other, dtype=self.dtype), self.device)
-        return Tensor._wrap(self.device.asarray(other), self.device)
+    # -- arithmetic and comparisons (functions/math.py) -------------------------------------------
+    def __add__(self, other): return _m.binary(_m.Add, self, other)
+    def __radd__(self, other): return _m.binary(_m.Add, other, self)
+    def __sub__(self, other): return _m.binary(_m.Sub, self, other)
+    def __rsub__(self, other): return _m.binary(_m.Sub, other, self)
+    def __mul__(self, other): return _m.binary(_m.Mul, self, other)
+    def __rmul__(self, other): return _m.binary(_m.Mul, other, self)
+    def __truediv__(self, other): return _m.binary(_m.Div, self, other, float_result=True)
+    def __rtruediv__(self, other): return _m.binary(_m.Div, other, self, float_result=True)
+    def __matmul__(self, other): return _m.binary(_m.MatMul, self, other)
+    def __rmatmul__(self, other): return _m.binary(_m.MatMul, other, self)
+    def __mod__(self, other): return _m.binary(_m.Remainder, self, other)
+    def __rmod__(self, other): return _m.binary(_m.Remainder, other, self)
+    def __floordiv__(self, other): return _m.nondifferentiable("floor_divide", self, other)
+    def __rfloordiv__(self, other): return _m.nondifferentiable("floor_divide", other, self)
+    def __pow__(self, exponent): return _m.pow(self, exponent)
+    def __rpow__(self, base): return _m.pow(base, self)
+    def __neg__(self): return _m.Neg()(self)
+    def __abs__(self): return self.abs()
+    def __and__(self, other): return _m.nondifferentiable("bitwise_and", self, other)
+    def __rand__(self, other): return _m.nondifferentiable("bitwise_and", other, self)
+    def __or__(self, other): return _m.nondifferentiable("bitwise_or", self, other)
+    def __ror__(self, other): return _m.nondifferentiable("bitwise_or", other, self)
+    def __xor__(self, other): return _m.nondifferentiable("bitwise_xor", self, other)
+    def __rxor__(self, other): return _m.nondifferentiable("bitwise_xor", other, self)
+    def __invert__(self): return _m.invert(self)
 
-    def __add__(self, other): from .functions import math as m; return m.Add()(self, self._operand(other))
-    def __radd__(self, other): from .functions import math as m; return m.Add()(self._operand(other), self)
-    def __sub__(self, other): from .functions import math as m; return m.Sub()(self, self._operand(other))
-    def __rsub__(self, other): from .functions import math as m; return m.Sub()(self._operand(other), self)
-    def __mul__(self, other): from .functions import math as m; return m.Mul()(self, self._operand(other))
-    def __rmul__(self, other): from .functions import math as m; return m.Mul()(self._operand(other), self)
-    def __truediv__(self, other): from .functions import math as m; return m.Div()(self, self._operand(other))
-    def __rtruediv__(self, other): from .functions import math as m; return m.Div()(self._operand(other), self)
-    def __matmul__(self, other): from .functions import math as m; return m.MatMul()(self, self._operand(other))
-    def __rmatmul__(self, other): from .functions import math as m; return m.MatMul()(self._operand(other), self)
-    def __neg__(self): from .functions import math as m; return m.Neg()(self)
+    # Comparisons give bool tensors without gradients (masks, accuracy).
+    def __eq__(self, other): return _m.nondifferentiable("equal", self, other)  # type: ignore[override]
+    def __ne__(self, other): return _m.nondifferentiable("not_equal", self, other)  # type: ignore[override]
+    def __lt__(self, other): return _m.nondifferentiable("less", self, other)
+    def __le__(self, other): return _m.nondifferentiable("less_equal", self, other)
+    def __gt__(self, other): return _m.nondifferentiable("greater", self, other)
+    def __ge__(self, other): return _m.nondifferentiable("greater_equal", self, other)
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
 
-    def __pow__(self, exponent: float) -> "Tensor":
-        from .functions import math as m
-        if not isinstance(exponent, numbers.Number):
-            raise ArgumentError(f"tensor ** exponent needs a number exponent, got {type(exponent).__name__}")
-        return m.PowScalar(float(exponent))(self)
+    def add(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self + (other if alpha == 1 else other * alpha)
 
-    def exp(self) -> "Tensor":
-        from .functions import math as m
-        return m.Exp()(self)
+    def sub(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self - (other if alpha == 1 else other * alpha)
 
-    def log(self) -> "Tensor":
-        from .functions import math as m
-        return m.Log()(self)
+    def mul(self, other: Any) -> "Tensor":
+        return self * other
 
-    def sqrt(self) -> "Tensor":
-        return self ** 0.5
+    def div(self, other: Any, rounding_mode: Optional[str] = None) -> "Tensor":
+        return _m.div(self, other, rounding_mode)
 
-    def abs(self) -> "Tensor":
-        from .functions import math as m
-        return m.Abs()(self)
+    def pow(self, exponent: Any) -> "Tensor":
+        return self ** exponent
+
+    def matmul(self, other: "Tensor") -> "Tensor":
+        return self @ other
+
+    def neg(self) -> "Tensor":
+        return -self
+
+    def maximum(self, other: "Tensor") -> "Tensor":
+        return _m.binary(_m.Maximum, self, other)
+
+    def minimum(self, other: "Tensor") -> "Tensor":
+        return _m.binary(_m.Minimum, self, other)
+
+    def exp(self) -> "Tensor": return _m.Exp()(_m.floating(self))
+    def log(self) -> "Tensor": return _m.Log()(_m.floating(self))
+    def log1p(self) -> "Tensor": return _m.Log1p()(_m.floating(self))
+    def sqrt(self) -> "Tensor": return _m.Sqrt()(_m.floating(self))
+    def sigmoid(self) -> "Tensor": return _m.Sigmoid()(_m.floating(self))
+    def tanh(self) -> "Tensor": return _m.Tanh()(_m.floating(self))
+    def abs(self) -> "Tensor": return _m.Abs()(self)
+    def sign(self) -> "Tensor": return _m.Sign()(self)
 
     def relu(self) -> "Tensor":
         from .functions.activation import relu
         return relu(self)
 
-    def sum(self, dim: Union[int, Sequence[int], None] = None, keepdim: bool = False) -> "Tensor":
-        from .functions import math as m
-        return m.Sum(_axes(dim, self.ndim), keepdim)(self)
+    def clamp(self, min: Any = None, max: Any = None) -> "Tensor":
+        return _m.clamp(self, min, max)
 
-    def mean(self, dim: Union[int, Sequence[int], None] = None, keepdim: bool = False) -> "Tensor":
-        axes = _axes(dim, self.ndim)
-        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
-        return self.sum(dim, keepdim) / count
+    clip = clamp
 
-    def max(self, dim: Optional[int] = None, keepdim: bool = False) -> "Tensor":
-        from .functions import math as m
-        return m.Max(_axes(dim, self.ndim), keepdim)(self)
+    def where(self, condition: "Tensor", other: Any) -> "Tensor":
+        """``self`` where ``condition`` holds, else ``other`` (``torch.where(condition, self, other)``)."""
+        return _ix.where(condition, self, other)
 
-    def argmax(self, dim: Optional[int] = None) -> "Tensor":
-        return Tensor._wrap(self.data.argmax(axis=dim), self.device)
+    def isnan(self) -> "Tensor": return Tensor._wrap(self.device.xp.isnan(self.data), self.device)
+    def isinf(self) -> "Tensor": return Tensor._wrap(self.device.xp.isinf(self.data), self.device)
+    def isfinite(self) -> "Tensor": return Tensor._wrap(self.device.xp.isfinite(self.data), self.device)
 
-    # -- shape ----------------------------------------------------------------------------------
+    def allclose(self, other: "Tensor", rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+        return bool(self.device.xp.allclose(self.data, _m.as_tensor(other, self.dtype, self.device).data,
+                                            rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def equal(self, other: "Tensor") -> bool:
+        """True when ``other`` has the same shape and the same values (``torch.equal``)."""
+        return self.shape == other.shape and bool((self == other).data.all())
+
+    # -- in-place ops (gpucnn.autograd.assign) ----------------------------------------------------
+    def _inplace(self, op: str, compute: Any, reads_old: bool = False, other: Any = None) -> "Tensor":
+        needs = isinstance(other, Tensor) and other.requires_grad
+        return assign(self, compute, reads_old or False, op, others_require_grad=needs)
+
+    def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self._inplace("add_", lambda old: old.add(other, alpha), other=other)
+
+    def sub_(self, other: Any, alpha: Any = 1) -> "Tensor":
+        return self._inplace("sub_", lambda old: old.sub(other, alpha), other=other)
+
+    def mul_(self, other: Any) -> "Tensor":
+        return self._inplace("mul_", lambda old: old * other, _requires_grad(other), other)
+
+    def div_(self, other: Any, rounding_mode: Optional[str] = None) -> "Tensor":
+        return self._inplace("div_", lambda old: old.div(other, rounding_mode), _requires_grad(other), other)
+
+    def pow_(self, exponent: Any) -> "Tensor":
+        return self._inplace("pow_", lambda old: old ** exponent, True, exponent)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> "Tensor":
+        bound = min if isinstance(min, Tensor) else max
+        return self._inplace("clamp_", lambda old: old.clamp(min, max), True, bound)
+
+    clip_ = clamp_
+
+    def neg_(self) -> "Tensor":
+        return self._inplace("neg_", lambda old: -old)
+
+    def relu_(self) -> "Tensor":
+        return self._inplace("relu_", lambda old: old.relu())
+
+    def masked_fill_(self, mask: "Tensor", value: Any) -> "Tensor":
+        return self._inplace("masked_fill_", lambda old: old.masked_fill(mask, value), other=value)
+
+    def zero_(self) -> "Tensor":
+        return self.fill_(0)
+
+    def fill_(self, value: Any) -> "Tensor":
+        _ix.setitem(self, Ellipsis, value)
+        return self
+
+    def copy_(self, src: Any) -> "Tensor":
+        """Copy ``src`` (broadcast, cast to this tensor's dtype, moved to its device) into this tensor."""
+        if isinstance(src, Tensor) and src.device != self.device:
+            src = src.to(self.device)
+        _ix.setitem(self, Ellipsis, src)
+        return self
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(value, Tensor) and value.device != self.device:
+            value = value.to(self.device)
+        _ix.setitem(self, index, value)
+
+    def __iadd__(self, other): return self.add_(other)
+    def __isub__(self, other): return self.sub_(other)
+    def __imul__(self, other): return self.mul_(other)
+    def __itruediv__(self, other): return self.div_(other)
+    def __ipow__(self, other): return self.pow_(other)
+    def __ifloordiv__(self, other): return self._inplace("floor_divide_", lambda old: old // other)
+    def __imod__(self, other): return self._inplace("remainder_", lambda old: old % other, _requires_grad(other), other)
+    def __iand__(self, other): return self._inplace("bitwise_and_", lambda old: old & other)
+    def __ior__(self, other): return self._inplace("bitwise_or_", lambda old: old | other)
+    def __ixor__(self, other): return self._inplace("bitwise_xor_", lambda old: old ^ other)
+
+    # -- reductions (functions/reduction.py) ---------------------------------------------------------
+    def sum(self, dim: Dim = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":
+        x = self if dtype is None else self.to(dtype)
+        return _r.Sum(_r.axes_of(dim, x.shape, "sum"), keepdim)(x)
+
+    def mean(self, dim: Dim = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":
+        x = self if dtype is None else self.to(dtype)
+        if x.dtype.kind != "f":
+            raise DtypeError(f"mean(): needs a floating-point tensor, got dtype {x.dtype}; use .float() first "
+                             f"or pass dtype=")
+        axes = _r.axes_of(dim, x.shape, "mean")
+        count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        return x.sum(dim, keepdim) / count
+
+    def max(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """The maximum (0-d); with ``dim``, ``(values, indices)``; with a tensor, the elementwise maximum."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        return _r.max(self, dim, keepdim)
+
+    def min(self, dim: Any = None, keepdim: bool = False) -> Any:
+        """The minimum (0-d); with ``dim``, ``(values, indices)``; with a tensor, the elementwise minimum."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        return _r.min(self, dim, keepdim)
+
+    def amax(self, dim: Dim = (), keepdim: bool = False) -> "Tensor":
+        r = _r
+        return r.Amax(r.axes_of(None if dim == () else dim, self.shape, "amax"), keepdim, True)(self)
+
+    def amin(self, dim: Dim = (), keepdim: bool = False) -> "Tensor":
+        r = _r
+        return r.Amax(r.axes_of(None if dim == () else dim, self.shape, "amin"), keepdim, False)(self)
+
+    def argmax(self, dim: Optional[int] = None, keepdim: bool = False) -> "Tensor":
+        return _r.arg_extremum(self, dim, keepdim, True)
+
+    def argmin(self, dim: Optional[int] = None, keepdim: bool = False) -> "Tensor":
+        return _r.arg_extremum(self, dim, keepdim, False)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+        return _r.sort(self, dim, descending, stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> "Tensor":
+        return self.sort(dim, descending, stable).indices
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+        return _r.topk(self, k, dim, largest, sorted)
+
+    def var(self, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+            correction: Optional[float] = None) -> "Tensor":
+        """Variance over ``dim`` with Bessel's ``correction`` (1 by default; ``unbiased=False`` is 0)."""
+        if isinstance(dim, bool):  # var(False): the old (unbiased) overload
+            dim, unbiased = None, dim
+        if unbiased is not None and correction is not None:
+            raise ArgumentError("var: pass either unbiased or correction, not both")
+        c = (1 if unbiased or unbiased is None else 0) if correction is None else correction
+        x = _m.floating(self)
+        axes = _r.axes_of(dim, x.shape, "var")
+        n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        d = x - x.mean(dim, keepdim=True)
+        if n - c <= 0:
+            import warnings
+            warnings.warn(f"var/std: degrees of freedom is <= 0 ({n} elements, correction {c}): the result is "
+                          f"inf or nan", UserWarning, stacklevel=2)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return (d * d).sum(dim, keepdim) / max(n - c, 0)
+        return (d * d).sum(dim, keepdim) / (n - c)
+
+    def std(self, dim: Any = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+            correction: Optional[float] = None) -> "Tensor":
+        """Standard deviation: the square root of :meth:`var` (same arguments)."""
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+
+    def norm(self, p: Any = "fro", dim: Dim = None, keepdim: bool = False) -> "Tensor":
+        return _r.norm(self, p, dim, keepdim)
+
+    def any(self, dim: Optional[int] = None, keepdim: bool = False) -> "Tensor":
+        axes = _r.axes_of(dim, self.shape, "any")
+        return Tensor._wrap(self.device.xp.asarray(self.data.astype(bool).any(axis=axes, keepdims=keepdim)), self.device)
+
+    def all(self, dim: Optional[int] = None, keepdim: bool = False) -> "Tensor":
+        axes = _r.axes_of(dim, self.shape, "all")
+        return Tensor._wrap(self.device.xp.asarray(self.data.astype(bool).all(axis=axes, keepdims=keepdim)), self.device)
+
+    def cumsum(self, dim: int, dtype: Any = None) -> "Tensor":
+        x = self if dtype is None else self.to(dtype)
+        return _r.CumSum(_require_dim("cumsum", dim, x.shape))(x)
+
+    def logsumexp(self, dim: Dim, keepdim: bool = False) -> "Tensor":
+        x = _m.floating(self)
+        return _r.LogSumExp(_r.axes_of(dim, x.shape, "logsumexp"), keepdim)(x)
+
+    # -- shape (functions/array.py) -------------------------------------------------------------------
     def reshape(self, *shape: Any) -> "Tensor":
-        from .functions.array import Reshape
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Reshape(tuple(int(s) for s in shape))(self)
+        return _a.Reshape(tuple(int(s) for s in shape))(self)
 
     view = reshape
 
+    def view_as(self, other: "Tensor") -> "Tensor":
+        return self.reshape(other.shape)
+
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
-        from .functions.array import flatten
-        return flatten(self, start_dim, end_dim)
+        return _a.flatten(self, start_dim, end_dim)
 
     def transpose(self, dim0: int, dim1: int) -> "Tensor":
-        from .functions.array import Transpose
         axes = list(range(self.ndim))
-        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
-        return Transpose(tuple(axes))(self)
+        d0, d1 = _require_dim("transpose", dim0, self.shape), _require_dim("transpose", dim1, self.shape)
+        axes[d0], axes[d1] = axes[d1], axes[d0]
+        return _a.Transpose(tuple(axes))(self)
+
+    def t(self) -> "Tensor":
+        if self.ndim > 2:
+            raise ShapeError(f"t() expects a tensor with <= 2 dims, got shape {self.shape}; use transpose()")
+        return self.transpose(0, 1) if self.ndim == 2 else self
 
     def permute(self, *dims: int) -> "Tensor":
-        from .functions.array import Transpose
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
-        return Transpose(tuple(dims))(self)
+        return _a.Transpose(tuple(dims))(self)
 
     @property
     def T(self) -> "Tensor":
         return self.permute(*reversed(range(self.ndim)))
 
+    def unsqueeze(self, dim: int) -> "Tensor": return _a.unsqueeze(self, dim)
+    def squeeze(self, dim: Any = None) -> "Tensor": return _a.squeeze(self, dim)
+    def expand(self, *sizes: Any) -> "Tensor": return _a.expand(self, *sizes)
+    def expand_as(self, other: "Tensor") -> "Tensor": return _a.expand(self, other.shape)
+    def repeat(self, *sizes: Any) -> "Tensor": return _a.repeat(self, *sizes)
+    def split(self, split_size: Any, dim: int = 0) -> tuple: return _a.split(self, split_size, dim)
+    def chunk(self, chunks: int, dim: int = 0) -> tuple: return _a.chunk(self, chunks, dim)
+
+    def unbind(self, dim: int = 0) -> tuple:
+        d = _require_dim("unbind", dim, self.shape)
+        return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
+
+    # -- indexing (functions/indexing.py) -------------------------------------------------------------
     def __getitem__(self, index: Any) -> "Tensor":
-        from .functions.array import GetItem
-        if isinstance(index, Tensor):
-            index = index.data
-        return GetItem(index)(self)
+        ix = _ix
+        idx, basic = ix.normalize_index(index, self.device)
+        return ix.GetItem(idx, basic)(self)
 
-    # Comparisons give boolean tensors without gradients (masks, accuracy).
-    def _compare(self, other: Any, op: str) -> "Tensor":
-        o = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(getattr(self.data, op)(o), self.device)
+    def gather(self, dim: int, index: "Tensor") -> "Tensor":
+        return _ix.gather(self, dim, index)
 
-    def __eq__(self, other: Any) -> "Tensor":  # type: ignore[override]
-        return self._compare(other, "__eq__")
+    def scatter(self, dim: int, index: "Tensor", src: Any = None, value: Any = None) -> "Tensor":
+        return _ix.scatter(self, dim, index, src, value)
 
-    def __ne__(self, other: Any) -> "Tensor":  # type: ignore[override]
-        return self._compare(other, "__ne__")
-
-    def __lt__(self, other: Any) -> "Tensor": return self._compare(other, "__lt__")
-    def __le__(self, other: Any) -> "Tensor": return self._compare(other, "__le__")
-    def __gt__(self, other: Any) -> "Tensor": return self._compare(other, "__gt__")
-    def __ge__(self, other: Any) -> "Tensor": return self._compare(other, "__ge__")
-
-    __hash__ = object.__hash__
+    def masked_fill(self, mask: "Tensor", value: Any) -> "Tensor":
+        if isinstance(value, Tensor) and value.ndim:
+            raise ShapeError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
+        return _ix.where(mask, _m.as_tensor(value, self.dtype, self.device), self)
 
 
-def _axes(dim: Union[int, Sequence[int], None], ndim: int) -> tuple[int, ...]:
-    if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
-    out = []
-    for d in dims:
-        if not -ndim <= d < max(ndim, 1):
-            raise ArgumentError(f"dim {d} is out of range for a tensor of rank {ndim}")
-        out.append(d % max(ndim, 1))
-    return tuple(sorted(set(out)))
+def _requires_grad(x: Any) -> bool:
+    return isinstance(x, Tensor) and x.requires_grad
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors of root's graph, each after every tensor computed from it (iterative: deep nets are fine)."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        t, children_done = stack.pop()
-        if children_done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t._ctx is not None:
-            for x in t._ctx.inputs:
-                if x is not None and x.requires_grad and id(x) not in seen:
-                    stack.append((x, False))
-    order.reverse()
-    return order
+def _require_dim(op: str, dim: int, shape: tuple[int, ...]) -> int:
+    from .functions._checks import require_dim
+    return require_dim(op, dim, shape)
 
 
 def tensor(data: Any, dtype: Any = None, device: DeviceLike = "cpu", requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (nested lists, a scalar, a NumPy/CuPy array or a Tensor).
 
-    Like PyTorch, Python floats become float32 and Python ints int64 unless ``dtype`` says otherwise;
-    NumPy arrays keep their dtype.
+    Like PyTorch, Python floats become the default float dtype (float32), ints int64 and bools bool
+    unless ``dtype`` says otherwise; NumPy arrays keep their dtype.
     """
     if isinstance(data, Tensor):
         data = data.data
     dev = get_device(device)
-    if dtype is None and not hasattr(data, "dtype"):
+    if dtype is not None:
+        dtype = dtypes.as_dtype(dtype, "tensor")
+    elif not hasattr(data, "dtype"):
         probe = np.asarray(data)
         if probe.dtype.kind == "f":
-            dtype = np.float32
+            dtype = dtypes.get_default_dtype()
         elif probe.dtype.kind in "iu":
             dtype = np.int64
         elif probe.dtype.kind not in "b":
@@ -353,13 +610,21 @@ def tensor(data: Any, dtype: Any = None, device: DeviceLike = "cpu", requires_gr
     return Tensor(dev.asarray(data, dtype=dtype).copy(), dev, requires_grad=requires_grad)
 
 
-def zeros(*shape: int, dtype: Any = np.float32, device: DeviceLike = "cpu", requires_grad: bool = False) -> Tensor:
-    dev = get_device(device)
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(dev.xp.zeros(shape, dtype=dtype), dev, requires_grad)
+def _shape(shape: tuple) -> tuple:
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
 
-def ones(*shape: int, dtype: Any = np.float32, device: DeviceLike = "cpu", requires_grad: bool = False) -> Tensor:
+def zeros(*shape: int, dtype: Any = None, device: DeviceLike = "cpu", requires_grad: bool = False) -> Tensor:
     dev = get_device(device)
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(dev.xp.ones(shape, dtype=dtype), dev, requires_grad)
+    d = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype, "zeros")
+    return Tensor(dev.xp.zeros(_shape(shape), dtype=d), dev, requires_grad)
+
+
+def ones(*shape: int, dtype: Any = None, device: DeviceLike = "cpu", requires_grad: bool = False) -> Tensor:
+    dev = get_device(device)
+    d = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype, "ones")
+    return Tensor(dev.xp.ones(_shape(shape), dtype=d), dev, requires_grad)
+
+
+# The ops' modules, imported last: they use Tensor.
+from .functions import array as _a, indexing as _ix, math as _m, reduction as _r  # noqa: E402

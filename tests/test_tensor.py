@@ -42,9 +42,14 @@ def test_python_scalars_keep_float32():
         assert out.dtype == np.float32
 
 
-def test_mixed_float_dtypes_are_an_error():
-    with pytest.raises(ShapeError, match="float32 and float64"):
-        gpucnn.tensor([1.0]) + gpucnn.tensor(np.array([1.0]))
+def test_mixed_float_dtypes_promote_like_pytorch():
+    a = gpucnn.tensor([1.0], requires_grad=True)
+    b = gpucnn.tensor(np.array([2.0]), requires_grad=True)
+    out = a * b
+    assert out.dtype == np.float64
+    out.sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64  # each gradient in its leaf's dtype
+    assert a.grad.item() == 2.0 and b.grad.item() == 1.0
 
 
 def test_requires_grad_needs_float():
@@ -105,9 +110,16 @@ def test_backward_errors():
 
 def test_graph_is_freed_after_backward():
     x = gpucnn.tensor([1.0], requires_grad=True)
-    y = x * 2
+    h = x.exp()
+    y = h * 2
     y.backward()
-    assert y._ctx is None
+    assert y._ctx.parents == () and not hasattr(h._ctx, "y")  # the edges and saved arrays are gone
+    with pytest.raises(gpucnn.AutogradError, match="second time"):
+        y.backward()  # (PyTorch's error, where a freed graph used to give no gradient silently)
+    z = x.exp() * 2
+    z.backward(retain_graph=True)
+    z.backward()
+    assert x.grad.item() == pytest.approx(np.exp(1.0) * 2 * 3)
 
 
 def test_indexing_gradient_with_repeated_indices():
@@ -120,7 +132,7 @@ def test_indexing_gradient_with_repeated_indices():
     lambda a: a.reshape(3, 4).transpose(0, 1).sum(0),
     lambda a: a.permute(1, 0).flatten(),
     lambda a: a.mean(0) * a.mean(),
-    lambda a: a.max(0) + a.max(1, keepdim=True).sum(),
+    lambda a: a.max(0).values + a.max(1, keepdim=True)[0].sum(),
     lambda a: (a.abs() + 1).log() + a.exp() / 10,
     lambda a: (a * a + 1).sqrt(),
     lambda a: a.T @ a,
@@ -137,7 +149,7 @@ def test_broadcast_gradients():
 
 def test_max_gradient_goes_to_first_maximum():
     x = gpucnn.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]], requires_grad=True)
-    x.max(1).sum().backward()
+    x.max(1).values.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 1, 0], [1, 0, 0]])
 
 

@@ -16,6 +16,10 @@ from ._layout import matched
 
 class ReLU(Function):
     name = "relu"
+    saves_output = True  # backward reads y (its mask), not x
+
+    def reads_inputs(self):
+        return ()
 
     def forward(self, xs):
         x = xs[0]
@@ -46,6 +50,10 @@ class ReLU(Function):
 
 class LogSoftmax(Function):
     name = "log_softmax"
+    saves_output = True
+
+    def reads_inputs(self):
+        return ()
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -62,6 +70,10 @@ class LogSoftmax(Function):
 
 class Softmax(Function):
     name = "softmax"
+    saves_output = True
+
+    def reads_inputs(self):
+        return ()
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -93,15 +105,16 @@ class Dropout(Function):
         self.mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
         return x * self.mask
 
+    def reads_inputs(self):
+        return ()
+
     def backward(self, xs, gy):
         return (gy * self.mask,)
 
 
-def relu(x):
-    """max(x, 0) elementwise."""
-    return ReLU()(x)
-
-
+def relu(x, inplace: bool = False):
+    """max(x, 0) elementwise (``inplace=True``: into x's own storage, as ``x.relu_()``)."""
+    return x.relu_() if inplace else ReLU()(x)
 
 
 def _softmax_dim(op, x, dim):
@@ -119,13 +132,17 @@ def log_softmax(x, dim: int = -1):
     return LogSoftmax(_softmax_dim("log_softmax", x, dim))(x)
 
 
-def dropout(x, p: float = 0.5, training: bool = True):
-    """Zero each element with probability ``p`` while training (scaling the rest by 1/(1-p))."""
+def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Zero each element with probability ``p`` while training (scaling the rest by 1/(1-p));
+    ``inplace=True`` writes the result into x's storage."""
     require_float("dropout", "input", x)
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ArgumentError(f"dropout: p must be a number in [0, 1], got {p!r}")
     if not training or p == 0.0:
         return x
+    if inplace:
+        from ..autograd import assign
+        return assign(x, lambda old: dropout(old, p, training), reads_old=False, op="dropout")
     if p == 1.0:
         return x * 0.0
     return Dropout(p)(x)

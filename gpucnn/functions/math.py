@@ -1,15 +1,19 @@
-"""Elementwise arithmetic, matmul and reductions: the ops behind Tensor's operators.
+"""Elementwise arithmetic and math, and matmul: the ops behind Tensor's operators.
 
 They are written once with ``self.xp`` and so run unchanged on NumPy and CuPy arrays. Binary ops
-broadcast like NumPy; their backward sums the gradient back over the broadcast axes.
+broadcast like NumPy; their backward sums the gradient back over the broadcast axes. Operands are
+promoted first with PyTorch's rules (:func:`gpucnn.dtypes.result_type`) by :func:`binary`, so an op's
+arrays always share one dtype.
 """
 from __future__ import annotations
 
-from typing import Any
+import numbers
+from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..dtypes import get_default_dtype, result_type
+from ..errors import ArgumentError, DtypeError, ShapeError
 from ..function import Function
 from ._layout import elementwise, matched, splittable
 
@@ -24,16 +28,66 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     return g.reshape(shape)
 
 
+# -- operands ---------------------------------------------------------------------------------------
+def is_number(x: Any) -> bool:
+    return isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, np.ndarray)
+
+
+def as_tensor(x: Any, dtype: np.dtype, device: Any):
+    """``x`` (a tensor, a Python/NumPy number or an array) as a tensor of ``dtype`` on ``device``; a tensor
+    of another dtype is cast with a differentiable cast."""
+    from ..tensor import Tensor
+
+    if isinstance(x, Tensor):
+        return x if x.dtype == dtype else x.to(dtype=dtype)
+    if is_number(x):  # (through an array: -2 as uint8 wraps to 254, as in PyTorch, instead of overflowing)
+        x = np.asarray(x)
+    return Tensor._wrap(device.asarray(x, dtype=dtype), device)
+
+
+def as_operands(a: Any, b: Any, dtype: np.dtype, device: Any) -> tuple:
+    return as_tensor(a, dtype, device), as_tensor(b, dtype, device)
+
+
+def _arrays_as_tensors(x: Any, device: Any) -> Any:
+    """Arrays and lists become tensors of their own dtype (so they take part in promotion as tensors)."""
+    from ..tensor import Tensor
+
+    if isinstance(x, (Tensor, str)) or is_number(x) or x is None:
+        return x  # (None and strings are left for the caller to refuse)
+    arr = device.asarray(x)
+    if arr.dtype.kind == "f" and not hasattr(x, "dtype"):
+        arr = arr.astype(get_default_dtype())  # a list of Python floats is float32, as torch.tensor makes it
+    return Tensor._wrap(arr, device)
+
+
+def binary(cls: type, a: Any, b: Any, *args: Any, float_result: bool = False):
+    """``cls(*args)(a, b)`` after promoting ``a`` and ``b`` (tensors or numbers, at least one a tensor) to
+    their result type; ``float_result``: an integer result type computes in the default float dtype
+    instead (true division)."""
+    from ..tensor import Tensor
+
+    device = (a if isinstance(a, Tensor) else b).device
+    a, b = _arrays_as_tensors(a, device), _arrays_as_tensors(b, device)
+    dtype = result_type(a, b)
+    if float_result and dtype.kind != "f":
+        dtype = get_default_dtype()
+    return cls(*args)(*as_operands(a, b, dtype, device))
+
+
+def floating(x):
+    """``x``, or for an integer/bool tensor its cast to the default float dtype (``exp`` of an int
+    tensor is float32, as in PyTorch)."""
+    return x if x.dtype.kind == "f" else x.to(dtype=get_default_dtype())
+
+
+# -- binary ops -------------------------------------------------------------------------------------
 class _Binary(Function):
     #: the NumPy ufunc of ``compute``: same-shape float operands on the NumPy path run it split over threads
     ufunc: np.ufunc
 
     def forward(self, xs):
         a, b = xs
-        if a.dtype != b.dtype and a.ndim and b.ndim:
-            # Mixed float32/float64 would silently promote the whole network to float64.
-            raise ShapeError(f"{self.name}: operands have different dtypes ({a.dtype} and {b.dtype}); "
-                             f"convert one with .to(dtype=...)")
         b = matched(a, b)
         if splittable(a, b):
             return elementwise(self.ufunc, a, b)
@@ -42,13 +96,16 @@ class _Binary(Function):
         except ValueError as e:
             raise ShapeError(f"{self.name}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from e
 
+    def compute(self, a, b):
+        return self.ufunc(a, b)
+
 
 class Add(_Binary):
     name = "add"
     ufunc = np.add
 
-    def compute(self, a, b):
-        return a + b
+    def reads_inputs(self):
+        return ()
 
     def backward(self, xs, gy):
         a, b = xs
@@ -59,20 +116,30 @@ class Sub(_Binary):
     name = "sub"
     ufunc = np.subtract
 
-    def compute(self, a, b):
-        return a - b
+    def reads_inputs(self):
+        return ()
+
+    def forward(self, xs):
+        if xs[0].dtype.kind == "b":
+            raise DtypeError("sub: subtraction of bool tensors is not supported; use ^ (logical xor) instead")
+        return super().forward(xs)
 
     def backward(self, xs, gy):
         a, b = xs
         return unbroadcast(gy, a.shape), unbroadcast(-gy, b.shape)
 
 
+def _other_inputs(needs: tuple[bool, ...]) -> tuple[int, ...]:
+    """For a product-like op: input 1's value is read for input 0's gradient, and the other way round."""
+    return tuple(i for i, needed in ((1, needs[0]), (0, needs[1])) if needed)
+
+
 class Mul(_Binary):
     name = "mul"
     ufunc = np.multiply
 
-    def compute(self, a, b):
-        return a * b
+    def reads_inputs(self):
+        return _other_inputs(self.needs_input_grad)
 
     def backward(self, xs, gy):
         a, b = xs
@@ -85,8 +152,8 @@ class Div(_Binary):
     name = "div"
     ufunc = np.true_divide
 
-    def compute(self, a, b):
-        return a / b
+    def reads_inputs(self):
+        return (0, 1) if self.needs_input_grad[1] else (1,)
 
     def backward(self, xs, gy):
         a, b = xs
@@ -95,35 +162,116 @@ class Div(_Binary):
         return ga, gb
 
 
+class Pow(_Binary):
+    """``a ** b`` elementwise (both tensors, broadcast)."""
+    name = "pow"
+    ufunc = np.power
+
+    def forward(self, xs):
+        a, b = xs
+        if a.dtype.kind in "iu" and bool((b < 0).any()):
+            raise ArgumentError("pow: integers to negative integer powers are not allowed")
+        return super().forward(xs)
+
+    def backward(self, xs, gy):
+        a, b = xs
+        xp = self.xp
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(gy * b * a ** (b - 1), a.shape)
+        if self.needs_input_grad[1]:
+            # d(a^b)/db = a^b log(a); PyTorch defines it as 0 where a == 0 (and b >= 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = xp.where(a == 0, gy.dtype.type(0), gy * a ** b * xp.log(a))
+            gb = unbroadcast(gb, b.shape)
+        return ga, gb
+
+
+class Remainder(_Binary):
+    """``a % b`` with the sign of ``b`` (Python's and PyTorch's ``remainder``)."""
+    name = "remainder"
+    ufunc = np.remainder
+
+    def reads_inputs(self):
+        return (0, 1) if self.needs_input_grad[1] else ()
+
+    def backward(self, xs, gy):
+        a, b = xs
+        ga = unbroadcast(gy, a.shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(-gy * self.xp.floor(a / b), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class _Extremum(_Binary):
+    """Elementwise maximum/minimum; where both are equal each gets half the gradient, as in PyTorch."""
+
+    def backward(self, xs, gy):
+        a, b = xs
+        wins = self.ufunc(a, b) == a  # where a is the result
+        tie = a == b
+        half = gy.dtype.type(0.5)
+        ga = gy * self.xp.where(tie, half, wins.astype(gy.dtype))
+        gb = gy - ga
+        return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
+
+
+class Maximum(_Extremum):
+    name = "maximum"
+    ufunc = np.maximum
+
+
+class Minimum(_Extremum):
+    name = "minimum"
+    ufunc = np.minimum
+
+
 class MatMul(Function):
     name = "matmul"
+
+    def reads_inputs(self):
+        return _other_inputs(self.needs_input_grad)
 
     def forward(self, xs):
         a, b = xs
         if a.ndim < 1 or b.ndim < 1 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned "
                              f"(the last axis of the first must equal the first axis of the second)")
-        return a @ b
+        try:
+            return a @ b
+        except ValueError as e:
+            raise ShapeError(f"matmul: the batch dims of {tuple(a.shape)} and {tuple(b.shape)} do not "
+                             f"broadcast") from e
 
     def backward(self, xs, gy):
         a, b = xs
         xp = self.xp
-        if a.ndim == 1 or b.ndim == 1:
-            a2 = a.reshape(1, -1) if a.ndim == 1 else a
-            b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-            gy2 = gy.reshape(a2.shape[:-1] + b2.shape[-1:])
-            ga, gb = gy2 @ xp.swapaxes(b2, -1, -2), xp.swapaxes(a2, -1, -2) @ gy2
-            return ga.reshape(a.shape) if a.ndim == 1 else unbroadcast(ga, a.shape), \
-                gb.reshape(b.shape) if b.ndim == 1 else unbroadcast(gb, b.shape)
-        ga = unbroadcast(gy @ xp.swapaxes(b, -1, -2), a.shape) if self.needs_input_grad[0] else None
-        gb = unbroadcast(xp.swapaxes(a, -1, -2) @ gy, b.shape) if self.needs_input_grad[1] else None
+        if a.ndim == 1 and b.ndim == 1:
+            return gy * b, gy * a
+        # A 1-D operand is a matrix with one row (a) or one column (b), as in NumPy's matmul.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        gy2 = gy[..., None, :] if a.ndim == 1 else gy
+        gy2 = gy2[..., None] if b.ndim == 1 else gy2
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = gy2 @ xp.swapaxes(b2, -1, -2)
+            ga = ga.reshape(-1, a.shape[0]).sum(axis=0) if a.ndim == 1 else unbroadcast(ga, a.shape)
+        if self.needs_input_grad[1]:
+            gb = xp.swapaxes(a2, -1, -2) @ gy2
+            gb = gb.reshape(-1, b.shape[0]).sum(axis=0) if b.ndim == 1 else unbroadcast(gb, b.shape)
         return ga, gb
 
 
+# -- unary ops --------------------------------------------------------------------------------------
 class Neg(Function):
     name = "neg"
 
+    def reads_inputs(self):
+        return ()
+
     def forward(self, xs):
+        if xs[0].dtype.kind == "b":
+            raise DtypeError("neg: negation of a bool tensor is not supported; use ~ (logical not) instead")
         return -xs[0]
 
     def backward(self, xs, gy):
@@ -138,6 +286,8 @@ class PowScalar(Function):
 
     def forward(self, xs):
         x = xs[0]
+        if x.dtype.kind in "iu" and self.exponent < 0:
+            raise ArgumentError("pow: integers to negative integer powers are not allowed")
         return x ** x.dtype.type(self.exponent)
 
     def backward(self, xs, gy):
@@ -146,75 +296,207 @@ class PowScalar(Function):
         return (gy * p * x ** (p - 1),)
 
 
-class Exp(Function):
-    name = "exp"
+class _Unary(Function):
+    """An elementwise function ``f`` with ``f'`` given by :meth:`derivative` (from x and/or y = f(x))."""
+    #: the xp function's name
+    fn = ""
 
     def forward(self, xs):
-        self.y = self.xp.exp(xs[0])
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, sqrt(-1) = nan, as PyTorch
+            self.y = getattr(self.xp, self.fn)(xs[0])
         return self.y
 
     def backward(self, xs, gy):
-        return (gy * self.y,)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (gy * self.derivative(xs[0], self.y),)
+
+    def derivative(self, x, y):
+        raise NotImplementedError
 
 
-class Log(Function):
-    name = "log"
+class _OfOutput(_Unary):
+    """A function whose derivative is written with its output: backward reads y, not x."""
+    saves_output = True
+
+    def reads_inputs(self):
+        return ()
+
+
+class Exp(_OfOutput):
+    name = fn = "exp"
+
+    def derivative(self, x, y):
+        return y
+
+
+class Sqrt(_OfOutput):
+    name = fn = "sqrt"
+
+    def derivative(self, x, y):
+        return 0.5 / y
+
+
+class Tanh(_OfOutput):
+    name = fn = "tanh"
+
+    def derivative(self, x, y):
+        return 1 - y * y
+
+
+class Sigmoid(_OfOutput):
+    name = "sigmoid"
 
     def forward(self, xs):
-        return self.xp.log(xs[0])
+        x = xs[0]
+        xp = self.xp
+        # 1/(1+exp(-x)) overflows exp for very negative x; exp(x)/(1+exp(x)) there instead.
+        e = xp.exp(-xp.abs(x))
+        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return self.y
 
-    def backward(self, xs, gy):
-        return (gy / xs[0],)
+    def derivative(self, x, y):
+        return y * (1 - y)
 
 
-class Abs(Function):
-    name = "abs"
+class Log(_Unary):
+    name = fn = "log"
+
+    def derivative(self, x, y):
+        return 1 / x
+
+
+class Log1p(_Unary):
+    name = fn = "log1p"
+
+    def derivative(self, x, y):
+        return 1 / (1 + x)
+
+
+class Abs(_Unary):
+    name = fn = "abs"
+
+    def derivative(self, x, y):
+        return self.xp.sign(x)
+
+
+class Sign(_Unary):
+    name = fn = "sign"
+
+    def reads_inputs(self):
+        return ()
+
+    def derivative(self, x, y):
+        return self.xp.zeros_like(y)
+
+
+class Clamp(Function):
+    """``min(max(x, lo), hi)`` with number bounds; the gradient passes where x is inside [lo, hi]."""
+    name = "clamp"
+
+    def __init__(self, lo: Optional[float], hi: Optional[float]) -> None:
+        self.lo, self.hi = lo, hi
 
     def forward(self, xs):
-        return self.xp.abs(xs[0])
-
-    def backward(self, xs, gy):
-        return (gy * self.xp.sign(xs[0]),)
-
-
-class Sum(Function):
-    name = "sum"
-
-    def __init__(self, axes: tuple[int, ...], keepdim: bool) -> None:
-        self.axes, self.keepdim = axes, keepdim
-
-    def forward(self, xs):
-        return xs[0].sum(axis=self.axes, keepdims=self.keepdim)
+        x = xs[0]
+        t = x.dtype.type
+        y = x
+        if self.lo is not None:
+            y = self.xp.maximum(y, t(self.lo))
+        if self.hi is not None:
+            y = self.xp.minimum(y, t(self.hi))
+        return y if y is not x else x.copy()
 
     def backward(self, xs, gy):
         x = xs[0]
-        if not self.keepdim:
-            gy = gy.reshape(tuple(1 if i in self.axes else n for i, n in enumerate(x.shape)))
-        # A writable array in x's memory layout (empty_like keeps it): the next backward combines it
-        # elementwise with arrays laid out like x, ~3-10x slower across layouts (see _layout).
-        gx = self.xp.empty_like(x, dtype=gy.dtype)
-        gx[...] = gy
-        return (gx,)
+        t = x.dtype.type
+        keep = self.xp.ones(x.shape, dtype=bool)
+        if self.lo is not None:
+            keep &= x >= t(self.lo)
+        if self.hi is not None:
+            keep &= x <= t(self.hi)
+        return (gy * keep,)
 
 
-class Max(Function):
-    """Maximum over axes; the gradient goes to the first maximum of each reduced slice, like PyTorch."""
-    name = "max"
+def clamp(input, min: Any = None, max: Any = None):
+    """``input`` limited to ``[min, max]`` (numbers or tensors; either may be None, as ``torch.clamp``)."""
+    from ..tensor import Tensor
 
-    def __init__(self, axes: tuple[int, ...], keepdim: bool) -> None:
-        self.axes, self.keepdim = axes, keepdim
+    if min is None and max is None:
+        raise ArgumentError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = input
+        if min is not None:
+            out = binary(Maximum, out, min)
+        if max is not None:
+            out = binary(Minimum, out, max)
+        return out
+    dtype = result_type(input, *(v for v in (min, max) if v is not None))
+    return Clamp(min, max)(input if input.dtype == dtype else input.to(dtype=dtype))
 
-    def forward(self, xs):
-        return xs[0].max(axis=self.axes, keepdims=self.keepdim)
 
-    def backward(self, xs, gy):
-        x, xp = xs[0], self.xp
-        rest = tuple(i for i in range(x.ndim) if i not in self.axes)
-        # Move the reduced axes last and flatten them, so argmax picks one winner per slice.
-        xt = x.transpose(rest + self.axes).reshape(tuple(x.shape[i] for i in rest) + (-1,))
-        winner = xt.argmax(axis=-1)
-        g = xp.zeros_like(xt)
-        xp.put_along_axis(g, winner[..., None], gy.reshape(winner.shape)[..., None], axis=-1)
-        g = g.reshape(tuple(x.shape[i] for i in rest + self.axes))
-        inverse = tuple(sorted(range(x.ndim), key=lambda i: (rest + self.axes)[i]))
-        return (g.transpose(inverse),)
+def pow(base: Any, exponent: Any):
+    """``base ** exponent`` (either may be a number): a number exponent of a float result uses the cheaper
+    :class:`PowScalar`; integer results are not differentiable."""
+    from ..tensor import Tensor
+
+    if isinstance(base, Tensor) and is_number(exponent):
+        dtype = result_type(base, exponent)
+        if dtype.kind == "f":
+            return PowScalar(float(exponent))(base if base.dtype == dtype else base.to(dtype=dtype))
+    return binary(Pow, base, exponent)
+
+
+def div(a: Any, b: Any, rounding_mode: Optional[str] = None):
+    """``a / b`` (``rounding_mode=None``: true division, float result), or rounded toward zero
+    (``"trunc"``) or down (``"floor"``), which keep integer dtypes and have no gradient."""
+    if rounding_mode is None:
+        return binary(Div, a, b, float_result=True)
+    if rounding_mode == "floor":
+        return nondifferentiable("floor_divide", a, b)
+    if rounding_mode == "trunc":
+        q = binary(Div, a, b, float_result=True).detach()
+        out = q.device.xp.trunc(q.data)
+        from ..tensor import Tensor
+        return Tensor._wrap(out.astype(result_type(a, b), copy=False), q.device)
+    raise ArgumentError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+
+
+#: elementwise ops without a gradient, by their xp ufunc: comparisons, floor division, bitwise logic
+_NONDIFFERENTIABLE = ("equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "floor_divide",
+                      "bitwise_and", "bitwise_or", "bitwise_xor")
+
+
+def nondifferentiable(ufunc: str, a: Any, b: Any):
+    """``xp.<ufunc>(a, b)`` on operands promoted like any binary op; the result records no gradient."""
+    from ..tensor import Tensor
+
+    assert ufunc in _NONDIFFERENTIABLE, ufunc
+    device = (a if isinstance(a, Tensor) else b).device
+    a, b = _arrays_as_tensors(a, device), _arrays_as_tensors(b, device)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor) or not all(
+            isinstance(t, Tensor) or is_number(t) for t in (a, b)):
+        return NotImplemented
+    for t in (a, b):
+        if isinstance(t, Tensor) and t.device != device:
+            from ..errors import DeviceError
+            raise DeviceError(f"{ufunc}: operands are on different devices ({a.device} and {b.device})")
+    dtype = result_type(a, b)
+    if ufunc.startswith("bitwise") and dtype.kind == "f":
+        raise DtypeError(f"{ufunc}: needs integer or bool tensors, got {dtype}")
+    x, y = as_operands(a.detach() if isinstance(a, Tensor) else a, b.detach() if isinstance(b, Tensor) else b,
+                       dtype, device)
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = getattr(device.xp, ufunc)(x.data, y.data)
+    except ValueError as e:
+        raise ShapeError(f"{ufunc}: shapes {x.shape} and {y.shape} do not broadcast") from e
+    return Tensor._wrap(device.xp.asarray(out), device)
+
+
+def invert(x):
+    """``~x``: logical not of a bool tensor, bitwise not of an integer one."""
+    from ..tensor import Tensor
+
+    if x.dtype.kind == "f":
+        raise DtypeError(f"~ (bitwise not) needs an integer or bool tensor, got {x.dtype}")
+    return Tensor._wrap(x.device.xp.invert(x.data), x.device)

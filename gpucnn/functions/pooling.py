@@ -182,6 +182,7 @@ class _Pool2d(Function):
 
 class MaxPool2d(_Pool2d):
     name = "max_pool2d"
+    saves_output = True  # the tiled NumPy backward compares x with the kept y
 
     def _tiles(self, x: np.ndarray) -> bool:
         """Whether the windows tile ``x`` (stride = kernel, no padding or dilation, none past the edge):

@@ -279,6 +279,10 @@ def test_evaluate_rejects_a_non_model_file(files, trained):
     assert_one_line_error(invoke("evaluate", files / "run" / "checkpoint.npz"), "checkpoint")
     (files / "junk.npz").write_bytes(b"not a zip")
     assert_one_line_error(invoke("evaluate", files / "junk.npz"), "junk.npz")
+    import gpucnn
+
+    gpucnn.save(load(trained).state_dict(), files / "weights.npz")  # a state_dict, not a model
+    assert_one_line_error(invoke("evaluate", files / "weights.npz"), "weights.npz", "load_state_dict")
 
 
 def test_predict_png_and_npy(files, trained):

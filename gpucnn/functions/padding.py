@@ -158,15 +158,14 @@ def _check_non_constant(op: str, mode: str, shape: tuple[int, ...], dims: list[t
                          f"shape {shape}")
     for axis, lt, rt in dims:
         n, m = shape[axis], shape[axis] + lt + rt
+        least = 0 if mode == "circular" else 1
+        if m < least:
+            raise ShapeError(f"{op}: the padding ({lt}, {rt}) of dim {axis} of size {n} gives an output size of {m}, "
+                             f"expected at least {least} (input shape {shape})")
         if mode == "reflect" and (lt >= n or rt >= n):
             raise ShapeError(f"{op}: reflect padding must be less than the input size, got padding ({lt}, {rt}) "
                              f"for dim {axis} of size {n} (input shape {shape})")
-        if mode == "circular":
-            kept = n - max(-lt, 0) - max(-rt, 0)
-            if lt > n or rt > n or m < 0 or max(lt, rt) > kept:
-                raise ShapeError(f"{op}: circular padding ({lt}, {rt}) of dim {axis} of size {n} wraps around the "
-                                 f"input (of {max(kept, 0)} elements once cropped) more than once "
-                                 f"(input shape {shape})")
-        elif m < 1:
-            raise ShapeError(f"{op}: the padding ({lt}, {rt}) of dim {axis} of size {n} gives an output size of {m}, "
-                             f"expected at least 1 (input shape {shape})")
+        kept = n - max(-lt, 0) - max(-rt, 0)
+        if mode == "circular" and (lt > n or rt > n or max(lt, rt) > kept):
+            raise ShapeError(f"{op}: circular padding ({lt}, {rt}) of dim {axis} of size {n} wraps around the "
+                             f"input (of {kept} elements once cropped) more than once (input shape {shape})")

@@ -80,6 +80,7 @@ def test_constant_value_dtypes_and_ranks():
     (lambda x: F.pad(x, (-2, -2), mode="replicate"), ShapeError, r"gives an output size of 0, expected at least 1"),
     (lambda x: F.pad(x, (5, 0), mode="circular"), ShapeError, r"wraps around the input \(of 4 elements"),
     (lambda x: F.pad(x, (-1, 4), mode="circular"), ShapeError, r"of 3 elements once cropped\) more than once"),
+    (lambda x: F.pad(x, (-3, -2), mode="circular"), ShapeError, r"gives an output size of -1, expected at least 0"),
     (lambda x: F.pad(x, (1, 1, 1, 1, 1, 1, 1, 1), mode="circular"), ShapeError, r"pads 4 dims"),
     (lambda x: F.pad(x[0, 0], (1, 1), mode="reflect"), ShapeError, r"a pad of length 2 needs an input of rank 2 "
                                                                     r"or 3, got rank 1"),

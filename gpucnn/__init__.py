@@ -20,13 +20,16 @@ from .function import Function, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (bool_, can_cast, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
                      promote_types, result_type, set_default_dtype, uint8)
 from .functions.array import cat, stack
+from .functions.creation import (arange, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, randint,
+                                 randn, randperm, zeros, zeros_like)
+from .functions.einsum import einsum
 from .functions.indexing import where
 from .ops import *  # noqa: F401,F403  (gpucnn.exp(x), gpucnn.max(x, 1), ...: torch's function spellings)
 from .ops import METHODS as _METHODS
 from .gradcheck import gradcheck
 from .random import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
-from .tensor import Tensor, ones, tensor, zeros
+from .tensor import Tensor, tensor
 from .training import Trainer, fit
 
 # PyTorch's dtype spellings: gpucnn.long, gpucnn.half, ... (gpucnn.bool is NumPy's bool dtype)
@@ -35,7 +38,8 @@ half, float, double = float16, float32, float64  # noqa: A001
 short, int, long = int16, int32, int64  # noqa: A001
 
 __all__ = [
-    "Tensor", "tensor", "zeros", "ones", "cat", "stack", "where",
+    "Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "linspace", "zeros_like", "ones_like", "full_like",
+    "rand", "randn", "randint", "randperm", "from_numpy", "cat", "stack", "where", "einsum",
     "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64", "half", "float", "double",
     "short", "int", "long", "get_default_dtype", "set_default_dtype", "result_type", "promote_types", "can_cast",
     "Device", "get_device", "cuda_available", "Function", "no_grad", "set_grad_enabled", "is_grad_enabled",

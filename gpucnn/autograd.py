@@ -54,16 +54,26 @@ def _functions_in_order(root: Function) -> list[Function]:
     return order
 
 
-def _accumulate_leaf(t: "Tensor", g: Any) -> None:
+def _accumulate_leaf(t: "Tensor", g: Any, handed_out: set[int]) -> None:
+    """Add ``g`` to leaf ``t``'s ``.grad``. A leaf's first gradient is its own array: a backward may pass
+    one array on to several inputs (add's is its output gradient), and ``a.grad.mul_(2)`` must not
+    change ``b.grad``; so an array already handed out, or a view, is copied."""
     from .tensor import Tensor
 
-    t.grad = Tensor._wrap(g, t.device) if t.grad is None else Tensor._wrap(t.grad.data + g, t.device)
+    if t.grad is not None:
+        t.grad = Tensor._wrap(t.grad.data + g, t.device)
+        return
+    if id(g) in handed_out or g.base is not None:
+        g = g.copy()
+    handed_out.add(id(g))
+    t.grad = Tensor._wrap(g, t.device)
 
 
 def run_backward(root: "Tensor", g: Any, retain_graph: bool) -> None:
     """Accumulate d(root)/d(leaf), given d(root) = ``g``, into ``.grad`` of the leaves of root's graph."""
+    handed_out: set[int] = set()
     if root._ctx is None:
-        _accumulate_leaf(root, g)
+        _accumulate_leaf(root, g, handed_out)
         return
     grads: dict[int, Any] = {id(root._ctx): g}
     for fn in _functions_in_order(root._ctx):
@@ -80,7 +90,7 @@ def run_backward(root: "Tensor", g: Any, retain_graph: bool) -> None:
                 key = id(parent)
                 grads[key] = gx if key not in grads else grads[key] + gx
             else:
-                _accumulate_leaf(parent, gx)
+                _accumulate_leaf(parent, gx, handed_out)
         if not retain_graph:
             fn._release()
 

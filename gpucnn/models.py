@@ -292,7 +292,7 @@ def model_from_spec(spec: Any, source: str = "model spec") -> Module:
     """Build a model from a parsed model description (see the module docstring)."""
     from .function import no_grad
     from .nn.registry import build_from_config
-    from .tensor import zeros
+    from .functions.creation import zeros
 
     architecture, info = parse_model_spec(spec, source)
     try:

@@ -12,7 +12,6 @@ through :func:`gpucnn.autograd.assign`, which keeps the graph and the version co
 """
 from __future__ import annotations
 
-import numbers
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -21,7 +20,7 @@ from . import dtypes
 from .autograd import VersionCounter, assign, run_backward
 from .backend import DEVICE_NAMES, Device, DeviceLike, get_device
 from .dtypes import float32, float64, int32, int64  # noqa: F401  (re-exported: gpucnn.float32, ...)
-from .errors import ArgumentError, DtypeError, ShapeError
+from .errors import ArgumentError, AutogradError, DtypeError, ShapeError
 
 Dim = Union[int, Sequence[int], None]
 
@@ -94,7 +93,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad and self.dtype.kind != "f":
-            raise ArgumentError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+            raise AutogradError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
         if not requires_grad and self._ctx is not None:
             raise ArgumentError("requires_grad_(False) works on leaf tensors only; use detach() on a result")
         self.requires_grad = requires_grad
@@ -608,22 +607,6 @@ def tensor(data: Any, dtype: Any = None, device: DeviceLike = "cpu", requires_gr
         data = probe
     # Always a copy, as torch.tensor does: later in-place updates must not reach the caller's array.
     return Tensor(dev.asarray(data, dtype=dtype).copy(), dev, requires_grad=requires_grad)
-
-
-def _shape(shape: tuple) -> tuple:
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-
-
-def zeros(*shape: int, dtype: Any = None, device: DeviceLike = "cpu", requires_grad: bool = False) -> Tensor:
-    dev = get_device(device)
-    d = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype, "zeros")
-    return Tensor(dev.xp.zeros(_shape(shape), dtype=d), dev, requires_grad)
-
-
-def ones(*shape: int, dtype: Any = None, device: DeviceLike = "cpu", requires_grad: bool = False) -> Tensor:
-    dev = get_device(device)
-    d = dtypes.get_default_dtype() if dtype is None else dtypes.as_dtype(dtype, "ones")
-    return Tensor(dev.xp.ones(_shape(shape), dtype=d), dev, requires_grad)
 
 
 # The ops' modules, imported last: they use Tensor.

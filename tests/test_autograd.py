@@ -118,10 +118,8 @@ def test_gradients_through_inplace_ops_match_torch(name, f):
 
 
 def _set(t, index, value):
-    if isinstance(value, torch.Tensor) or isinstance(t, torch.Tensor):
+    if isinstance(t, torch.Tensor):  # (index arrays as torch tensors for torch)
         index = tuple(torch.tensor(i) if isinstance(i, np.ndarray) else i for i in index)
-        if isinstance(index[0], gpucnn.Tensor):
-            pass
     t[index] = value
     return t
 
@@ -195,3 +193,12 @@ def test_backward_with_gradient_argument():
     x = gpucnn.tensor([1.0, 2.0], requires_grad=True)
     (x * 3).backward(gradient=gpucnn.tensor([1.0, 0.5]))
     assert x.grad.tolist() == [3.0, 1.5]
+
+
+def test_each_leaf_owns_its_gradient():
+    a = gpucnn.tensor([1.0, 2.0], requires_grad=True)
+    b = gpucnn.tensor([3.0, 4.0], requires_grad=True)
+    c = gpucnn.tensor([[5.0, 6.0]], requires_grad=True)
+    (a + b + c.reshape(2)).sum().backward()  # add hands one gradient array to both of its inputs
+    a.grad.mul_(10)
+    assert b.grad.tolist() == [1.0, 1.0] and c.grad.tolist() == [[1.0, 1.0]]

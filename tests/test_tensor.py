@@ -53,7 +53,7 @@ def test_mixed_float_dtypes_promote_like_pytorch():
 
 
 def test_requires_grad_needs_float():
-    with pytest.raises(ArgumentError, match="floating-point"):
+    with pytest.raises(RuntimeError, match="floating-point"):  # PyTorch's type
         gpucnn.tensor([1, 2], requires_grad=True)
 
 

@@ -6,7 +6,8 @@ from typing import Any, Optional
 
 from ..errors import ArgumentError
 from ..function import no_grad
-from ..tensor import Tensor, zeros
+from ..functions.creation import zeros
+from ..tensor import Tensor
 from .module import Parameter
 
 

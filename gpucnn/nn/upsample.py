@@ -1,7 +1,7 @@
-"""Nearest-neighbour upsampling by an integer factor (the decoder side of a U-Net): the op and its layer.
+"""Nearest-neighbour upsampling by an integer factor (the decoder side of a U-Net) as a layer.
 
-``y[n, c, i, j] = x[n, c, i // sh, j // sw]``; the backward sums each (sh x sw) block of the output
-gradient. Written once with ``xp`` (NumPy or CuPy), so it runs on every device.
+``y[n, c, i, j] = x[n, c, i // sh, j // sw]``: ``F.interpolate(mode="nearest")`` (functions/interpolate.py)
+with whole factors, which the layer's config (architecture as data) keeps to.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
-from ..function import Function
+from ..functions.interpolate import interpolate
 from ..tensor import Tensor
 from .module import Module
 from .registry import register_layer
@@ -29,27 +29,6 @@ def _factor(scale_factor: Any, op: str) -> tuple[int, int]:
                         f"(nearest upsampling by whole factors), got {scale_factor!r}")
 
 
-class UpsampleNearest2d(Function):
-    name = "upsample_nearest2d"
-
-    def __init__(self, factor: tuple[int, int]) -> None:
-        self.factor = factor
-
-    def forward(self, xs):
-        x, = xs
-        sh, sw = self.factor
-        n, c, h, w = x.shape
-        y = self.xp.empty((n, c, h, sh, w, sw), dtype=x.dtype)
-        y[...] = x[:, :, :, None, :, None]
-        return y.reshape(n, c, h * sh, w * sw)
-
-    def backward(self, xs, gy):
-        x, = xs
-        sh, sw = self.factor
-        n, c, h, w = x.shape
-        return (gy.reshape(n, c, h, sh, w, sw).sum(axis=(3, 5)),)
-
-
 def upsample_nearest2d(input: Tensor, scale_factor: Union[int, tuple[int, int]] = 2) -> Tensor:
     """Repeat each pixel of an (N, C, H, W) tensor ``scale_factor`` times along H and W."""
     op = "upsample_nearest2d"
@@ -58,7 +37,7 @@ def upsample_nearest2d(input: Tensor, scale_factor: Union[int, tuple[int, int]] 
     if input.ndim != 4:
         raise ShapeError(f"{op}: input must have rank 4 (N, C, H, W), got rank {input.ndim} "
                          f"(input shape {input.shape})")
-    return UpsampleNearest2d(_factor(scale_factor, op))(input)
+    return interpolate(input, scale_factor=_factor(scale_factor, op), mode="nearest")
 
 
 @register_layer

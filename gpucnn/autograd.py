@@ -64,7 +64,7 @@ def _accumulate_leaf(t: "Tensor", g: Any, handed_out: set[int]) -> None:
         t.grad = Tensor._wrap(t.grad.data + g, t.device)
         return
     if id(g) in handed_out or g.base is not None:
-        g = g.copy()
+        g = g.copy(order="K")  # (in its memory layout: the layout policy of functions/_layout.py)
     handed_out.add(id(g))
     t.grad = Tensor._wrap(g, t.device)
 

@@ -229,13 +229,14 @@ struct ConvFwdLoader {
   }
 };
 
-// y = conv(x, w) + bias (bias may be null). Grid (ceil(N*OH*OW / BN), ceil(C_out / BM), 1), block
+// y = conv(x, w) + bias (has_bias == 0: no bias, and the pointer is not read: pass any array; a null
+// pointer argument is not portable, CuPy < 14 passes None as garbage). Grid (ceil(N*OH*OW / BN), ceil(C_out / BM), 1), block
 // (BN/TN, BM/TM). Block (bx, by) computes y for output channels by*BM .. +BM and flattened output positions
 // q = n*OH*OW + oh*OW + ow in bx*BN .. +BN; each thread a TM x TN micro-tile (see the top of the file).
 // Reads x (N, C, H, W), w (C_out, C, kH, kW), bias (C_out,); writes y (N, C_out, OH, OW).
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
-conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, T* __restrict__ y,
-               int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw, int dh, int dw,
+conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, int has_bias,
+               T* __restrict__ y, int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw, int dh, int dw,
                int pt, int pl, int mode) {
   __shared__ ConvTileA As[2];
   __shared__ ConvTileB Bs[2];
@@ -270,7 +271,7 @@ conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __rest
 #pragma unroll
     for (int i = 0; i < CONV_TM; ++i) {
       const int co = row0 + threadIdx.y + i * (CONV_BM / CONV_TM);
-      if (co < Co) y[(n * Co + co) * OHW + p] = bias ? acc[i][j] + bias[co] : acc[i][j];
+      if (co < Co) y[(n * Co + co) * OHW + p] = has_bias ? acc[i][j] + bias[co] : acc[i][j];
     }
   }
 }

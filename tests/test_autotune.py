@@ -142,11 +142,11 @@ def test_conv_layers_tuned_on_the_emulator(cache, monkeypatch):
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
     gy = rng.standard_normal((2, 5, 9, 7)).astype(np.float32)
 
-    def run(device):
-        tx = gpucnn.tensor(x, device=device, requires_grad=True)
+    def run(device, n=2):
+        tx = gpucnn.tensor(x[:n], device=device, requires_grad=True)
         tw = gpucnn.tensor(w, device=device, requires_grad=True)
         y = gpucnn.functional.conv2d(tx, tw, None, padding=1, padding_mode="reflect")
-        y.backward(gpucnn.tensor(gy, device=device))
+        y.backward(gpucnn.tensor(gy[:n], device=device))
         return y.numpy(), tx.grad.numpy(), tw.grad.numpy()
 
     ref = run("cpu")
@@ -165,3 +165,6 @@ def test_conv_layers_tuned_on_the_emulator(cache, monkeypatch):
     assert len(launched) == 3  # one launch per pass: the stored choices
     for g, r in zip(again, got):
         np.testing.assert_array_equal(g, r)
+    launched.clear()
+    run("emu", n=1)  # a smaller (last partial) batch: the same layer, so no tuning again
+    assert len(launched) == 3

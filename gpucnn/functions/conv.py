@@ -64,10 +64,12 @@ class Conv2d(ConvNumpy, Function):
 
     def _tiled(self, gemm: str, dtype: Any, geo: tuple, launch: Callable[[Tile], Any]) -> Any:
         """``launch(tile)`` with the tile for this layer's ``gemm`` pass: ``TILE`` (or GPUCNN_CONV_TILE)
-        when set, else the autotuner's choice for the shape (the default tile when tuning is off)."""
+        when set, else the autotuner's choice for the shape (the default tile when tuning is off). The
+        choice is per layer shape, not per batch size (``geo[0]``): a last partial batch, or evaluation at
+        another batch size, reuses it instead of timing every candidate again."""
         tile = _forced_tile()
         if tile is None:
-            key = (f"conv.cu {_conv_source_hash()} | {gemm} {np.dtype(dtype).name} | geometry {geo} "
+            key = (f"conv.cu {_conv_source_hash()} | {gemm} {np.dtype(dtype).name} | geometry {geo[1:]} "
                    f"padding {self.padding} {self.padding_mode}")
             tile = autotune.pick(self.device, key, _conv_tiles.CANDIDATES, launch)
         return launch(tile)
@@ -99,10 +101,11 @@ class Conv2d(ConvNumpy, Function):
         Q, K = N * Ho * Wo, C * kh * kw
         self._check_int32(input_size=x.size, weight_size=w.size, output_size=Q * Co, gemm_N=Q, gemm_K=K)
         y = xp.empty((N, Co, Ho, Wo), dtype=x.dtype)
-        args = (x, w, b, y) + _i32(*geo, pt, pl, _MODE_INDEX[self.padding_mode])
+        # No bias: a dummy array and has_bias = 0 (CuPy < 14 passes None as a garbage pointer, cupy#9046).
+        bias = (b, 1) if b is not None else (xp.zeros(1, dtype=x.dtype), 0)
+        args = (x, w, bias[0], np.int32(bias[1]), y) + _i32(*geo, pt, pl, _MODE_INDEX[self.padding_mode])
 
         def launch(tile: Tile) -> None:
-            # b may be None: CuPy and the emulator pass a null pointer, which the kernel reads as "no bias".
             self._kernel("conv2d_forward", x.dtype, tile)((_cdiv(Q, tile.bn), _cdiv(Co, tile.bm), 1), tile.block, args)
 
         self._tiled("forward", x.dtype, geo, launch)
@@ -111,7 +114,7 @@ class Conv2d(ConvNumpy, Function):
     def backward_gpu(self, xs, gy):
         xp = self.xp
         x, w, b = (None if a is None else xp.ascontiguousarray(a) for a in xs)
-        gy = xp.ascontiguousarray(gy)
+        gy = xp.ascontiguousarray(gy, dtype=x.dtype)  # (the kernels read gy as T*, like x)
         need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
         geo = self._kernel_geometry(x.shape, w.shape)
         N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]

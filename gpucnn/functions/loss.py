@@ -41,7 +41,7 @@ def cross_entropy(input, target, reduction: str = "mean"):
     if reduction not in ("mean", "sum", "none"):
         raise ArgumentError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     if not isinstance(target, Tensor):
-        target = tensor(np.asarray(target), device=input.device)
+        target = tensor(target, device=input.device)  # (np.asarray would refuse a CuPy array)
     if input.ndim != 2:
         raise ShapeError(f"cross_entropy: input must be logits of shape (N, C), got shape {input.shape}")
     if target.dtype.kind not in "iu":

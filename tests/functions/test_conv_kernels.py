@@ -201,6 +201,26 @@ def test_first_layer_skips_input_gradient(monkeypatch):
     assert {"conv2d_forward", "conv2d_backward_filter", "conv2d_backward_bias"} <= set(launched)
 
 
+def test_no_kernel_gets_a_none_argument(monkeypatch):
+    # CuPy < 14 passes None as a garbage pointer (cupy#9046): a bias-less conv (every conv+BN model)
+    # must give the kernels a real array, with a flag saying there is no bias.
+    calls = []
+    orig = Conv2d._kernel
+
+    def spy(self, name, dtype, tile):
+        kernel = orig(self, name, dtype, tile)
+        return lambda grid, block, args, **kw: (calls.append((name, args)), kernel(grid, block, args, **kw))
+
+    monkeypatch.setattr(Conv2d, "_kernel", spy)
+    p = dict(CASES_2D[0].values[0], bias=False)
+    x, w, b = _data(p)
+    y, gx, gw, gb = _run("emu", np.float32, p, x, w, b, np.ones((1, 5, 7, 9)))
+    assert {name for name, _ in calls} >= {"conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter"}
+    for name, args in calls:
+        assert all(a is not None for a in args), f"{name} got None among its arguments"
+    _compare("emu", np.float32, p, seed=3)  # and the bias-less result is still right
+
+
 def test_int32_guard():
     op = Conv2d()
     op._check_int32(ok=conv_mod._INT32_LIMIT)

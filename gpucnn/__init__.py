@@ -27,6 +27,7 @@ from .functions.indexing import where
 from .ops import *  # noqa: F401,F403  (gpucnn.exp(x), gpucnn.max(x, 1), ...: torch's function spellings)
 from .ops import METHODS as _METHODS
 from .gradcheck import gradcheck
+from .precision import get_float32_matmul_precision, set_float32_matmul_precision
 from .random import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
 from .tensor import Tensor, tensor
@@ -44,7 +45,7 @@ __all__ = [
     "short", "int", "long", "get_default_dtype", "set_default_dtype", "result_type", "promote_types", "can_cast",
     "Device", "get_device", "cuda_available", "Function", "no_grad", "set_grad_enabled", "is_grad_enabled",
     "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models", "profiler", "utils",
-    "save", "load", "Trainer", "fit",
+    "save", "load", "Trainer", "fit", "set_float32_matmul_precision", "get_float32_matmul_precision",
     "GpucnnError", "ShapeError", "ArgumentError", "DeviceError", "DataError", "ModelFormatError",
     "TrainingError", "KernelError", "OutOfMemoryError", "DtypeError", "TensorIndexError", "AutogradError",
     *_METHODS,

@@ -19,6 +19,7 @@ from .. import autotune
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
 from ..kernels import kernel_source
+from ..precision import round_tf32, rounded, tf32_operands
 from ..tensor import Tensor
 from . import _conv_tiles
 from ._conv_numpy import ConvNumpy
@@ -46,6 +47,21 @@ class Conv2d(ConvNumpy, Function):
         self.padding_mode = padding_mode
         if name is not None:
             self.name = name  # "conv1d" when conv1d runs through this op
+
+    # -- precision: under "high", both operands of each GEMM rounded to TF32 (gpucnn.precision) -----
+    def forward(self, xs):
+        x, w, b = xs
+        self.tf32 = tf32_operands(x.dtype)  # (decided once: backward rounds as its forward did)
+        return super().forward(rounded(self.xp, (x, w), self.tf32) + (b,))
+
+    def backward(self, xs, gy):
+        x, w, b = xs
+        if not self.tf32:
+            return super().backward(xs, gy)
+        gx, gw, gb = super().backward(rounded(self.xp, (x, w), True) + (b,), round_tf32(self.xp, gy))
+        if gb is not None:  # the bias gradient is a sum, not a GEMM: of the exact gy
+            gb = gy.sum(axis=(0, 2, 3), dtype=gy.dtype)
+        return gx, gw, gb
 
     # -- geometry -------------------------------------------------------------------------------
     def _geometry(self, x_shape: tuple, w_shape: tuple) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 from .. import workspace
 from ..errors import ShapeError
 from ..function import Function
+from ..precision import rounded, tf32_operands
 from ._checks import require_float
 
 
@@ -14,6 +15,8 @@ class Linear(Function):
 
     def forward(self, xs):
         x, w, b = xs
+        self.tf32 = tf32_operands(x.dtype)  # "high": TF32 operands (gpucnn.precision)
+        x, w = rounded(self.xp, (x, w), self.tf32)
         if x.ndim < 1 or w.ndim != 2 or x.shape[-1] != w.shape[1]:
             raise ShapeError(f"linear: input has {x.shape[-1] if x.ndim else 0} features (input shape "
                              f"{tuple(x.shape)}), expected {w.shape[1]} (weight shape {tuple(w.shape)})")
@@ -28,6 +31,7 @@ class Linear(Function):
         x, w, b = xs
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0) if b is not None and self.needs_input_grad[2] else None
+        x, w, gy = rounded(self.xp, (x, w, gy), self.tf32)  # (the bias gradient above sums the exact gy)
         if self.xp is np and x.ndim == 2 and x.shape[0] > 1:
             gx, gw = self._backward_numpy(x, w, gy, need_x, need_w)
             return gx, gw, gb

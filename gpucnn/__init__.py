@@ -17,7 +17,7 @@ from .backend import Device, cuda_available, get_device
 from .errors import (ArgumentError, AutogradError, DataError, DeviceError, DtypeError, GpucnnError, KernelError,
                      ModelFormatError, OutOfMemoryError, ShapeError, TensorIndexError, TrainingError)
 from .function import Function, is_grad_enabled, no_grad, set_grad_enabled
-from .dtypes import (bool_, can_cast, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
+from .dtypes import (bfloat16, bool_, can_cast, float16, float32, float64, get_default_dtype, int8, int16, int32, int64,
                      promote_types, result_type, set_default_dtype, uint8)
 from .functions.array import cat, stack
 from .functions.creation import (arange, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand, randint,
@@ -41,7 +41,7 @@ short, int, long = int16, int32, int64  # noqa: A001
 __all__ = [
     "Tensor", "tensor", "zeros", "ones", "full", "eye", "arange", "linspace", "zeros_like", "ones_like", "full_like",
     "rand", "randn", "randint", "randperm", "from_numpy", "cat", "stack", "where", "einsum",
-    "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64", "half", "float", "double",
+    "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64", "half", "float", "double",
     "short", "int", "long", "get_default_dtype", "set_default_dtype", "result_type", "promote_types", "can_cast",
     "Device", "get_device", "cuda_available", "Function", "no_grad", "set_grad_enabled", "is_grad_enabled",
     "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models", "profiler", "utils",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, Optional
 
+import ml_dtypes
 import numpy as np
 
 from .errors import DtypeError
@@ -28,13 +29,18 @@ int64 = np.dtype(np.int64)
 float16 = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
+#: Google's bfloat16 for NumPy (ml_dtypes): float32's exponent with 7 mantissa bits
+bfloat16 = np.dtype(ml_dtypes.bfloat16)
 
 #: the dtypes a tensor may have
-SUPPORTED = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+SUPPORTED = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
+#: the floating-point ones (NumPy's ``kind`` of bfloat16 is "V", not "f": ask :func:`is_floating_point`)
+FLOATING = (float16, bfloat16, float32, float64)
 #: PyTorch's spellings (``torch.long``, ``torch.half``...) and Python's types, as ``x.to(float)`` means float64
 _ALIASES = {
     "bool": bool_, "uint8": uint8, "int8": int8, "int16": int16, "short": int16, "int32": int32, "int": int32,
-    "int64": int64, "long": int64, "float16": float16, "half": float16, "float32": float32, "float": float32,
+    "int64": int64, "long": int64, "float16": float16, "half": float16, "bfloat16": bfloat16, "float32": float32,
+    "float": float32,
     "float64": float64, "double": float64,
 }
 _PYTHON_TYPES = {bool: bool_, int: int64, float: float64}
@@ -51,7 +57,7 @@ def set_default_dtype(dtype: Any) -> None:
     """Set the default floating-point dtype (float32 or float64, like ``torch.set_default_dtype``)."""
     global _default_float
     d = as_dtype(dtype, "set_default_dtype")
-    if d not in (float16, float32, float64):
+    if d not in FLOATING:
         raise DtypeError(f"set_default_dtype: only floating-point dtypes are supported as the default, got {d}")
     _default_float = d
 
@@ -74,12 +80,13 @@ def as_dtype(dtype: Any, what: str = "dtype") -> np.dtype:
     return d
 
 
-def is_floating_point(dtype: np.dtype) -> bool:
-    return dtype.kind == "f"
+def is_floating_point(dtype: Any) -> bool:
+    """Whether ``dtype`` is float16, bfloat16, float32 or float64."""
+    return np.dtype(dtype) in FLOATING
 
 
 def _category(dtype: np.dtype) -> int:
-    return {"b": 0, "u": 1, "i": 1, "f": 2}[dtype.kind]
+    return 2 if is_floating_point(dtype) else {"b": 0, "u": 1, "i": 1}[dtype.kind]
 
 
 def promote_types(a: np.dtype, b: np.dtype) -> np.dtype:
@@ -88,6 +95,8 @@ def promote_types(a: np.dtype, b: np.dtype) -> np.dtype:
     ca, cb = _category(a), _category(b)
     if ca != cb:
         return a if ca > cb else b
+    if {a, b} == {float16, bfloat16}:
+        return float32  # neither holds the other (as torch.promote_types)
     return np.promote_types(a, b)  # same category: NumPy and PyTorch agree (uint8 + int8 = int16)
 
 
@@ -105,9 +114,9 @@ def _combine(higher: Optional[np.dtype], lower: Optional[np.dtype]) -> Optional[
     """c10's combine_categories: the higher-priority result, unless ``lower`` is of a higher category."""
     if higher is None:
         return lower
-    if lower is None or higher.kind == "f":
+    if lower is None or is_floating_point(higher):
         return higher
-    if higher.kind == "b" or lower.kind == "f":
+    if higher.kind == "b" or is_floating_point(lower):
         return promote_types(higher, lower)
     return higher
 

@@ -26,6 +26,7 @@ from . import memory
 from .backend import Device
 from .errors import AutogradError, DeviceError
 from .functions._checks import require_tensor
+from .dtypes import is_floating_point
 
 if TYPE_CHECKING:
     from .tensor import Tensor
@@ -109,7 +110,7 @@ class Function:
         if isinstance(y, np.generic):
             y = np.asarray(y)  # NumPy reductions return scalars; tensors always hold arrays
         # (integer and bool results, argmax or a comparison, carry no gradient)
-        record = is_grad_enabled() and y.dtype.kind == "f" and any(t.requires_grad for t in present)
+        record = is_grad_enabled() and is_floating_point(y.dtype) and any(t.requires_grad for t in present)
         out = Tensor._wrap(y, device, requires_grad=record)
         if self.view_of_input and self.xp.may_share_memory(y, xs[0]):
             src = inputs[0]

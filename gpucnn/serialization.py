@@ -38,6 +38,7 @@ from .atomic import atomic_open
 from .backend import DeviceLike, _cupy
 from .errors import ArgumentError, GpucnnError, ModelFormatError
 from .tensor import Tensor
+from .dtypes import is_floating_point
 
 META_KEY = "__meta__"
 MODEL_FORMAT = "gpucnn-model"
@@ -250,7 +251,7 @@ def unpack_state(meta_tree: Any, arrays: dict[str, np.ndarray], device: DeviceLi
             return array(obj["__array__"], where)
         if "__tensor__" in obj:
             a = array(obj["__tensor__"], where)
-            req = bool(obj.get("requires_grad", False)) and a.dtype.kind == "f"
+            req = bool(obj.get("requires_grad", False)) and is_floating_point(a.dtype)
             t = tensor(a, device=device, requires_grad=req)
             return Parameter(t, requires_grad=req) if obj.get("parameter") is True else t
         if "__scalar__" in obj:

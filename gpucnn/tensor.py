@@ -19,7 +19,7 @@ import numpy as np
 from . import dtypes
 from .autograd import VersionCounter, assign, run_backward
 from .backend import DEVICE_NAMES, Device, DeviceLike, get_device
-from .dtypes import float32, float64, int32, int64  # noqa: F401  (re-exported: gpucnn.float32, ...)
+from .dtypes import float32, float64, int32, int64, is_floating_point  # noqa: F401  (float32...: re-exported)
 from .errors import ArgumentError, AutogradError, DtypeError, ShapeError
 
 Dim = Union[int, Sequence[int], None]
@@ -84,7 +84,7 @@ class Tensor:
         return self.device == "cuda"
 
     def is_floating_point(self) -> bool:
-        return self.dtype.kind == "f"
+        return is_floating_point(self.dtype)
 
     @property
     def _version(self) -> int:
@@ -92,7 +92,7 @@ class Tensor:
         return self._vc.value
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.dtype.kind != "f":
+        if requires_grad and not is_floating_point(self.dtype):
             raise AutogradError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
         if not requires_grad and self._ctx is not None:
             raise ArgumentError("requires_grad_(False) works on leaf tensors only; use detach() on a result")
@@ -426,7 +426,7 @@ class Tensor:
 
     def mean(self, dim: Dim = None, keepdim: bool = False, dtype: Any = None) -> "Tensor":
         x = self if dtype is None else self.to(dtype)
-        if x.dtype.kind != "f":
+        if not is_floating_point(x.dtype):
             raise DtypeError(f"mean(): needs a floating-point tensor, got dtype {x.dtype}; use .float() first "
                              f"or pass dtype=")
         axes = _r.axes_of(dim, x.shape, "mean")
@@ -598,7 +598,7 @@ def tensor(data: Any, dtype: Any = None, device: DeviceLike = "cpu", requires_gr
         dtype = dtypes.as_dtype(dtype, "tensor")
     elif not hasattr(data, "dtype"):
         probe = np.asarray(data)
-        if probe.dtype.kind == "f":
+        if is_floating_point(probe.dtype):
             dtype = dtypes.get_default_dtype()
         elif probe.dtype.kind in "iu":
             dtype = np.int64

@@ -16,8 +16,7 @@ SCALARS = [True, 3, -2, 2.5]
 
 
 def ours_and_torch(dtype, shape):
-    a = np.ones(shape, dtype=DTYPES[dtype])
-    return gpucnn.tensor(a), torch.tensor(a)
+    return gpucnn.tensor(np.ones(shape, dtype=DTYPES[dtype])), torch.ones(shape, dtype=dtype)
 
 
 @pytest.mark.parametrize("ta,tb", list(itertools.product(ALL, ALL)))

@@ -17,7 +17,7 @@ import gpucnn
 DTYPES = {t: np.dtype(n) for t, n in [
     (torch.bool, np.bool_), (torch.uint8, np.uint8), (torch.int8, np.int8), (torch.int16, np.int16),
     (torch.int32, np.int32), (torch.int64, np.int64), (torch.float16, np.float16), (torch.float32, np.float32),
-    (torch.float64, np.float64)]}
+    (torch.float64, np.float64), (torch.bfloat16, gpucnn.bfloat16)]}
 
 
 def to_numpy(x: Any) -> Any:

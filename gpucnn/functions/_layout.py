@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import workspace
+from ..dtypes import is_floating_point
 
 
 def axis_order(a: np.ndarray) -> tuple[int, ...]:
@@ -26,7 +27,7 @@ def like(ref: np.ndarray, a: np.ndarray) -> np.ndarray:
 def splittable(a: object, b: object) -> bool:
     """Whether :func:`elementwise` applies: NumPy float arrays of one shape and dtype (at least 1-D)."""
     return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.ndim > 0 and a.shape == b.shape
-            and a.dtype == b.dtype and a.dtype.kind == "f")
+            and a.dtype == b.dtype and is_floating_point(a.dtype))
 
 
 def elementwise(ufunc: np.ufunc, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .. import autotune
+from .. import autotune, dtypes
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
 from ..kernels import kernel_source
@@ -27,7 +27,11 @@ from ._conv_tiles import Tile
 from ._conv_util import effective_kernel, format_param, format_size, ntuple, out_size, resolve_padding
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), dtypes.float16, dtypes.bfloat16)
+#: float16/bfloat16 convolutions compute in float32 (the products of halves are exact in float32, the
+#: sums accumulate in float32, the result is rounded once to the input's dtype: what a tensor core's
+#: fp32-accumulating MMA gives), and their gradients come back in the half dtype
+_HALVES = (dtypes.float16, dtypes.bfloat16)
 
 
 class Conv2d(ConvNumpy, Function):
@@ -262,7 +266,8 @@ def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding:
         raise ShapeError(f"{op}: weight must be {nd + 2}-D {w_layout}, got {weight.ndim}-D shape {weight.shape}")
     for arg, name in ((input, "input"), (weight, "weight"), (bias, "bias")):
         if arg is not None and arg.dtype not in _DTYPES:
-            raise ArgumentError(f"{op}: {name} has dtype {arg.dtype}, expected float32 or float64")
+            raise ArgumentError(f"{op}: {name} has dtype {arg.dtype}, expected float32, float64, float16 or "
+                                f"bfloat16")
     for arg, name in ((weight, "weight"), (bias, "bias")):
         if arg is not None and arg.dtype != input.dtype:
             raise ArgumentError(f"{op}: input and {name} have different dtypes ({input.dtype} and {arg.dtype}); "
@@ -325,7 +330,15 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     strides, pads, dilations = _validate("conv2d", input, weight, bias, stride, padding, dilation,
                                          padding_mode, 2)
     (pt, pb), (pl, pr) = pads
-    return Conv2d(strides, (pt, pb, pl, pr), dilations, padding_mode)(input, weight, bias)
+    return _in_float32(Conv2d(strides, (pt, pb, pl, pr), dilations, padding_mode), input, weight, bias)
+
+
+def _in_float32(op: Conv2d, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """``op(input, weight, bias)``, through float32 for float16/bfloat16 (see ``_HALVES``)."""
+    if input.dtype not in _HALVES:
+        return op(input, weight, bias)
+    up = [None if t is None else t.to(dtypes.float32) for t in (input, weight, bias)]
+    return op(*up).to(input.dtype)
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Any = 1, padding: Any = 0,
@@ -340,6 +353,6 @@ def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
                                         padding_mode, 1)
     N, C, L = input.shape
     Co, _, k = weight.shape
-    y = Conv2d((1, s), (0, 0, pl, pr), (1, d), padding_mode, name="conv1d")(
-        input.reshape(N, C, 1, L), weight.reshape(Co, C, 1, k), bias)
+    y = _in_float32(Conv2d((1, s), (0, 0, pl, pr), (1, d), padding_mode, name="conv1d"),
+                    input.reshape(N, C, 1, L), weight.reshape(Co, C, 1, k), bias)
     return y.reshape(N, Co, y.shape[3])

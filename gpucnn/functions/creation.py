@@ -22,6 +22,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .. import dtypes
+from ..dtypes import is_floating_point
 from ..backend import DeviceLike, get_device
 from ..errors import ArgumentError, DtypeError, ShapeError
 from ..tensor import Tensor
@@ -107,7 +108,7 @@ def _require_float_dtype(op: str, dtype: np.dtype) -> None:
 
 def _range_check(op: str, dtype: np.dtype, low: int, high: int, what: str) -> None:
     """``low`` .. ``high`` are integers that ``dtype`` holds exactly (float16: up to 2**11)."""
-    if dtype.kind == "f":
+    if is_floating_point(dtype):
         lo, hi = -2 ** (np.finfo(dtype).nmant + 1), 2 ** (np.finfo(dtype).nmant + 1)
     elif dtype.kind == "b":
         lo, hi = 0, 1
@@ -141,7 +142,7 @@ def arange(start: Number = 0, end: Optional[Number] = None, step: Number = 1, *,
         raise ShapeError(f"arange: step must be nonzero, got step={step}")
     if not (step > 0 and end >= start or step < 0 and end <= start):
         raise ShapeError(f"arange: the range {start} -> {end} is inconsistent with the sign of step={step}")
-    if dt.kind == "f":
+    if is_floating_point(dt):
         xstart, xend, xstep = float(start), float(end), float(step)
     else:  # PyTorch converts the arguments to the (64-bit) integer type first, truncating
         xstart, xend, xstep = int(start), int(end), int(step)
@@ -153,7 +154,7 @@ def arange(start: Number = 0, end: Optional[Number] = None, step: Number = 1, *,
         count = math.ceil((float(end) - float(start)) / float(step))
     if not 0 <= count <= np.iinfo(np.int64).max:
         raise ShapeError(f"arange: {start} -> {end} in steps of {step} has {count:.3g} elements (too many)")
-    acc = np.float64 if dt.kind == "f" else np.int64  # PyTorch's accumulate type on the CPU
+    acc = np.float64 if is_floating_point(dt) else np.int64  # PyTorch's accumulate type on the CPU
     values = acc(xstart) + acc(xstep) * np.arange(count, dtype=acc)
     return _make(values.astype(dt), device, requires_grad)
 
@@ -174,9 +175,9 @@ def linspace(start: Number, end: Number, steps: int, *, dtype: Any = None, devic
     if steps <= 1:
         values = np.full(steps, start).astype(dt)
     else:
-        ct = np.float32 if dt == dtypes.float16 else dt.type if dt.kind == "f" else np.float64
-        lo = ct(start) if dt.kind == "f" else ct(int(start))
-        hi = ct(end) if dt.kind == "f" else ct(int(end))
+        ct = np.float32 if dt == dtypes.float16 else dt.type if is_floating_point(dt) else np.float64
+        lo = ct(start) if is_floating_point(dt) else ct(int(start))
+        hi = ct(end) if is_floating_point(dt) else ct(int(end))
         delta = (hi - lo) / ct(steps - 1)
         i = np.arange(steps)
         values = np.where(i < steps // 2, lo + delta * i.astype(ct), hi - delta * (steps - 1 - i).astype(ct))
@@ -307,7 +308,7 @@ def randint(low: int = 0, high: Any = None, size: Any = None, *, dtype: Any = No
     dt = _dtype("randint", dtype, dtypes.int64)
     if low >= high:
         raise ArgumentError(f"randint: low must be less than high, got low={low} >= high={high}")
-    if dt.kind != "f":  # (PyTorch only warns when a float dtype cannot hold the range exactly)
+    if not is_floating_point(dt):  # (PyTorch only warns when a float dtype cannot hold the range exactly)
         _range_check("randint", dt, low, high - 1, "the range")
     return _make(_generator().integers(low, high, shape).astype(dt), device, requires_grad)
 

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..dtypes import get_default_dtype, result_type
+from ..dtypes import get_default_dtype, is_floating_point, result_type
 from ..errors import ArgumentError, DtypeError, ShapeError
 from ..function import Function
 from ._layout import elementwise, matched, splittable
@@ -56,7 +56,7 @@ def _arrays_as_tensors(x: Any, device: Any) -> Any:
     if isinstance(x, (Tensor, str)) or is_number(x) or x is None:
         return x  # (None and strings are left for the caller to refuse)
     arr = device.asarray(x)
-    if arr.dtype.kind == "f" and not hasattr(x, "dtype"):
+    if is_floating_point(arr.dtype) and not hasattr(x, "dtype"):
         arr = arr.astype(get_default_dtype())  # a list of Python floats is float32, as torch.tensor makes it
     return Tensor._wrap(arr, device)
 
@@ -70,7 +70,7 @@ def binary(cls: type, a: Any, b: Any, *args: Any, float_result: bool = False):
     device = (a if isinstance(a, Tensor) else b).device
     a, b = _arrays_as_tensors(a, device), _arrays_as_tensors(b, device)
     dtype = result_type(a, b)
-    if float_result and dtype.kind != "f":
+    if float_result and not is_floating_point(dtype):
         dtype = get_default_dtype()
     return cls(*args)(*as_operands(a, b, dtype, device))
 
@@ -78,7 +78,7 @@ def binary(cls: type, a: Any, b: Any, *args: Any, float_result: bool = False):
 def floating(x):
     """``x``, or for an integer/bool tensor its cast to the default float dtype (``exp`` of an int
     tensor is float32, as in PyTorch)."""
-    return x if x.dtype.kind == "f" else x.to(dtype=get_default_dtype())
+    return x if is_floating_point(x.dtype) else x.to(dtype=get_default_dtype())
 
 
 # -- binary ops -------------------------------------------------------------------------------------
@@ -441,7 +441,7 @@ def pow(base: Any, exponent: Any):
 
     if isinstance(base, Tensor) and is_number(exponent):
         dtype = result_type(base, exponent)
-        if dtype.kind == "f":
+        if is_floating_point(dtype):
             return PowScalar(float(exponent))(base if base.dtype == dtype else base.to(dtype=dtype))
     return binary(Pow, base, exponent)
 
@@ -481,7 +481,7 @@ def nondifferentiable(ufunc: str, a: Any, b: Any):
             from ..errors import DeviceError
             raise DeviceError(f"{ufunc}: operands are on different devices ({a.device} and {b.device})")
     dtype = result_type(a, b)
-    if ufunc.startswith("bitwise") and dtype.kind == "f":
+    if ufunc.startswith("bitwise") and is_floating_point(dtype):
         raise DtypeError(f"{ufunc}: needs integer or bool tensors, got {dtype}")
     x, y = as_operands(a.detach() if isinstance(a, Tensor) else a, b.detach() if isinstance(b, Tensor) else b,
                        dtype, device)
@@ -497,6 +497,6 @@ def invert(x):
     """``~x``: logical not of a bool tensor, bitwise not of an integer one."""
     from ..tensor import Tensor
 
-    if x.dtype.kind == "f":
+    if is_floating_point(x.dtype):
         raise DtypeError(f"~ (bitwise not) needs an integer or bool tensor, got {x.dtype}")
     return Tensor._wrap(x.device.xp.invert(x.data), x.device)

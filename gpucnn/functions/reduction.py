@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import ArgumentError
 from ..function import Function
 from ._checks import require_dim
+from ..dtypes import is_floating_point
 
 #: the named tuples of PyTorch's ``torch.return_types``
 MaxResult = collections.namedtuple("max", ["values", "indices"])
@@ -99,7 +100,7 @@ class ExtremumDim(Function):
             raise ArgumentError(f"{self.name}: cannot reduce dim {self.dim} of size 0 (shape {tuple(x.shape)})")
         pick = x.argmax if self.largest else x.argmin
         self.indices = self.xp.expand_dims(pick(axis=self.dim), self.dim)
-        nan = self.xp.isnan(x).any(axis=self.dim, keepdims=True) if x.dtype.kind == "f" else None
+        nan = self.xp.isnan(x).any(axis=self.dim, keepdims=True) if is_floating_point(x.dtype) else None
         if nan is not None and bool(nan.any()):  # NaN propagates, and its index is returned, as in PyTorch
             first_nan = self.xp.isnan(x).argmax(axis=self.dim)
             self.indices = self.xp.where(nan, self.xp.expand_dims(first_nan, self.dim), self.indices)

@@ -31,6 +31,7 @@ import numpy as np
 from ..backend import DeviceLike, array_device, get_device
 from ..errors import ArgumentError, GpucnnError, ModelFormatError
 from ..tensor import Tensor
+from ..dtypes import is_floating_point
 
 
 class Parameter(Tensor):
@@ -453,12 +454,12 @@ class Module:
         """
         dev = get_device(device) if device is not None else None
         dt = np.dtype(dtype) if dtype is not None else None
-        if dt is not None and dt.kind != "f":
+        if dt is not None and not is_floating_point(dt):
             raise ArgumentError(f"Module.to(dtype=...): expected a floating-point dtype, got {dt}")
 
         def move(t: Tensor) -> None:
             target = dev if dev is not None else t.device
-            cast = dt if (dt is not None and t.dtype.kind == "f") else t.dtype
+            cast = dt if (dt is not None and is_floating_point(t.dtype)) else t.dtype
             if target == t.device and cast == t.dtype:
                 return
             t.data = target.asarray(t.data, dtype=cast)
@@ -499,7 +500,7 @@ class Module:
     def dtype(self) -> np.dtype:
         """The dtype of the first floating-point parameter or buffer (float32 for a module without any)."""
         for t in self._all_tensors():
-            if t.dtype.kind == "f":
+            if is_floating_point(t.dtype):
                 return t.dtype
         return np.dtype(np.float32)
 

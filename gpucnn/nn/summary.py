@@ -9,6 +9,7 @@ from ..function import no_grad
 from ..functions.creation import zeros
 from ..tensor import Tensor
 from .module import Parameter
+from ..dtypes import is_floating_point
 
 
 def readable_size(nbytes: float) -> str:
@@ -55,7 +56,7 @@ def _weights(module: Any, recurse: bool) -> list[Tensor]:
     seen: set[int] = set()
     for m in (module.modules() if recurse else [module]):
         for name, b in m._buffers.items():
-            if b is not None and b.dtype.kind == "f" and name not in m._non_persistent and id(b) not in seen:
+            if b is not None and is_floating_point(b.dtype) and name not in m._non_persistent and id(b) not in seen:
                 seen.add(id(b))
                 out.append(b)
     return out

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import ArgumentError, DeviceError, ModelFormatError, ShapeError
 from ..tensor import Tensor
+from ..dtypes import is_floating_point
 
 
 class _ParamState(MutableMapping):
@@ -157,7 +158,7 @@ class Optimizer:
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise ArgumentError(f"{where}: params must be Tensors, got {type(p).__name__} at position {i}")
-            if p.dtype.kind != "f":
+            if not is_floating_point(p.dtype):
                 raise ArgumentError(f"{where}: can only optimize floating-point tensors, the tensor at "
                                     f"position {i} has dtype {p.dtype}")
             if not p.is_leaf:

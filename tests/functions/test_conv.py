@@ -472,12 +472,14 @@ def test_dtype_errors():
     msg = _err(ArgumentError, conv2d, x32, w32, rand((1,), 2))
     assert msg.startswith("conv2d: input and bias have different dtypes (float32 and float64)")
     xi = gpucnn.tensor(np.ones((1, 1, 5, 5), dtype=np.int64))
-    assert _err(ArgumentError, conv2d, xi, w32) == "conv2d: input has dtype int64, expected float32 or float64"
+    assert _err(ArgumentError, conv2d, xi, w32) == \
+        "conv2d: input has dtype int64, expected float32, float64, float16 or bfloat16"
     wi = gpucnn.tensor(np.ones((1, 1, 3), dtype=np.int32))
     assert _err(ArgumentError, conv1d, rand((1, 1, 5), 0), wi) == \
-        "conv1d: weight has dtype int32, expected float32 or float64"
+        "conv1d: weight has dtype int32, expected float32, float64, float16 or bfloat16"
     x16 = gpucnn.tensor(np.ones((1, 1, 5, 5), dtype=np.float16))
-    assert _err(ArgumentError, conv2d, x16, w32) == "conv2d: input has dtype float16, expected float32 or float64"
+    assert _err(ArgumentError, conv2d, x16, w32) == ("conv2d: input and weight have different dtypes (float16 and "
+                                                     "float32); convert one with .to(dtype=...)")
 
 
 def test_non_tensor_arguments():

@@ -102,6 +102,12 @@ def _schedule_names() -> list[str]:
     return list(SCHEDULES)
 
 
+_PRECISION = click.option(
+    "--precision", type=click.Choice(["highest", "high"]), default="highest", show_default=True,
+    help="float32 conv/linear GEMMs: 'highest' = FP32; 'high' = TF32 operands with FP32 accumulation (the "
+         "tensor cores' mode; PyTorch's cuDNN convs default to it). See gpucnn.set_float32_matmul_precision.")
+
+
 @cli.command()
 @click.option("--model", "model", default="keras-mnist", show_default=True, metavar="NAME|FILE",
               help="A built-in model (see `gpucnn info`) or a .json/.toml model file.")
@@ -138,13 +144,14 @@ def _schedule_names() -> list[str]:
                                       "and early stopping; the test split is then evaluated only at the end "
                                       "(default 0: validate on the test split).")
 @click.option("--confusion-matrix", is_flag=True, help="Print and plot the test confusion matrix at the end.")
+@_PRECISION
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="Use only N training images (quick tries).")
 @click.pass_context
 def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size: int, lr: float, optimizer: str,
           momentum: Optional[float], weight_decay: float, schedule: str, device: str, seed: int, out: Optional[Path],
           resume: Optional[Path], patience: Optional[int], augment: bool, normalize: str, val_fraction: float,
-          confusion_matrix: bool, limit: Optional[int]) -> None:
+          confusion_matrix: bool, precision: str, limit: Optional[int]) -> None:
     """Train a model; writes checkpoint.npz, model.npz, metrics.json and curves.png into the output directory.
 
     With no options: keras-mnist on the 5,000 embedded MNIST digits, 5 epochs (about a minute on two cores).
@@ -179,7 +186,7 @@ def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size:
                         optimizer=optimizer.lower(), momentum=momentum, weight_decay=weight_decay,
                         schedule=schedule.lower(), device=device.lower(), seed=seed, patience=patience,
                         augment=augment, normalize=normalize.lower(), limit=limit, val_fraction=val_fraction,
-                        confusion_matrix=confusion_matrix)
+                        confusion_matrix=confusion_matrix, precision=precision)
         if out is None:
             base = Path("runs") / model_name(model)
             out = _free_out_dir(base)
@@ -539,20 +546,21 @@ def info() -> None:
 @click.option("--memory/--no-memory", default=True, show_default=True,
               help="Peak RSS of the training steps, each in a fresh process.")
 @click.option("--quick", is_flag=True, help="Tiny shapes and few runs: checks the harness (numbers mean nothing).")
+@_PRECISION
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results as JSON to this file.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="Write <date>-<device>-<host>.json and .md into DIR (e.g. benchmarks/results).")
 def bench(device: str, batch_sizes: Sequence[int], layer_batch: int, inference_batch: int, block_batch: int,
           groups: Sequence[str], rounds: Optional[int], warmup: Optional[int], with_torch: bool, memory: bool, quick: bool,
-          json_path: Optional[Path], out_dir: Optional[Path]) -> None:
+          precision: str, json_path: Optional[Path], out_dir: Optional[Path]) -> None:
     """Time gpucnn against PyTorch, interleaved in one process: per-layer forward and forward+backward,
     training steps and inference; images/s and ratios (PyTorch time / gpucnn time: > 1 = gpucnn faster).
 
     See benchmarks/README.md."""
     from gpucnn import bench as gbench
 
-    chosen: dict[str, Any] = dict(device=device.lower(), torch=with_torch, memory=memory)
+    chosen: dict[str, Any] = dict(device=device.lower(), torch=with_torch, memory=memory, precision=precision)
     if rounds is not None:
         chosen["rounds"] = rounds
     if warmup is not None:
@@ -586,8 +594,9 @@ def bench(device: str, batch_sizes: Sequence[int], layer_batch: int, inference_b
 @click.option("--by", type=click.Choice(["layer", "op", "shape"]), default="layer", show_default=True,
               help="Group the times by layer, by op, or by op and input shape.")
 @click.option("--top", type=click.IntRange(min=1), default=None, metavar="N", help="Show the N slowest rows.")
+@_PRECISION
 def profile(model_spec: str, batch_size: int, device: str, steps: int, warmup: int, inference: bool, by: str,
-            top: Optional[int]) -> None:
+            top: Optional[int], precision: str) -> None:
     """Time each layer's forward and backward in training steps (or inference) of a model on random
     data: where the time of a step goes. (On cuda the device is synchronised around every op: use the
     rows to find hot spots, `gpucnn bench` for throughput.)"""
@@ -595,6 +604,7 @@ def profile(model_spec: str, batch_size: int, device: str, steps: int, warmup: i
     from gpucnn.profiler import profile_model
 
     dev = gpucnn.get_device(device.lower())
+    gpucnn.set_float32_matmul_precision(precision)
     if model_spec.lower().endswith(".npz"):
         model, info = _load_model(Path(model_spec), dev.name)
         model.input_shape = tuple(info["input_shape"])

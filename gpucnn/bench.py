@@ -95,6 +95,7 @@ class Settings:
     memory: bool = True                             # peak RSS of the training steps (subprocesses)
     memory_steps: int = 5
     copy_mib: Optional[int] = None                  # the reference copy (None: 512 MiB on cuda, else 64)
+    precision: str = "highest"                      # gpucnn.set_float32_matmul_precision; "high": TF32 both sides
 
     @classmethod
     def quick(cls, **overrides: Any) -> "Settings":
@@ -348,9 +349,12 @@ class _Env:
         self.on_cuda = self.device.name == "cuda"
         self.tdev = "cuda" if self.on_cuda else "cpu"
         self.channels_last = self.torch is not None and not self.on_cuda
+        gpucnn.set_float32_matmul_precision(settings.precision)
         if self.torch is not None and self.on_cuda:
-            self.torch.backends.cudnn.allow_tf32 = False
-            self.torch.backends.cuda.matmul.allow_tf32 = False
+            # The same precision on both sides: FP32, or TF32 operands with FP32 accumulation.
+            tf32 = settings.precision == "high"
+            self.torch.backends.cudnn.allow_tf32 = tf32
+            self.torch.backends.cuda.matmul.allow_tf32 = tf32
             self.torch.backends.cudnn.benchmark = True
         self.gpucnn_timer = _cupy_timer if self.on_cuda else _host_timer
         self.torch_timer = _torch_cuda_timer(self.torch) if (self.torch is not None and self.on_cuda) \
@@ -848,8 +852,9 @@ def run(settings: Optional[Settings] = None, progress: Optional[Callable[[str], 
         "rows": [], "memory": [],
     }
     if env.on_cuda and env.torch is not None:
-        results["torch_settings"] = "cuDNN with TF32 off (cudnn.allow_tf32 = matmul.allow_tf32 = False), " \
-                                    "cudnn.benchmark = True"
+        tf32 = "on" if settings.precision == "high" else "off"
+        results["torch_settings"] = f"cuDNN with TF32 {tf32} (cudnn.allow_tf32 = matmul.allow_tf32 = " \
+                                    f"{tf32 == 'on'}), cudnn.benchmark = True"
     if settings.torch and env.torch is None:
         results["note"] = "PyTorch is not installed: gpucnn only (pip install 'gpucnn[bench]')"
     cases = _cases(env, settings)

@@ -25,3 +25,12 @@ def kernel_device(request):
     else:
         with emu.thread_order(order, seed=1234):
             yield name
+
+
+@pytest.fixture(autouse=True)
+def _process_settings_restored():
+    """The float32 GEMM precision and the default dtype are process-wide (as in PyTorch): a test (or
+    an in-process CLI run) that changes them must not change the tests after it."""
+    yield
+    gpucnn.set_float32_matmul_precision("highest")
+    gpucnn.set_default_dtype(gpucnn.float32)

@@ -195,3 +195,9 @@ def test_workspace_pool_reuses_and_never_hands_out_twice():
     workspace.give(np.empty(15, np.float32)[::2])  # not a whole buffer: ignored
     workspace.clear()
     assert workspace.idle_bytes() == 0
+
+
+def test_precision_is_set_for_the_run_and_recorded():
+    results = bench.run(bench.Settings.quick(torch=False, precision="high", groups=("layers",), **TINY))
+    assert results["settings"]["precision"] == "high"
+    assert gpucnn.get_float32_matmul_precision() == "high"  # (the conftest fixture restores it)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ArgumentError
 from ..optim.factory import OPTIMIZER_NAMES, SCHEDULER_NAMES
+from ..precision import PRECISIONS, set_float32_matmul_precision
 
 OPTIMIZERS = tuple(OPTIMIZER_NAMES)     # sgd, momentum, nesterov, adam, adamw, rmsprop
 SCHEDULES = tuple(SCHEDULER_NAMES)      # none, step, cosine, and more
@@ -43,6 +44,8 @@ class RunConfig:
     limit: Optional[int] = None             # use only this many training images
     val_fraction: float = 0.0               # >0: hold out this share of the training split for validation
     confusion_matrix: bool = False
+    #: float32 GEMM precision (gpucnn.set_float32_matmul_precision): "highest" (FP32) or "high" (TF32)
+    precision: str = "highest"
     #: the text of a .json/.toml model file, kept so a resumed run does not depend on the file
     model_file: Optional[dict[str, str]] = None
 
@@ -70,6 +73,8 @@ class RunConfig:
         if self.normalize.lower() not in NORMALIZATIONS:
             raise ArgumentError(f"unknown normalization {self.normalize!r}; choose one of "
                                 f"{', '.join(NORMALIZATIONS)}")
+        if self.precision not in PRECISIONS:
+            raise ArgumentError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not 0.0 <= float(self.val_fraction) < 1.0:
             raise ArgumentError(f"val-fraction must be in [0, 1), got {self.val_fraction!r}")
 
@@ -204,6 +209,7 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
         # The data split, the loader and augmentation seed NumPy generators, which need seeds >= 0.
         raise ArgumentError(f"seed must be an integer in [0, 2**32), got {cfg.seed!r}")
     manual_seed(cfg.seed)
+    set_float32_matmul_precision(cfg.precision)  # (for the process: the run's GEMMs, resumed ones too)
 
     # -- the model first: a bad name fails before any data is loaded (loading data draws no global
     # random numbers, so the initial weights do not depend on this order)
@@ -265,6 +271,7 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
         f"optimizer {opt_text}, lr {cfg.lr:g}"
         + (f", weight decay {cfg.weight_decay:g}" if cfg.weight_decay else "")
         + f", schedule {cfg.schedule}, seed {cfg.seed}, device {device}"
+        + (f", precision {cfg.precision} (TF32 GEMM operands)" if cfg.precision == "high" else "")
         + (f", early stopping patience {cfg.patience}" if cfg.patience else ""))
     if cfg.patience and not cfg.val_fraction > 0:
         say("warning: early stopping watches the validation loss, and validation is the test split: the epoch "

@@ -345,3 +345,31 @@ def test_profile():
     assert infer.exit_code == 0 and "forward passes (eval, no_grad)" in infer.stdout
     assert "backward" not in infer.stdout and "more rows)" in infer.stdout
     assert_one_line_error(invoke("profile", "--model", "nope"), "keras-mnist")
+
+
+def test_train_precision_high_is_recorded_and_resumed(files, monkeypatch):
+    import gpucnn.training.run as run_mod
+
+    seen = []
+    real = run_mod.set_float32_matmul_precision
+    monkeypatch.setattr(run_mod, "set_float32_matmul_precision", lambda p: (seen.append(p), real(p)))
+    out = files / "tf32"
+    result = invoke(*train_args(files, out, "--epochs", 1, "--precision", "high"))
+    assert result.exit_code == 0, result.output
+    assert "precision high (TF32 GEMM operands)" in result.stdout
+    assert load_checkpoint(out)["config"]["run_config"]["precision"] == "high"
+    result = invoke("train", "--resume", out, "--epochs", 2)
+    assert result.exit_code == 0, result.output
+    assert seen == ["high", "high"]  # the resumed run multiplies as the saved one did
+    bad = invoke(*train_args(files, files / "x", "--precision", "medium"))
+    assert bad.exit_code == 2 and "medium" in bad.output
+
+
+def test_profile_and_bench_take_precision(monkeypatch):
+    import gpucnn
+
+    seen = []
+    monkeypatch.setattr(gpucnn, "set_float32_matmul_precision", lambda p: seen.append(p))
+    result = invoke("profile", "--batch-size", 2, "--steps", 1, "--warmup", 0, "--precision", "high")
+    assert result.exit_code == 0, result.output
+    assert seen == ["high"]

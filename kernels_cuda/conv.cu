@@ -379,16 +379,21 @@ conv2d_splitk_reduce(const T* __restrict__ ws, T* __restrict__ out, int splits, 
   }
 }
 
-// gb[co] = sum over n, oh, ow of gy[n, co, oh, ow]. Grid (C_out), block (B) with B a multiple of 32, at
-// most CONV_REDUCE_THREADS (the host picks it from N*OH*OW). Block co reduces channel co: thread t sums
-// the positions q = t, t + B, ... of the channel (q = n*OH*OW + p), then a fixed butterfly over each warp
-// and a sum over the warps in order (deterministic for a given B). Reads gy (N, C_out, OH, OW).
+// gb[co] = sum over n, oh, ow of gy[n, co, oh, ow], each channel split over gridDim.y blocks. Grid
+// (C_out, S), block (B) with B a multiple of 32, at most CONV_REDUCE_THREADS (the host picks B from the
+// positions per block and S so that C_out * S blocks fill the GPU). Block (co, s) reduces the positions
+// q = s*chunk .. min((s+1)*chunk, N*OH*OW) - 1 of channel co (q = n*OH*OW + p): thread t sums q0 + t,
+// q0 + t + B, ..., then a fixed butterfly over each warp and a sum over the warps in order; it writes
+// part[s * C_out + co]. With S > 1 the host adds the S partial sums of each channel in split order
+// (conv2d_splitk_reduce): deterministic, a function of the shapes. Reads gy (N, C_out, OH, OW); writes
+// part (S, C_out) (= gb when S == 1).
 extern "C" __global__ void __launch_bounds__(CONV_REDUCE_THREADS)
-conv2d_backward_bias(const T* __restrict__ gy, T* __restrict__ gb, int N, int Co, int OHW) {
+conv2d_backward_bias(const T* __restrict__ gy, T* __restrict__ part, int N, int Co, int OHW, int chunk) {
   __shared__ T warp_sums[CONV_REDUCE_THREADS / 32];
   const int co = blockIdx.x, tid = threadIdx.x, Q = N * OHW;
+  const int q0 = blockIdx.y * chunk, q1 = min(q0 + chunk, Q);
   T s = T(0);
-  for (int q = tid; q < Q; q += blockDim.x) {
+  for (int q = q0 + tid; q < q1; q += blockDim.x) {
     const int n = q / OHW, p = q - n * OHW;
     s += gy[(n * Co + co) * OHW + p];
   }
@@ -399,7 +404,7 @@ conv2d_backward_bias(const T* __restrict__ gy, T* __restrict__ gb, int N, int Co
   if (tid == 0) {
     T total = warp_sums[0];
     for (int k = 1; k < (int)(blockDim.x >> 5); ++k) total += warp_sums[k];
-    gb[co] = total;
+    part[blockIdx.y * Co + co] = total;
   }
 }
 

@@ -157,13 +157,27 @@ class Conv2d(ConvNumpy, Function):
         if need_w:
             gw = self._tiled("backward_filter", x.dtype, geo, lambda tile: self._weight_grad(x, w, gy, geo, mode, tile))
         if need_b and b is not None:
-            gb = xp.empty((Co,), dtype=gy.dtype)
-            threads = 32  # one block per channel; more threads only for long channels
-            while threads < _REDUCE_THREADS and threads * 8 < Q:
-                threads *= 2
-            self._kernel("conv2d_backward_bias", gy.dtype, _conv_tiles.DEFAULT)(
-                (Co, 1, 1), (threads, 1, 1), (gy, gb) + _i32(N, Co, Ho * Wo))
+            gb = self._bias_grad(gy, N, Co, Ho * Wo)
         return gx, gw, gb
+
+    def _bias_grad(self, gy, N: int, Co: int, OHW: int):
+        """gb: each channel's sum split over enough blocks to fill the GPU (one block per channel was 64
+        blocks for an H100's 132 SMs); the splits' partial sums are added in split order."""
+        xp, Q = self.xp, N * OHW
+        splits = max(1, min(_cdiv(_BIAS_TARGET_BLOCKS, Co), Q // _BIAS_MIN_PER_BLOCK))
+        chunk = _cdiv(Q, splits)
+        splits = _cdiv(Q, chunk)  # no empty split
+        threads = 32
+        while threads < _REDUCE_THREADS and threads * 8 < chunk:
+            threads *= 2
+        gb = xp.empty((Co,), dtype=gy.dtype)
+        part = gb if splits == 1 else xp.empty((splits, Co), dtype=gy.dtype)
+        self._kernel("conv2d_backward_bias", gy.dtype, _conv_tiles.DEFAULT)(
+            (Co, splits, 1), (threads, 1, 1), (gy, part) + _i32(N, Co, OHW, chunk))
+        if splits > 1:
+            self._kernel("conv2d_splitk_reduce", gy.dtype, _conv_tiles.DEFAULT)(
+                (_cdiv(Co, _REDUCE_THREADS), 1, 1), (_REDUCE_THREADS, 1, 1), (part, gb) + _i32(splits, Co))
+        return gb
 
     def _weight_grad(self, x, w, gy, geo, mode, tile: Tile):
         """gw via GEMM M = C_out, N = C_in*kH*kW, K = batch*OH*OW, split over K when the M x N tiles alone
@@ -203,6 +217,9 @@ _DW_MIN_KSTEPS_PER_SPLIT = 8
 #: ... and at most this many splits, with a workspace of at most this many elements.
 _DW_MAX_SPLITS = 64
 _DW_MAX_WORKSPACE = 1 << 24
+#: The bias gradient: aim for this many blocks (4 per SM of an H100), each summing at least this many positions.
+_BIAS_TARGET_BLOCKS = 528
+_BIAS_MIN_PER_BLOCK = 2048
 _MODE_INDEX = {mode: i for i, mode in enumerate(PADDING_MODES)}  # CONV_PAD_ZEROS, ... in conv.cu
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 

@@ -159,6 +159,26 @@ def test_tile_boundaries_and_split_k(kernel_device, monkeypatch, splits):
     _compare(kernel_device, np.float32, TILES, seed=3)
 
 
+@pytest.mark.parametrize("min_per_block", [2048, 37, 1])
+def test_bias_gradient_split_over_blocks(kernel_device, monkeypatch, min_per_block):
+    # 162 positions per channel: one block per channel, 4 splits of 41 (the last 39), or 8 splits (528
+    # target blocks / 70 channels) of 21 (the last 15); the partial sums are added in split order.
+    monkeypatch.setattr(conv_mod, "_BIAS_MIN_PER_BLOCK", min_per_block)
+    grids = []
+    orig = Conv2d._kernel
+
+    def spy(self, name, dtype, tile):
+        kernel = orig(self, name, dtype, tile)
+        if name != "conv2d_backward_bias":
+            return kernel
+        return lambda grid, block, args, **kw: (grids.append(grid), kernel(grid, block, args, **kw))
+
+    monkeypatch.setattr(Conv2d, "_kernel", spy)
+    for dtype in (np.float32, np.float64):
+        _compare(kernel_device, dtype, TILES, seed=4)
+    assert {g[1] for g in grids} == {{2048: 1, 37: 4, 1: 8}[min_per_block]} and {g[0] for g in grids} == {70}
+
+
 @pytest.mark.parametrize("tile", _conv_tiles.CANDIDATES, ids=str)
 @pytest.mark.parametrize("Q, Co, Kf", [(1, 1, 1), (162, 70, 72), (16 * 100 + 3, 8, 9), (50176, 32, 27),
                                        (10**6, 512, 4608), (64, 1, 1)])

@@ -141,6 +141,33 @@ __device__ __forceinline__ void conv_out_range(int lo, int hi, int off, int stri
   }
 }
 
+// A reduction index k = (c, r, s) of the forward GEMM in mixed radix (C, kH, kW), advanced by a fixed stride
+// with additions and two conditional carries instead of the two divisions (~40 instructions each) that
+// decoding k afresh costs. A stride d is decomposed once (conv_kpos_of); every component of it is below
+// its radix, so one carry per digit suffices.
+struct ConvKPos {
+  int c, r, s;
+};
+
+__device__ __forceinline__ ConvKPos conv_kpos_of(int k, int kH, int kW) {
+  ConvKPos p;
+  p.c = k / (kH * kW);
+  const int rs = k - p.c * kH * kW;
+  p.r = rs / kW;
+  p.s = rs - p.r * kW;
+  return p;
+}
+
+__device__ __forceinline__ void conv_kpos_step(ConvKPos& p, const ConvKPos& d, int kH, int kW) {
+  p.s += d.s;
+  int carry = p.s >= kW;
+  p.s -= carry ? kW : 0;
+  p.r += d.r + carry;
+  carry = p.r >= kH;
+  p.r -= carry ? kH : 0;
+  p.c += d.c + carry;
+}
+
 // -- the shared GEMM main loop -----------------------------------------------------------------------------
 
 // acc (this thread's micro-tile) += A[:, k_begin:k_end] @ B[k_begin:k_end, :] over the block's tile.
@@ -190,16 +217,26 @@ __device__ __forceinline__ int conv_tid() { return threadIdx.y * (CONV_BN / CONV
 // A = w viewed as (C_out, K) row-major; B = im2col of x, gathered: B[k, q] = xpad[n, c, oh*sh + r*dh, ...].
 // A loads: this thread's k = tid % BK, rows tid / BK + j*A_MSTEP (a warp reads 16 consecutive w elements).
 // B loads: this thread's column q = tid % BN (fixed for the whole K loop: (n, oh, ow) decoded once), rows
-// tid / BN + j*B_KSTEP (a warp reads consecutive ow: stride-sw addresses in x).
+// kk = k0 + tid / BN + j*B_KSTEP (a warp reads consecutive ow: stride-sw addresses in x). Their (c, r, s)
+// are stepped, not divided out: b_pos holds the first row's for the K-step about to be loaded (the main
+// loop loads K-steps in order), advanced by B_KSTEP between rows and by BK between K-steps.
 struct ConvFwdLoader {
   const T* __restrict__ x;
   const T* __restrict__ w;
-  int C, H, W, kW, kHW, dh, dw, mode, M, K;
+  int C, H, W, kH, kW, dh, dw, mode, M, K;
   int a_k, a_ml, a_m0;             // A: k offset in the slice, first row in the tile / globally
   int b_k, b_n;                    // B: first k row in the slice, column in the tile
   bool b_ok;                       // B column inside the problem
   int b_xbase, b_i0, b_j0;         // x offset of image n; oh*sh - pt, ow*sw - pl
+  ConvKPos b_pos, b_row_step, b_tile_step;
   T ra[CONV_A_LOADS], rb[CONV_B_LOADS];
+
+  // (k0: the first K-step's start, as the main loop will load it)
+  __device__ __forceinline__ void begin(int k0) {
+    b_pos = conv_kpos_of(k0 + b_k, kH, kW);
+    b_row_step = conv_kpos_of(CONV_B_KSTEP, kH, kW);
+    b_tile_step = conv_kpos_of(CONV_BK, kH, kW);
+  }
 
   __device__ __forceinline__ void load(int k0, ConvTileA&, ConvTileB&) {
     const int k = k0 + a_k;
@@ -208,18 +245,20 @@ struct ConvFwdLoader {
       const int m = a_m0 + j * CONV_A_MSTEP;
       ra[j] = (m < M && k < K) ? w[m * K + k] : T(0);
     }
+    ConvKPos p = b_pos;
 #pragma unroll
     for (int j = 0; j < CONV_B_LOADS; ++j) {
       const int kk = k0 + b_k + j * CONV_B_KSTEP;
       T v = T(0);
       if (b_ok && kk < K) {
-        const int c = kk / kHW, rs = kk - c * kHW, r = rs / kW, s = rs - r * kW;
-        const int hi = conv_pad_source(b_i0 + r * dh, H, mode);
-        const int wi = conv_pad_source(b_j0 + s * dw, W, mode);
-        if (hi >= 0 && wi >= 0) v = x[b_xbase + (c * H + hi) * W + wi];
+        const int hi = conv_pad_source(b_i0 + p.r * dh, H, mode);
+        const int wi = conv_pad_source(b_j0 + p.s * dw, W, mode);
+        if (hi >= 0 && wi >= 0) v = x[b_xbase + (p.c * H + hi) * W + wi];
       }
       rb[j] = v;
+      if (j + 1 < CONV_B_LOADS) conv_kpos_step(p, b_row_step, kH, kW);
     }
+    conv_kpos_step(b_pos, b_tile_step, kH, kW);
   }
   __device__ __forceinline__ void store(ConvTileA& As, ConvTileB& Bs) const {
 #pragma unroll
@@ -246,7 +285,7 @@ conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __rest
 
   ConvFwdLoader ld;
   ld.x = x; ld.w = w;
-  ld.C = C; ld.H = H; ld.W = W; ld.kW = kW; ld.kHW = kH * kW; ld.dh = dh; ld.dw = dw; ld.mode = mode;
+  ld.C = C; ld.H = H; ld.W = W; ld.kH = kH; ld.kW = kW; ld.dh = dh; ld.dw = dw; ld.mode = mode;
   ld.M = Co; ld.K = C * kH * kW;
   ld.a_k = tid % CONV_BK; ld.a_ml = tid / CONV_BK; ld.a_m0 = row0 + ld.a_ml;
   ld.b_k = tid / CONV_BN; ld.b_n = tid % CONV_BN;
@@ -260,6 +299,7 @@ conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __rest
   }
 
   T acc[CONV_TM][CONV_TN];
+  ld.begin(0);
   conv_gemm_mainloop(ld, 0, ld.K, As, Bs, acc);
 
   // Epilogue: add the bias, scatter the columns back to NCHW.
@@ -423,19 +463,25 @@ conv2d_backward_bias(const T* __restrict__ gy, T* __restrict__ part, int N, int 
 struct ConvDgradLoader {
   const T* __restrict__ gy;
   const T* __restrict__ w;
-  int C, kW, kHW, CkHW, OH, OW, OHW, sh, sw, dh, dw, K;
+  int C, kH, kW, kHW, CkHW, OH, OW, OHW, sh, sw, dh, dw, K;
   int segs;                        // preimage entries in use: 3 for reflect/circular, else 1
   int a_k, a_ml, a_m0, b_k, b_n;
   int b_gbase;                     // gy offset of image n
   ConvPreimage ph, pw;             // padded rows / columns that map onto this thread's (h, w)
+  ConvKPos b_pos, b_row_step, b_tile_step;  // (co, r, s) of the B rows, stepped as in ConvFwdLoader
+
+  __device__ __forceinline__ void begin(int k0) {
+    b_pos = conv_kpos_of(k0 + b_k, kH, kW);
+    b_row_step = conv_kpos_of(CONV_B_KSTEP, kH, kW);
+    b_tile_step = conv_kpos_of(CONV_BK, kH, kW);
+  }
 
   // The sum of gy over the outputs (oh, ow) of channel co whose tap (r, s) reads a padded position
   // that maps onto this thread's (h, w): rows from the 3 row preimage entries x columns from the 3 column
   // entries (with zeros padding: at most one output).
-  __device__ __forceinline__ T gather(int jj) const {
-    const int co = jj / kHW, rs = jj - co * kHW, r = rs / kW, s = rs - r * kW;
-    const int rdh = r * dh, sdw = s * dw;
-    const T* g = gy + b_gbase + co * OHW;
+  __device__ __forceinline__ T gather(const ConvKPos& j) const {
+    const int rdh = j.r * dh, sdw = j.s * dw;
+    const T* g = gy + b_gbase + j.c * OHW;
     T v = T(0);
 #pragma unroll
     for (int a = 0; a < 3; ++a) {
@@ -465,11 +511,16 @@ struct ConvDgradLoader {
       const int c = a_m0 + i * CONV_A_MSTEP;
       As[a_k][a_ml + i * CONV_A_MSTEP] = (c < C && k < K) ? w[abase + c * kHW] : T(0);
     }
-#pragma unroll
+    ConvKPos p = b_pos;
+    // Not unrolled: each gather is a loop nest over the preimage entries, integer work rather than load
+    // latency, and unrolling 8 of them made this kernel 35k SASS instructions and NVRTC's slowest build.
+#pragma unroll 1
     for (int i = 0; i < CONV_B_LOADS; ++i) {
       const int jj = k0 + b_k + i * CONV_B_KSTEP;
-      Bs[b_k + i * CONV_B_KSTEP][b_n] = jj < K ? gather(jj) : T(0);  // straight to shared memory
+      Bs[b_k + i * CONV_B_KSTEP][b_n] = jj < K ? gather(p) : T(0);  // straight to shared memory
+      if (i + 1 < CONV_B_LOADS) conv_kpos_step(p, b_row_step, kH, kW);
     }
+    conv_kpos_step(b_pos, b_tile_step, kH, kW);
   }
   __device__ __forceinline__ void store(ConvTileA&, ConvTileB&) const {}
 };
@@ -494,7 +545,8 @@ conv2d_backward_data(const T* __restrict__ gy, const T* __restrict__ w, T* __res
 
   ConvDgradLoader ld;
   ld.gy = gy; ld.w = w;
-  ld.C = C; ld.kW = kW; ld.kHW = kH * kW; ld.CkHW = C * kH * kW; ld.OH = OH; ld.OW = OW; ld.OHW = OH * OW;
+  ld.C = C; ld.kH = kH; ld.kW = kW; ld.kHW = kH * kW; ld.CkHW = C * kH * kW; ld.OH = OH; ld.OW = OW;
+  ld.OHW = OH * OW;
   ld.sh = sh; ld.sw = sw; ld.dh = dh; ld.dw = dw; ld.K = Co * kH * kW;
   ld.segs = (mode == CONV_PAD_REFLECT || mode == CONV_PAD_CIRCULAR) ? 3 : 1;
   ld.a_k = tid % CONV_BK; ld.a_ml = tid / CONV_BK; ld.a_m0 = row0 + ld.a_ml;
@@ -510,6 +562,7 @@ conv2d_backward_data(const T* __restrict__ gy, const T* __restrict__ w, T* __res
   }
 
   T acc[CONV_TM][CONV_TN];
+  ld.begin(0);
   conv_gemm_mainloop(ld, 0, ld.K, As, Bs, acc);
 
 #pragma unroll

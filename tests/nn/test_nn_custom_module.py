@@ -6,6 +6,7 @@ import torch
 
 import gpucnn
 from gpucnn import nn
+from toydata import sgd_losses
 
 
 def residual_net(mod):
@@ -63,16 +64,8 @@ def test_forward_and_backward_match_the_torch_module():
 def test_it_trains_summarises_and_saves(tmp_path):
     gpucnn.manual_seed(0)
     model = ResNet()
-    criterion = nn.CrossEntropyLoss()
-    opt = gpucnn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     x, y = data(16)
-    losses = []
-    for _ in range(20):
-        opt.zero_grad()
-        loss = criterion(model(gpucnn.tensor(x)), gpucnn.tensor(y))
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = sgd_losses(model, nn.CrossEntropyLoss(), x, y, lr=0.1, momentum=0.9)
     assert losses[-1] < 0.5 * losses[0]
 
     text = model.summary((1, 6, 6))

@@ -10,6 +10,7 @@ import torch
 
 import gpucnn
 from gpucnn import ArgumentError, nn
+from toydata import sgd_losses
 
 LOSSES = [name for name in nn.__all__ if name.endswith("Loss") and name != "Loss"]
 
@@ -101,14 +102,5 @@ def test_other_arguments_match_torch_or_are_refused_by_name(arg, value):
 def test_a_loss_module_trains_a_model():
     gpucnn.manual_seed(0)
     x, y = logits_and_targets(n=16, seed=3)
-    model = nn.Linear(4, 4).double()
-    criterion = nn.CrossEntropyLoss()
-    opt = gpucnn.optim.SGD(model.parameters(), lr=0.5)
-    losses = []
-    for _ in range(20):
-        opt.zero_grad()
-        loss = criterion(model(gpucnn.tensor(x)), gpucnn.tensor(y))
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = sgd_losses(nn.Linear(4, 4).double(), nn.CrossEntropyLoss(), x, y, lr=0.5)
     assert losses[-1] < 0.7 * losses[0]

@@ -21,13 +21,14 @@ from pathlib import Path
 from . import native
 from .errors import CompileError
 from .options import CompileOptions, translate
+from .ptx_rewrite import translate as translate_asm
 from .signatures import find_kernels
 from .source_rewrite import local_includes, rewrite
 from .trampolines import generate
 
 HERE = Path(__file__).resolve().parent
 SHIM = HERE / "shim.h"
-RUNTIME_SOURCES = ("fiber.cpp", "scheduler.cpp", "faults.cpp", "context_x86_64.S")
+RUNTIME_SOURCES = ("fiber.cpp", "scheduler.cpp", "faults.cpp", "ptx.cpp", "context_x86_64.S")
 RUNTIME_HEADERS = ("emu_abi.h", "emu_internal.h")
 #: Macros every emulated kernel sees (NVRTC defines the first three; GPUCNN_EMU lets a kernel tell).
 BASE_DEFINES = ["-D__CUDACC__", "-D__CUDACC_RTC__", "-D__CUDA_ARCH__=800", "-DGPUCNN_EMU=1"]
@@ -38,8 +39,8 @@ KERNEL_FLAGS = ["-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math"
                 "-fno-strict-aliasing", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics",
                 "-fstack-clash-protection", "-Wno-unknown-pragmas", "-D__assert_fail=__emu_assert_fail"]
 #: No _FORTIFY_SOURCE: its longjmp check rejects jumping from a fiber's signal back to the scheduler.
-RUNTIME_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-U_FORTIFY_SOURCE", "-fno-exceptions", "-fno-rtti",
-                 "-pthread"]
+RUNTIME_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-U_FORTIFY_SOURCE", "-ffp-contract=off",
+                 "-fno-exceptions", "-fno-rtti", "-pthread"]
 
 _stats = {"module_compiles": 0, "runtime_compiles": 0, "disk_hits": 0, "memory_hits": 0}
 _lock = threading.RLock()
@@ -223,7 +224,8 @@ def _compile(source: str, filename: str, source_dir: str | None, options: tuple[
     quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
     prelude = "".join(line + "\n" for line in opts.prelude)
     text = f'{prelude}#line 1 "{quoted}"\n{rewritten}'
-    common = [cxx, "-x", "c++", f"-std={opts.std}", *BASE_DEFINES, *opts.gxx_args]
+    # -isystem HERE: <cuda_fp16.h> and <cuda_bf16.h> are the emulator's own (NVRTC ships its own too).
+    common = [cxx, "-x", "c++", f"-std={opts.std}", *BASE_DEFINES, *opts.gxx_args, "-isystem", str(HERE)]
     if source_dir:
         common += ["-iquote", source_dir]
     pre_cmd = common + ["-E", "-"]
@@ -232,10 +234,13 @@ def _compile(source: str, filename: str, source_dir: str | None, options: tuple[
         raise _compile_error(filename, options, pre.stderr, pre_cmd)
     kernels = find_kernels(pre.stdout)
     generated = generate(kernels, {"filename": filename, "options": list(options)})
+    # The preprocessed text is what gets compiled: asm statements are translated after macro expansion and
+    # #include, and its line markers keep g++'s messages (and __FILE__/__LINE__) on the original source.
+    body = translate_asm(pre.stdout)
     build_dir = Path(tempfile.mkdtemp(prefix=".build-", dir=path.parent))
     try:
         src = build_dir / "kernel.cpp"
-        src.write_text(text + "\n" + generated)
+        src.write_text(body + "\n" + generated)
         tmp = _atomic_output(path)
         cmd = common + KERNEL_FLAGS + ["-include", str(SHIM), "-o", str(tmp), str(src),
                                       "-x", "none", str(rt_path), "-Wl,-rpath,$ORIGIN", "-Wl,-z,defs"]

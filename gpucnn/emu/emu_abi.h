@@ -4,7 +4,7 @@
 #ifndef GPUCNN_EMU_ABI_H
 #define GPUCNN_EMU_ABI_H
 
-#define GPUCNN_EMU_ABI 1
+#define GPUCNN_EMU_ABI 2
 
 #ifdef __cplusplus
 #define EMU_NOEXCEPT noexcept
@@ -41,7 +41,11 @@ enum {
   EMU_TY_INT4,
   EMU_TY_UINT2,
   EMU_TY_UINT4,
-  EMU_TY_POINTER /* pointee is itself a pointer (float**): cannot be passed from NumPy */
+  EMU_TY_POINTER, /* pointee is itself a pointer (float**): cannot be passed from NumPy */
+  EMU_TY_F16,     /* __half (cuda_fp16.h): numpy float16 */
+  EMU_TY_BF16,    /* __nv_bfloat16 (cuda_bf16.h): ml_dtypes.bfloat16 */
+  EMU_TY_HALF2,   /* __half2: pairs of float16 */
+  EMU_TY_BF162    /* __nv_bfloat162: pairs of bfloat16 */
 };
 
 typedef struct EmuParam {
@@ -84,7 +88,12 @@ enum {
   EMU_W_REDUCE_AND,
   EMU_W_REDUCE_OR,
   EMU_W_REDUCE_XOR,
-  EMU_W_ACTIVEMASK /* not a synchronising op in CUDA: see __emu_activemask */
+  EMU_W_ACTIVEMASK, /* not a synchronising op in CUDA: see __emu_activemask */
+  /* Warp-collective inline-PTX instructions (.sync.aligned: all 32 lanes, the same instruction). */
+  EMU_W_MMA_TF32, /* mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 */
+  EMU_W_MMA_F16,  /* mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 */
+  EMU_W_MMA_BF16, /* mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 */
+  EMU_W_LDMATRIX  /* ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{.trans}.b16 */
 };
 
 /* Block barrier flavours (__syncthreads, __syncthreads_count/and/or). */
@@ -98,7 +107,8 @@ enum {
   EMU_ERR_FAULT,
   EMU_ERR_DEADLOCK,
   EMU_ERR_WARP,
-  EMU_ERR_INTERNAL
+  EMU_ERR_INTERNAL,
+  EMU_ERR_ADDRESS /* an inline-PTX operand address outside its state space or misaligned (message says which) */
 };
 
 /* Where a faulting address lies, when the runtime can tell (EmuError.region). */
@@ -141,6 +151,20 @@ unsigned long long __emu_warp_op(int kind, unsigned int mask, unsigned long long
                                  int size, const char *file, int line);
 unsigned int __emu_activemask(const char *file, int line);
 long long __emu_clock64(void);
+/* Inline PTX (generated from asm statements, see ptx_rewrite.py and ptx_shim.h). Shared-memory addresses
+ * are 32-bit shared-window addresses as __cvta_generic_to_shared returns them. */
+unsigned int __emu_cvta_to_shared(const void *p, const char *file, int line);
+void *__emu_cvta_to_generic(unsigned long long addr, const char *file, int line);
+/* in: a[4], b[2], c[4] as bit patterns; out: d[4] (f32 bits). kind: EMU_W_MMA_*. */
+void __emu_mma(int kind, const unsigned int *in, unsigned int *out, const char *file, int line);
+/* num: 1, 2 or 4 matrices; generic: addr is a generic (host) pointer rather than a shared-window address. */
+void __emu_ldmatrix(int num, int trans, int generic, unsigned long long addr, unsigned int *out, const char *file,
+                    int line);
+/* cache_global: .cg (cp-size must be 16) rather than .ca (4, 8 or 16). */
+void __emu_cp_async(unsigned long long dst, const void *src, int cp_size, long long src_size, int cache_global,
+                    const char *file, int line);
+void __emu_cp_async_commit(void);
+void __emu_cp_async_wait(long long n, const char *file, int line); /* n < 0: wait_all */
 void __emu_trap(const char *file, int line) __attribute__((noreturn));
 /* glibc's assert() calls this: kernels are compiled with -D__assert_fail=__emu_assert_fail. */
 void __emu_assert_fail(const char *expr, const char *file, unsigned int line, const char *func)

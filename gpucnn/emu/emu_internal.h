@@ -57,6 +57,21 @@ char *dyn_smem_guard();
 /* Scheduler hooks used by the fault handler (scheduler.cpp). */
 void fault_record(int signo, const char *addr, int access);
 
+/* Scheduler services for the inline-PTX instructions (ptx.cpp). */
+int current_thread(); /* index in the block of the running thread */
+[[noreturn]] void fail_current(int kind, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Wait until all 32 lanes of the caller's warp reach the same .aligned instruction (same kind, variant and
+ * source line), then ptx_complete() runs once with every lane's in/out buffers. */
+void warp_collective(int kind, int variant, const void *in, void *out, const char *file, int line);
+
+/* Inline-PTX hooks called by the scheduler (ptx.cpp). */
+void ptx_launch(const EmuLaunch *launch, char *dyn_smem, int nthreads);
+void ptx_block_begin(); /* drops cp.async copies left pending by the previous block */
+void ptx_complete(int kind, int variant, const void *const in[32], void *const out[32]);
+/* The PTX name of a collective, e.g. "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16". */
+const char *ptx_name(int kind, int variant);
+
 } // namespace emu
 
 #endif

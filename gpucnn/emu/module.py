@@ -246,6 +246,9 @@ class Function:
             return DeadlockError(f"{where}: deadlock: {msg}", **ctx)
         if err.kind == N.ERR_WARP:
             return WarpSyncError(f"{where}, thread {thread}: {msg}", **ctx)
+        if err.kind == N.ERR_ADDRESS:
+            return OutOfBoundsError(f"{where}, thread {thread}: {msg} ({err.file.decode('utf-8', 'replace')}:"
+                                    f"{err.line})", **ctx)
         if err.kind == N.ERR_FAULT:
             access = {1: "read", 2: "write"}.get(err.access, "access")
             addr = err.addr

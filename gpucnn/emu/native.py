@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import ctypes
 
-ABI_VERSION = 1  # GPUCNN_EMU_ABI in emu_abi.h
+ABI_VERSION = 2  # GPUCNN_EMU_ABI in emu_abi.h
 
 # EmuError.kind
-OK, ERR_TRAP, ERR_ASSERT, ERR_FAULT, ERR_DEADLOCK, ERR_WARP, ERR_INTERNAL = range(7)
+OK, ERR_TRAP, ERR_ASSERT, ERR_FAULT, ERR_DEADLOCK, ERR_WARP, ERR_INTERNAL, ERR_ADDRESS = range(8)
 # EmuError.region
 REGION_UNKNOWN, REGION_DYN_SMEM, REGION_STACK = range(3)
 # EmuLaunch.order
@@ -14,7 +14,8 @@ ORDER_CODES = {"forward": 0, "reverse": 1, "shuffled": 2}
 
 # EMU_TY_* codes
 (TY_OTHER, TY_VOID, TY_BOOL, TY_CHAR, TY_I8, TY_U8, TY_I16, TY_U16, TY_I32, TY_U32, TY_I64, TY_U64, TY_F32,
- TY_F64, TY_FLOAT2, TY_FLOAT4, TY_DOUBLE2, TY_INT2, TY_INT4, TY_UINT2, TY_UINT4, TY_POINTER) = range(22)
+ TY_F64, TY_FLOAT2, TY_FLOAT4, TY_DOUBLE2, TY_INT2, TY_INT4, TY_UINT2, TY_UINT4, TY_POINTER, TY_F16, TY_BF16,
+ TY_HALF2, TY_BF162) = range(26)
 
 
 class EmuParam(ctypes.Structure):

@@ -32,6 +32,8 @@ struct Thr {
   unsigned int mask; /* warp op operands and result */
   int b, width, size;
   unsigned long long val, res;
+  const void *cin; /* a warp collective's operands and results (on the lane's stack while it waits) */
+  void *cout;
 };
 
 struct State {
@@ -111,9 +113,9 @@ inline void yield_to_scheduler() { ctx_switch(&S.thr[S.cur].fiber->ctx, &S.sched
   abort();
 }
 
-[[noreturn]] void fail_here(int kind, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-[[noreturn]] void fail_here(int kind, const char *file, int line, const char *fmt, ...) {
+} // namespace
+
+void fail_current(int kind, const char *file, int line, const char *fmt, ...) {
   EmuError *e = S.err;
   e->kind = kind;
   e->file = file;
@@ -125,6 +127,8 @@ inline void yield_to_scheduler() { ctx_switch(&S.thr[S.cur].fiber->ctx, &S.sched
   va_end(ap);
   abort_launch();
 }
+
+namespace {
 
 void run_thread(int t) {
   Thr &th = S.thr[t];
@@ -178,6 +182,7 @@ const char *warp_name(int kind) {
   case EMU_W_REDUCE_OR: return "__reduce_or_sync";
   case EMU_W_REDUCE_XOR: return "__reduce_xor_sync";
   case EMU_W_ACTIVEMASK: return "__activemask";
+  case EMU_W_MMA_TF32: case EMU_W_MMA_F16: case EMU_W_MMA_BF16: case EMU_W_LDMATRIX: return ptx_name(kind, 0);
   default: return "warp op";
   }
 }
@@ -352,6 +357,7 @@ bool run_block() {
   S.n_done = S.n_bar = S.n_warp = S.n_ready = 0;
   S.activemask_pending = false;
   poison_shared();
+  ptx_block_begin();
   for (;;) {
     if (S.L->order == EMU_ORDER_SHUFFLED)
       for (int i = S.n - 1; i > 0; --i) {
@@ -425,15 +431,34 @@ void reset_busy_fibers() {
   }
 }
 
+bool is_collective(int op) { return op >= EMU_W_MMA_TF32 && op <= EMU_W_LDMATRIX; }
+
 bool any_lane_poison(int j, int base, unsigned int part) {
   return j < 0 || j > 31 || !((part >> j) & 1) || base + j >= S.n;
 }
 
 /* Every lane of `part` waits in a warp op: check they agree, compute every result, wake them all. */
 void complete_warp_op(int base, unsigned int part, const Thr &me) {
+  bool collective = is_collective(me.op);
   for (int lane = 0; lane < 32; ++lane) {
     if (!((part >> lane) & 1)) continue;
     const Thr &o = S.thr[base + lane];
+    if (collective && (o.op != me.op || o.b != me.b || o.file != me.file || o.line != me.line)) {
+      EmuError *e = S.err;
+      e->kind = EMU_ERR_WARP;
+      e->file = me.file;
+      e->line = me.line;
+      set_thread_of(e, S.cur);
+      char mine[128];
+      snprintf(mine, sizeof mine, "%s", is_collective(me.op) ? ptx_name(me.op, me.b) : warp_name(me.op));
+      snprintf(e->message, sizeof e->message,
+               "warp instruction mismatch: thread (%u,%u,%u) executes %s at %s:%d while lane %d, thread (%u,%u,%u), "
+               "executes %s at %s:%d; a .sync.aligned instruction must be executed by all 32 lanes of the warp "
+               "together, at the same instruction with the same qualifiers",
+               me.tid.x, me.tid.y, me.tid.z, mine, me.file, me.line, lane, o.tid.x, o.tid.y, o.tid.z,
+               is_collective(o.op) ? ptx_name(o.op, o.b) : warp_name(o.op), o.file, o.line);
+      return;
+    }
     bool is_shfl = me.op >= EMU_W_SHFL_IDX && me.op <= EMU_W_SHFL_XOR;
     if (o.op != me.op || o.mask != me.mask || o.size != me.size || (is_shfl && o.width != me.width)) {
       EmuError *e = S.err;
@@ -448,6 +473,19 @@ void complete_warp_op(int base, unsigned int part, const Thr &me) {
                o.tid.x, o.tid.y, o.tid.z, warp_name(o.op), o.mask, o.width, o.size, o.file, o.line);
       return;
     }
+  }
+  if (collective) {
+    const void *in[32];
+    void *out[32];
+    for (int lane = 0; lane < 32; ++lane) {
+      in[lane] = S.thr[base + lane].cin;
+      out[lane] = S.thr[base + lane].cout;
+    }
+    ptx_complete(me.op, me.b, in, out);
+    for (int lane = 0; lane < 32; ++lane) S.thr[base + lane].state = TS_READY;
+    S.n_warp -= 32;
+    S.n_ready += 32;
+    return;
   }
   const unsigned long long poison = ~0ull; // what an inactive source lane yields: NaN / -1
   unsigned long long ballot = 0, match_val = 0;
@@ -581,6 +619,13 @@ void fault_record(int signo, const char *addr, int access) {
 
 using namespace emu;
 
+namespace emu {
+namespace {
+unsigned long long rendezvous(int kind, unsigned int mask, unsigned long long value, int b, int width, int size,
+                              const char *file, int line);
+}
+} // namespace emu
+
 /* ---- entry points called by kernels (through shim.h) ---- */
 
 extern "C" void __emu_syncthreads(const char *file, int line) { barrier(EMU_B_SYNC, 0, file, line); }
@@ -591,21 +636,31 @@ extern "C" int __emu_syncthreads_op(int op, int pred, const char *file, int line
 
 extern "C" unsigned long long __emu_warp_op(int kind, unsigned int mask, unsigned long long value, int b, int width,
                                             int size, const char *file, int line) {
-  int t = S.cur;
-  Thr &th = S.thr[t];
-  int base = t & ~31, lane = t & 31;
+  int lane = S.cur & 31;
   if (!((mask >> lane) & 1))
-    fail_here(EMU_ERR_WARP, file, line, "%s(mask=0x%08x) called by lane %d, which is not in its own mask",
+    fail_current(EMU_ERR_WARP, file, line, "%s(mask=0x%08x) called by lane %d, which is not in its own mask",
               warp_name(kind), mask, lane);
   bool is_shfl = kind >= EMU_W_SHFL_IDX && kind <= EMU_W_SHFL_XOR;
   if (is_shfl && (width < 1 || width > 32 || (width & (width - 1))))
-    fail_here(EMU_ERR_WARP, file, line, "%s: width=%d is not a power of two in [1, 32]", warp_name(kind), width);
+    fail_current(EMU_ERR_WARP, file, line, "%s: width=%d is not a power of two in [1, 32]", warp_name(kind), width);
+  return rendezvous(kind, mask, value, b, is_shfl ? width : 32, size, file, line);
+}
+
+namespace emu {
+namespace {
+/* The running thread waits in warp op `kind` until every lane of `mask` waits in one; the last to arrive
+ * computes all results (complete_warp_op). Returns the caller's result. */
+unsigned long long rendezvous(int kind, unsigned int mask, unsigned long long value, int b, int width, int size,
+                              const char *file, int line) {
+  int t = S.cur;
+  Thr &th = S.thr[t];
+  int base = t & ~31;
   th.state = TS_WARP;
   th.op = kind;
   th.mask = mask;
   th.val = value;
   th.b = b;
-  th.width = is_shfl ? width : 32;
+  th.width = width;
   th.size = size;
   th.file = file;
   th.line = line;
@@ -624,6 +679,24 @@ extern "C" unsigned long long __emu_warp_op(int kind, unsigned int mask, unsigne
   yield_to_scheduler(); // even the last lane yields, so that resumption follows the thread order
   return th.res;
 }
+} // namespace
+
+int current_thread() { return S.cur; }
+
+void warp_collective(int kind, int variant, const void *in, void *out, const char *file, int line) {
+  int t = S.cur;
+  int base = t & ~31;
+  if (S.n - base < 32)
+    fail_current(EMU_ERR_WARP, file, line,
+                 "%s needs all 32 lanes of a warp, but the last warp of this %d-thread block has only %d "
+                 "(make the block size a multiple of 32)",
+                 ptx_name(kind, variant), S.n, S.n - base);
+  Thr &th = S.thr[t];
+  th.cin = in;
+  th.cout = out;
+  rendezvous(kind, 0xffffffffu, 0, variant, 32, 0, file, line);
+}
+} // namespace emu
 
 /* Lanes do not run in lock-step here, so "the lanes active now" is modelled as "the lanes that reach this
  * __activemask() together": the caller waits until no lane of its warp can run any more (each has exited
@@ -648,11 +721,11 @@ extern "C" long long __emu_clock64(void) {
 }
 
 extern "C" void __emu_trap(const char *file, int line) {
-  fail_here(EMU_ERR_TRAP, file, line, "__trap() called at %s:%d", file, line);
+  fail_current(EMU_ERR_TRAP, file, line, "__trap() called at %s:%d", file, line);
 }
 
 extern "C" void __emu_assert_fail(const char *expr, const char *file, unsigned int line, const char *func) noexcept {
-  fail_here(EMU_ERR_ASSERT, file, (int)line, "assertion `%s` failed in %s (%s:%u)", expr, func, file, line);
+  fail_current(EMU_ERR_ASSERT, file, (int)line, "assertion `%s` failed in %s (%s:%u)", expr, func, file, line);
 }
 
 /* ---- entry points called by the Python launcher ---- */
@@ -694,6 +767,7 @@ extern "C" int emu_launch(const EmuLaunch *L, EmuError *err) {
              L->dyn_smem);
     return err->kind;
   }
+  ptx_launch(L, __emu_dyn_smem, S.n);
   if (!faults_arm(err)) return err->kind;
   if (sigsetjmp(*fault_jump_buffer(), 1) == 0) run_grid();
   faults_disarm();

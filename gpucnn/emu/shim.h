@@ -167,6 +167,8 @@ struct Site {
   unsigned int __reduce_or(unsigned int mask, unsigned int v) const { return __red(EMU_W_REDUCE_OR, mask, v); }
   unsigned int __reduce_xor(unsigned int mask, unsigned int v) const { return __red(EMU_W_REDUCE_XOR, mask, v); }
   unsigned int __activemask() const { return __emu_activemask(__f, __l); }
+  size_t __cvta_generic_to_shared(const void *p) const { return __emu_cvta_to_shared(p, __f, __l); }
+  void *__cvta_shared_to_generic(size_t a) const { return __emu_cvta_to_generic(a, __f, __l); }
   [[noreturn]] void __trap() const { __emu_trap(__f, __l); }
 };
 } // namespace __emu
@@ -194,6 +196,8 @@ struct Site {
 #define __trap __EMU_SITE.__trap
 #define __brkpt __EMU_SITE.__trap
 #define __activemask __EMU_SITE.__activemask
+#define __cvta_generic_to_shared __EMU_SITE.__cvta_generic_to_shared
+#define __cvta_shared_to_generic __EMU_SITE.__cvta_shared_to_generic
 static inline long long clock64() { return __emu_clock64(); }
 static inline void __nanosleep(unsigned int) {}
 /* Threads never run concurrently, so fences only need to stop the compiler from reordering. */
@@ -535,6 +539,48 @@ static inline unsigned int __funnelshift_r(unsigned int lo, unsigned int hi, uns
   shift &= 31;
   return shift ? (lo >> shift) | (hi << (32 - shift)) : lo;
 }
+
+/* ---------------------------------------------------------------- inline PTX (used by generated code) */
+/* ptx_rewrite.py turns each asm statement into a block that copies every operand into a local "register"
+ * (its bit pattern: 32 bits for "r"/"f", 64 for "l", the value for "n"), runs the instructions on the
+ * registers, then stores the outputs back. These helpers do the conversions an operand constraint implies. */
+namespace __emu {
+namespace ptx {
+template <class T> struct int_reg { static constexpr bool ok = false; };
+#define __EMU_INT_REG(T) template <> struct int_reg<T> { static constexpr bool ok = true; };
+__EMU_INT_REG(bool) __EMU_INT_REG(char) __EMU_INT_REG(signed char) __EMU_INT_REG(unsigned char)
+__EMU_INT_REG(short) __EMU_INT_REG(unsigned short) __EMU_INT_REG(int) __EMU_INT_REG(unsigned int)
+__EMU_INT_REG(long) __EMU_INT_REG(unsigned long) __EMU_INT_REG(long long) __EMU_INT_REG(unsigned long long)
+#undef __EMU_INT_REG
+template <class T> static inline unsigned int r32(T v) {
+  static_assert(int_reg<T>::ok, "an asm \"r\" operand must have an integer type (nvcc rejects others)");
+  return (unsigned int)v;
+}
+static inline unsigned int f32(float v) {
+  unsigned int u;
+  __builtin_memcpy(&u, &v, 4);
+  return u;
+}
+template <class T> static inline unsigned long long l64(T v) {
+  static_assert(int_reg<T>::ok, "an asm \"l\" operand must have an integer or pointer type");
+  return (unsigned long long)v;
+}
+template <class T> static inline unsigned long long l64(T *v) { return (unsigned long long)(uintptr_t)v; }
+template <int N, class T> static inline void store(T &dst, unsigned long long bits) {
+  static_assert(sizeof(T) == N, "an asm \"=r\"/\"=f\" output must be a 32-bit lvalue, \"=l\" a 64-bit one");
+  __builtin_memcpy(&dst, &bits, sizeof(T)); // little-endian: the low bytes
+}
+/* cvt.rna{.satfinite}.tf32.f32 (PTX ISA 9.7.9.21): round to nearest, ties away from zero, to 10 mantissa
+ * bits; the low 13 bits of the result are zero. Inf stays Inf (with .satfinite: the largest finite TF32),
+ * NaN becomes the canonical NaN 0x7fffffff. */
+static inline unsigned int cvt_rna_tf32(unsigned int u, bool satfinite) {
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fffffffu;
+  unsigned int r = (u & 0x7fffffffu) == 0x7f800000u ? u : (u + 0x1000u) & 0xffffe000u;
+  if (satfinite && (r & 0x7fffffffu) == 0x7f800000u) r = (r & 0x80000000u) | 0x7f7fe000u;
+  return r;
+}
+} // namespace ptx
+} // namespace __emu
 
 /* ---------------------------------------------------------------- trampolines (used by generated code) */
 namespace __emu {

@@ -97,7 +97,8 @@ def _kernel_bodies(masked: str) -> list[tuple[int, int, str]]:
                 depth_stack.append(True)
                 decl_start = i + 1
             else:
-                end = _matching_brace(masked, i)
+                end = matching_bracket(masked, i)
+                end = len(masked) - 1 if end < 0 else end
                 if _KERNEL_HEADER.search(header):
                     m = _NAME_BEFORE_PAREN.search(_SKIP_IN_HEADER.sub(" ", header))
                     if m:
@@ -108,16 +109,17 @@ def _kernel_bodies(masked: str) -> list[tuple[int, int, str]]:
     return bodies
 
 
-def _matching_brace(text: str, open_at: int) -> int:
+def matching_bracket(text: str, open_at: int, pair: str = "{}") -> int:
+    """Index of the bracket closing the ``pair[0]`` at ``open_at`` in masked text, or -1."""
     depth = 0
     for j in range(open_at, len(text)):
-        if text[j] == "{":
+        if text[j] == pair[0]:
             depth += 1
-        elif text[j] == "}":
+        elif text[j] == pair[1]:
             depth -= 1
             if depth == 0:
                 return j
-    return len(text) - 1
+    return -1
 
 
 def rewrite(source: str) -> str:

@@ -1,0 +1,648 @@
+// conv2d (and conv1d as conv2d with H = 1) on the tensor cores: the three implicit GEMMs of conv.cu
+// (forward, backward-data, backward-filter) on warp-level mma.sync, fp32 accumulation.
+//
+// Element type (CONV_TC_ELEM, a #define; T is not used: float64 stays on conv.cu's SIMT kernels):
+//   0  float32 operands rounded to TF32 (cvt.rna.tf32.f32) when a fragment is read from shared memory,
+//      mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32;
+//   1  float16,  mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32;
+//   2  bfloat16, mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32.
+// 16-bit operands are passed as their bit patterns (unsigned short*: the host passes a uint16 view of the
+// float16 / bfloat16 array), and converted here with integer code (tc_to_elem / tc_from_elem, round to
+// nearest even as __float2half_rn / __float2bfloat16_rn), so the file needs neither cuda_fp16.h nor
+// cuda_bf16.h: the NVRTC of the nvidia-cuda-nvrtc-cu12 wheel ships neither header.
+//
+// Layouts (C-contiguous, as conv.cu): x (N, C, H, W), w (C_out, C, kH, kW), bias (C_out,),
+// y / gy (N, C_out, OH, OW). The GEMMs (q = (n, oh, ow), k = (c, r, s), j = (co, r, s)):
+//   forward          Y[co, q]   = sum_k W[co, k]    * Col[k, q]           M = C_out, N = N*OH*OW, K = C*kH*kW
+//   backward-data    GXp[c, p'] = sum_j Wd[c, j]    * GYg[j, p']          M = C,     N = N*HD*WD, K = C_out*kH*kW
+//   backward-filter  GW[co, k]  = sum_q GY[co, q]   * Col[k, q]           M = C_out, N = C*kH*kW, K = N*OH*OW
+// Col is the im2col of x through the padding mode (a padded coordinate is mapped to its source pixel by
+// tc_pad_source, or to zero). Backward-data runs over a grid of padded positions p' = (n, hp, wp) (the
+// whole padded input (HD, WD) = (Hp, Wp) from (0, 0), or for zeros padding only the interior (H, W) from
+// (pt, pl)); every GYg element is then ONE gy value (the output whose tap (r, s) reads (hp, wp), or zero),
+// never a sum, so rounding operands to TF32 rounds exactly gy and w. For reflect / replicate / circular the
+// padded-grid result goes to a float32 workspace that conv_tc_fold adds back onto the source pixels.
+//
+// Block tile TC_BM x TC_BN = 64 x 64, K-step TC_BK = 64 bytes of K (16 TF32 or 32 16-bit elements),
+// 128 threads = 4 warps as 2 (M) x 2 (N); warp (wm, wn) owns the 32 x 32 sub-tile rows wm*32.., columns
+// wn*32..: TC_MI x TC_NI = 2 x 4 mma tiles of 16 x 8, so 8 mma.sync per 8 (TF32) / 16 (16-bit) deep
+// k-slice, 2 slices per K-step.
+//
+// Shared memory: TC_STAGES = 3 stages of an A slice (TC_BM rows) and a B slice (TC_BN rows), both stored
+// K-contiguous ([row][k]: A as row-major M x K, B as column-major K x N, i.e. "row.col"), each row
+// TC_BK_WORDS = 16 32-bit words of data plus 4 words of padding: a row stride of 20 words (80 bytes).
+// Conflict-free: a TF32 fragment read touches word (row0 + g)*20 + t (+ const) for lanes g = lane>>2,
+// t = lane&3, i.e. banks 20g + t mod 32 = {0,20,8,28,16,4,24,12} + t: all 32 distinct; an ldmatrix phase
+// reads 8 rows of 16 bytes at 80-byte strides: banks 20i..20i+3 mod 32 for i = 0..7, again all distinct.
+//
+// Fragments (PTX ISA 9.7.14.5.x "Matrix Fragments for mma.m16n8k8" / "mma.m16n8k16", g = lane>>2,
+// t = lane&3; rows/columns relative to the mma tile):
+//   TF32 m16n8k8: a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); b0 (k=t, n=g), b1 (k=t+4, n=g):
+//     read with 32-bit shared loads (ldmatrix moves 16-bit elements only; a 32-bit element would arrive
+//     split over two lanes) and rounded with cvt.rna.tf32.f32 (PTX ISA 9.7.9.21 "cvt": .rna = round to
+//     nearest, ties away from zero; raw FP32 bits fed to a TF32 mma would be truncated instead).
+//   16-bit m16n8k16: A regs {a0,a1} (g, 2t..2t+1), {a2,a3} (g+8, 2t..), {a4,a5} (g, 2t+8..),
+//     {a6,a7} (g+8, 2t+8..); B regs {b0,b1} (k=2t..2t+1, n=g), {b2,b3} (k=2t+8.., n=g). Loaded with
+//     ldmatrix.sync.aligned.m8n8.x4.shared.b16 (PTX ISA 9.7.9.24 "ldmatrix"; lane l gives the row address
+//     of matrix l>>3, row l&7; each lane receives (row g, columns 2t, 2t+1) of every matrix): A takes the
+//     four 8x8 quarters of a 16 x 16 tile in the order (rows +0, k +0), (+8, +0), (+0, +8), (+8, +8); B, whose
+//     shared rows are n, takes (n +0, k +0), (n +0, k +8), (n +8, k +0), (n +8, k +8) = the two B registers
+//     of two neighbouring n8 tiles. No .trans is needed: both operands are K-contiguous in shared memory.
+//   C/D (both shapes): c0, c1 at (g, 2t), (g, 2t+1); c2, c3 at (g+8, 2t), (g+8, 2t+1).
+//
+// Global -> shared (the gathered operands are arbitrary element gathers: im2col through four padding
+// modes, stride and dilation, so the copies are per element):
+//   TF32: cp.async.ca.shared.global 4 bytes per element (PTX ISA 9.7.9.25.3.1 "cp.async"), src-size 0 for a
+//     zero (padding, or outside the problem: the destination is zero-filled and nothing is read), one
+//     cp.async.commit_group per K-step, cp.async.wait_group TC_STAGES-2 then __syncthreads() before a stage
+//     is read: a TC_STAGES-deep pipeline with one barrier per K-step.
+//   16-bit: cp.async moves at least 4 bytes, i.e. two neighbouring K elements, which a gather does not
+//     have in general; each thread loads its elements into registers for the K-step TC_STAGES-1 ahead
+//     before the math of the current one and stores them (packed pairs, 32-bit st.shared) after it.
+// Loader mapping: thread tid owns tile row tid % 64 (its (n, oh, ow) / (c, r, s) decoded once per kernel)
+// and the 32-bit words tid / 64 + 2*i (i < 8) of that row's K-step slice: a warp copies 32 consecutive
+// rows at one k (consecutive output positions: neighbouring x addresses for stride 1).
+//
+// Determinism: every output element is written by one thread, the K loop runs in a fixed order, split-K
+// partial sums go to a workspace that conv_tc_splitk_reduce adds in split order; no atomics.
+// 32-bit indexing: the host (gpucnn/functions/_conv_tc.py) checks every size against int32.
+#include "common.cuh"
+
+#define TC_TF32 0
+#define TC_F16 1
+#define TC_BF16 2
+#ifndef CONV_TC_ELEM
+#define CONV_TC_ELEM TC_TF32
+#endif
+#if CONV_TC_ELEM == TC_TF32
+typedef float tc_elem;  // what the operand arrays hold
+#define TC_ELEM_BYTES 4
+#else
+typedef unsigned short tc_elem;  // float16 / bfloat16 bits
+#define TC_ELEM_BYTES 2
+#endif
+
+#define TC_BM 64
+#define TC_BN 64
+#define TC_THREADS 128
+#define TC_BK_WORDS 16                              // 32-bit words of K per shared row and K-step
+#define TC_BK (TC_BK_WORDS * 4 / TC_ELEM_BYTES)     // K elements per K-step: 16 (TF32) or 32 (16-bit)
+#define TC_ROW_WORDS (TC_BK_WORDS + 4)              // + 4 words of padding: conflict-free (see above)
+#ifndef TC_STAGES
+#define TC_STAGES 3
+#endif
+#define TC_MI 2  // m16 tiles per warp
+#define TC_NI 4  // n8 tiles per warp
+#define TC_LOAD_WORDS (TC_BM * TC_BK_WORDS / TC_THREADS)  // words one thread copies per operand and K-step
+static_assert(TC_BM == TC_BN && TC_BM * 2 == TC_THREADS, "loader mapping: a thread owns row tid % 64");
+static_assert(TC_STAGES >= 2, "the pipeline needs at least two stages");
+
+#define CONV_PAD_ZEROS 0  // the modes, as gpucnn.functions.conv.PADDING_MODES (and conv.cu)
+#define CONV_PAD_REFLECT 1
+#define CONV_PAD_REPLICATE 2
+#define CONV_PAD_CIRCULAR 3
+
+#if __CUDA_ARCH__ >= 800 || defined(GPUCNN_EMU)
+#define TC_ARCH_OK 1  // cp.async and the TF32/BF16 mma need sm_80; older archs get a __trap() body
+#else
+#define TC_ARCH_OK 0
+#endif
+
+typedef unsigned TcStage[TC_BM + TC_BN][TC_ROW_WORDS];  // A rows 0..63, then B rows (as 32-bit words)
+
+// -- element conversions (bit exact; round to nearest even, as __float2half_rn / __float2bfloat16_rn) ----
+
+__device__ __forceinline__ unsigned short tc_float_to_half_bits(float f) {
+  const unsigned u = __float_as_uint(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+  if (a >= 0x7f800000u) return (unsigned short)(sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u));  // NaN, Inf
+  if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);  // >= 65520 rounds to Inf
+  unsigned q, rem, half;
+  if (a >= 0x38800000u) {  // a normal half: rebias the exponent (127 -> 15), drop 13 mantissa bits
+    const unsigned b = a - 0x38000000u;
+    q = b >> 13; rem = b & 0x1fffu; half = 0x1000u;
+  } else {  // a subnormal half (units of 2^-24), or zero
+    const unsigned e = a >> 23;
+    if (e < 102) return (unsigned short)sign;  // below 2^-25: rounds to (signed) zero
+    const unsigned m = (a & 0x7fffffu) | 0x800000u, shift = 126 - e;  // 14 <= shift <= 24
+    q = m >> shift; rem = m & ((1u << shift) - 1); half = 1u << (shift - 1);
+  }
+  if (rem > half || (rem == half && (q & 1u))) ++q;  // a carry into the exponent is the right encoding
+  return (unsigned short)(sign | q);
+}
+
+__device__ __forceinline__ unsigned short tc_float_to_bf16_bits(float f) {
+  const unsigned u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // NaN stays quiet NaN
+  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+__device__ __forceinline__ float tc_half_bits_to_float(unsigned h) {
+  const unsigned sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0) {  // zero or subnormal: m * 2^-24, exact in float
+    const float v = (float)m * __uint_as_float(0x33800000u);
+    return sign ? -v : v;
+  }
+  if (e == 31) return __uint_as_float(sign | 0x7f800000u | (m << 13));
+  return __uint_as_float(sign | ((e + 112) << 23) | (m << 13));
+}
+
+// tc_elem <-> float (the epilogue's output, the bias)
+#if CONV_TC_ELEM == TC_TF32
+__device__ __forceinline__ tc_elem tc_to_elem(float v) { return v; }
+__device__ __forceinline__ float tc_from_elem(tc_elem v) { return v; }
+#elif CONV_TC_ELEM == TC_F16
+__device__ __forceinline__ tc_elem tc_to_elem(float v) { return tc_float_to_half_bits(v); }
+__device__ __forceinline__ float tc_from_elem(tc_elem v) { return tc_half_bits_to_float(v); }
+#else
+__device__ __forceinline__ tc_elem tc_to_elem(float v) { return tc_float_to_bf16_bits(v); }
+__device__ __forceinline__ float tc_from_elem(tc_elem v) { return __uint_as_float((unsigned)v << 16); }
+#endif
+
+// -- index helpers -----------------------------------------------------------------------------------------
+
+// The source coordinate in [0, n) of position i (= padded - before) along a dim of input size n, or -1
+// when that padded position is zero. The host guarantees padding < n for reflect, <= n for circular.
+__device__ __forceinline__ int tc_pad_source(int i, int n, int mode) {
+  if (i >= 0 && i < n) return i;
+  if (mode == CONV_PAD_REFLECT) return i < 0 ? -i : 2 * (n - 1) - i;
+  if (mode == CONV_PAD_REPLICATE) return i < 0 ? 0 : n - 1;
+  if (mode == CONV_PAD_CIRCULAR) return i < 0 ? i + n : i - n;
+  return -1;
+}
+
+// Geometry of one conv, as passed by the host (one struct: the operand gathers below share it).
+struct TcGeo {
+  int N, C, H, W, Co, kH, kW, OH, OW, sh, sw, dh, dw, pt, pl, mode;
+};
+
+// im2col of x: element (k = (c, r, s), q = (n, oh, ow)). The q part is decoded once (col_*), the k part per
+// element (or the other way round: backward-filter's B rows are k, its K index is q).
+struct TcIm2colQ {  // a decoded q
+  int xbase, i0, j0;  // x offset of image n; oh*sh - pt, ow*sw - pl
+  bool ok;
+};
+__device__ __forceinline__ TcIm2colQ tc_decode_q(const TcGeo& g, int q) {
+  TcIm2colQ d;
+  const int OHW = g.OH * g.OW;
+  d.ok = q >= 0 && q < g.N * OHW;
+  const int n = d.ok ? q / OHW : 0, p = d.ok ? q - n * OHW : 0, oh = p / g.OW, ow = p - oh * g.OW;
+  d.xbase = n * g.C * g.H * g.W;
+  d.i0 = oh * g.sh - g.pt;
+  d.j0 = ow * g.sw - g.pl;
+  return d;
+}
+struct TcIm2colK {  // a decoded k
+  int xoff, rdh, sdw;
+  bool ok;
+};
+__device__ __forceinline__ TcIm2colK tc_decode_k(const TcGeo& g, int k) {
+  TcIm2colK d;
+  const int kHW = g.kH * g.kW;
+  d.ok = k >= 0 && k < g.C * kHW;
+  const int c = d.ok ? k / kHW : 0, rs = d.ok ? k - c * kHW : 0, r = rs / g.kW, s = rs - r * g.kW;
+  d.xoff = c * g.H * g.W;
+  d.rdh = r * g.dh;
+  d.sdw = s * g.dw;
+  return d;
+}
+__device__ __forceinline__ int tc_im2col(const TcGeo& g, const TcIm2colQ& q, const TcIm2colK& k) {
+  if (!(q.ok && k.ok)) return -1;
+  const int hi = tc_pad_source(q.i0 + k.rdh, g.H, g.mode), wi = tc_pad_source(q.j0 + k.sdw, g.W, g.mode);
+  return (hi >= 0 && wi >= 0) ? q.xbase + k.xoff + hi * g.W + wi : -1;
+}
+
+// The operands: row(r) binds a tile row (decoded once), offset(k) is the element's index in the operand's
+// array, or -1 for a zero. One struct per (pass, operand).
+struct TcFwdA {  // forward A: w as (C_out, K) row-major
+  int K, Co, row;
+  __device__ __forceinline__ void bind(const TcGeo& g, int m) { K = g.C * g.kH * g.kW; Co = g.Co; row = m; }
+  __device__ __forceinline__ int offset(const TcGeo&, int k) const { return (row < Co && k < K) ? row * K + k : -1; }
+};
+struct TcFwdB {  // forward B: Col[k, q], tile row q
+  TcIm2colQ q;
+  __device__ __forceinline__ void bind(const TcGeo& g, int n) { q = tc_decode_q(g, n); }
+  __device__ __forceinline__ int offset(const TcGeo& g, int k) const { return tc_im2col(g, q, tc_decode_k(g, k)); }
+};
+struct TcWgradA {  // backward-filter A: GY[co, q] = gy[n, co, oh, ow]
+  int co;
+  __device__ __forceinline__ void bind(const TcGeo&, int m) { co = m; }
+  __device__ __forceinline__ int offset(const TcGeo& g, int q) const {
+    const int OHW = g.OH * g.OW;
+    if (co >= g.Co || q >= g.N * OHW) return -1;
+    const int n = q / OHW;
+    return (n * g.Co + co) * OHW + (q - n * OHW);
+  }
+};
+struct TcWgradB {  // backward-filter B: Col[k, q] with tile row k, K index q
+  TcIm2colK k;
+  __device__ __forceinline__ void bind(const TcGeo& g, int n) { k = tc_decode_k(g, n); }
+  __device__ __forceinline__ int offset(const TcGeo& g, int q) const { return tc_im2col(g, tc_decode_q(g, q), k); }
+};
+struct TcDgradA {  // backward-data A: Wd[c, j] = w[co, c, r, s], j = (co, r, s)
+  int c;
+  __device__ __forceinline__ void bind(const TcGeo&, int m) { c = m; }
+  __device__ __forceinline__ int offset(const TcGeo& g, int j) const {
+    const int kHW = g.kH * g.kW;
+    if (c >= g.C || j >= g.Co * kHW) return -1;
+    const int co = j / kHW;
+    return (co * g.C + c) * kHW + (j - co * kHW);
+  }
+};
+struct TcDgradB {  // backward-data B: GYg[j, p'] with tile row p' = (n, hh, ww) of the (HD, WD) grid
+  int gbase, hp, wp;  // gy offset of image n; the padded coordinates hh + oh0, ww + ow0
+  bool ok;
+  int HD, WD, oh0, ow0;  // set by the kernel before bind
+  __device__ __forceinline__ void bind(const TcGeo& g, int p) {
+    const int HWD = HD * WD;
+    ok = p < g.N * HWD;
+    const int n = ok ? p / HWD : 0, hw = ok ? p - n * HWD : 0, hh = hw / WD;
+    gbase = n * g.Co * g.OH * g.OW;
+    hp = hh + oh0;
+    wp = hw - hh * WD + ow0;
+  }
+  // The output (oh, ow) whose tap (r, s) reads padded (hp, wp): hp = oh*sh + r*dh, wp = ow*sw + s*dw.
+  __device__ __forceinline__ int offset(const TcGeo& g, int j) const {
+    const int kHW = g.kH * g.kW;
+    if (!ok || j >= g.Co * kHW) return -1;
+    const int co = j / kHW, rs = j - co * kHW, r = rs / g.kW, s = rs - r * g.kW;
+    const int th = hp - r * g.dh, tw = wp - s * g.dw;
+    if (th < 0 || tw < 0) return -1;
+    const int oh = th / g.sh, ow = tw / g.sw;
+    if (oh * g.sh != th || ow * g.sw != tw || oh >= g.OH || ow >= g.OW) return -1;
+    return gbase + (co * g.OH + oh) * g.OW + ow;
+  }
+};
+
+// -- PTX wrappers --------------------------------------------------------------------------------------
+
+__device__ __forceinline__ unsigned tc_smem_addr(const void* p) {
+  return (unsigned)__cvta_generic_to_shared(p);
+}
+
+#if TC_ARCH_OK
+// 4-byte cp.async; src_bytes 0 zero-fills the destination without reading src (PTX ISA 9.7.9.25.3.1).
+__device__ __forceinline__ void tc_cp_async4(unsigned dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void tc_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void tc_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ unsigned tc_tf32(unsigned bits) {  // cvt.rna.tf32.f32 (PTX ISA 9.7.9.21)
+  unsigned r;
+  asm volatile("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(__uint_as_float(bits)));
+  return r;
+}
+
+__device__ __forceinline__ void tc_ldmatrix_x4(unsigned (&d)[4], unsigned addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+               : "r"(addr));
+}
+
+// d += a * b on one 16 x 8 tile (PTX ISA 9.7.14.5.14 "mma").
+__device__ __forceinline__ void tc_mma_tf32(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+               "{%8, %9}, {%10, %11, %12, %13};\n"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1),
+                 "f"(d[0]), "f"(d[1]), "f"(d[2]), "f"(d[3]));
+}
+__device__ __forceinline__ void tc_mma_16(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+#if CONV_TC_ELEM == TC_F16
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+               "{%8, %9}, {%10, %11, %12, %13};\n"
+#else
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+               "{%8, %9}, {%10, %11, %12, %13};\n"
+#endif
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1),
+                 "f"(d[0]), "f"(d[1]), "f"(d[2]), "f"(d[3]));
+}
+#endif  // TC_ARCH_OK
+
+// -- the shared main loop ------------------------------------------------------------------------------
+
+typedef float TcAcc[TC_MI][TC_NI][4];
+
+#if TC_ARCH_OK
+// One operand's copies for one K-step: thread tid owns tile row tid % 64 (bound in `op`), words
+// tid / 64 + 2*i. TF32: cp.async straight into the stage. 16-bit: fetch() into registers, put() later.
+template <class Op>
+struct TcCopier {
+  Op op;
+  const tc_elem* src;
+  int row, word0;  // the shared row (0..127: A rows, then B rows) and first word
+#if CONV_TC_ELEM != TC_TF32
+  unsigned staged[TC_LOAD_WORDS];
+#endif
+
+  __device__ __forceinline__ void fetch(const TcGeo& g, int k0, TcStage& st) {
+#pragma unroll
+    for (int i = 0; i < TC_LOAD_WORDS; ++i) {
+      const int word = word0 + 2 * i;
+#if CONV_TC_ELEM == TC_TF32
+      const int off = op.offset(g, k0 + word);
+      tc_cp_async4(tc_smem_addr(&st[row][word]), src + (off >= 0 ? off : 0), off >= 0 ? 4 : 0);
+#else
+      const int o0 = op.offset(g, k0 + 2 * word), o1 = op.offset(g, k0 + 2 * word + 1);
+      const unsigned lo = o0 >= 0 ? src[o0] : 0u, hi = o1 >= 0 ? src[o1] : 0u;
+      staged[i] = lo | (hi << 16);  // the lower K index in the low half (PTX's .f16x2 / .bf16x2 packing)
+#endif
+    }
+  }
+  __device__ __forceinline__ void put(TcStage& st) const {
+#if CONV_TC_ELEM != TC_TF32
+#pragma unroll
+    for (int i = 0; i < TC_LOAD_WORDS; ++i) st[row][word0 + 2 * i] = staged[i];
+#endif
+  }
+};
+
+// acc += the warp's 32 x 32 share of one K-step held in stage st.
+__device__ __forceinline__ void tc_mma_stage(const TcStage& st, TcAcc& acc) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int wm = (warp & 1) * 32, wn = TC_BM + (warp >> 1) * 32;  // shared rows of the warp's A and B
+#if CONV_TC_ELEM == TC_TF32
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int ks = 0; ks < TC_BK_WORDS; ks += 8) {
+    unsigned a[TC_MI][4], b[TC_NI][2];
+#pragma unroll
+    for (int mi = 0; mi < TC_MI; ++mi) {
+      const int r = wm + mi * 16 + g;
+      a[mi][0] = tc_tf32(st[r][ks + t]);
+      a[mi][1] = tc_tf32(st[r + 8][ks + t]);
+      a[mi][2] = tc_tf32(st[r][ks + t + 4]);
+      a[mi][3] = tc_tf32(st[r + 8][ks + t + 4]);
+    }
+#pragma unroll
+    for (int ni = 0; ni < TC_NI; ++ni) {
+      const int r = wn + ni * 8 + g;
+      b[ni][0] = tc_tf32(st[r][ks + t]);
+      b[ni][1] = tc_tf32(st[r][ks + t + 4]);
+    }
+#pragma unroll
+    for (int mi = 0; mi < TC_MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < TC_NI; ++ni) tc_mma_tf32(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
+  }
+#else
+  const int i8 = lane & 7, j = lane >> 3;  // this lane's row address: row i8 of matrix j
+#pragma unroll
+  for (int ks = 0; ks < TC_BK_WORDS; ks += 8) {  // 8 words = 16 K elements
+    unsigned a[TC_MI][4], b[TC_NI][2];
+#pragma unroll
+    for (int mi = 0; mi < TC_MI; ++mi)  // matrices (m +0, k +0), (m +8, k +0), (m +0, k +8), (m +8, k +8)
+      tc_ldmatrix_x4(a[mi], tc_smem_addr(&st[wm + mi * 16 + i8 + 8 * (j & 1)][ks + 4 * (j >> 1)]));
+#pragma unroll
+    for (int np = 0; np < TC_NI / 2; ++np) {  // matrices (n +0, k +0), (n +0, k +8), (n +8, k +0), (n +8, k +8)
+      unsigned r[4];
+      tc_ldmatrix_x4(r, tc_smem_addr(&st[wn + np * 16 + i8 + 8 * (j >> 1)][ks + 4 * (j & 1)]));
+      b[2 * np][0] = r[0]; b[2 * np][1] = r[1];
+      b[2 * np + 1][0] = r[2]; b[2 * np + 1][1] = r[3];
+    }
+#pragma unroll
+    for (int mi = 0; mi < TC_MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < TC_NI; ++ni) tc_mma_16(acc[mi][ni], a[mi], b[ni][0], b[ni][1]);
+  }
+#endif
+}
+
+// acc = A[m0.., k_begin:k_end] @ B[k_begin:k_end, n0..] for the block's tile. Every thread must call it.
+template <class OpA, class OpB>
+__device__ __forceinline__ void tc_gemm(const TcGeo& g, TcCopier<OpA>& ca, TcCopier<OpB>& cb, int k_begin,
+                                        int k_end, TcStage* st, TcAcc& acc) {
+#pragma unroll
+  for (int mi = 0; mi < TC_MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < TC_NI; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
+  const int steps = (k_end - k_begin + TC_BK - 1) / TC_BK;
+  // Prologue: K-steps 0 .. STAGES-2 into stages 0 .. STAGES-2 (one commit group each, empty or not, so
+  // that at step s exactly s + STAGES-1 groups were committed and wait_group STAGES-2 means "s landed").
+#pragma unroll 1
+  for (int s = 0; s < TC_STAGES - 1; ++s) {
+    if (s < steps) {
+      ca.fetch(g, k_begin + s * TC_BK, st[s]);
+      cb.fetch(g, k_begin + s * TC_BK, st[s]);
+      ca.put(st[s]);
+      cb.put(st[s]);
+    }
+#if CONV_TC_ELEM == TC_TF32
+    tc_cp_async_commit();
+#endif
+  }
+#pragma unroll 1
+  for (int s = 0; s < steps; ++s) {
+#if CONV_TC_ELEM == TC_TF32
+    tc_cp_async_wait<TC_STAGES - 2>();  // this thread's copies of step s have landed ...
+#endif
+    __syncthreads();  // ... and everyone's; everyone is done with step s-1, whose stage is refilled next
+    const int next = s + TC_STAGES - 1;
+    TcStage& nst = st[next % TC_STAGES];
+    if (next < steps) {
+      ca.fetch(g, k_begin + next * TC_BK, nst);
+      cb.fetch(g, k_begin + next * TC_BK, nst);
+    }
+#if CONV_TC_ELEM == TC_TF32
+    tc_cp_async_commit();
+#endif
+    tc_mma_stage(st[s % TC_STAGES], acc);
+    if (next < steps) {  // 16-bit: the registers fetched before the math go to the free stage now
+      ca.put(nst);
+      cb.put(nst);
+    }
+  }
+#if CONV_TC_ELEM == TC_TF32
+  tc_cp_async_wait<0>();  // nothing in flight when the block exits (only empty groups are left)
+#endif
+}
+#endif  // TC_ARCH_OK
+
+// The epilogue: element (m, n) of the tile goes to out[m * row_stride + col(n)] (col(n) < 0: outside),
+// plus bias[m] when has_bias; to the float32 workspace ws instead of out when to_ws.
+template <class Col>
+__device__ __forceinline__ void tc_store(const TcAcc& acc, int m0, int n0, int M, int row_stride, const Col& col,
+                                         const tc_elem* bias, int has_bias, tc_elem* out, float* ws, int to_ws) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int wm = m0 + (warp & 1) * 32, wn = n0 + (warp >> 1) * 32;
+#pragma unroll
+  for (int ni = 0; ni < TC_NI; ++ni) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int c = col(wn + ni * 8 + 2 * t + e);
+      if (c < 0) continue;
+#pragma unroll
+      for (int mi = 0; mi < TC_MI; ++mi) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int m = wm + mi * 16 + g + 8 * h;
+          if (m >= M) continue;
+          float v = acc[mi][ni][2 * h + e];
+          if (has_bias) v += tc_from_elem(bias[m]);
+          if (to_ws) ws[m * row_stride + c] = v;
+          else out[m * row_stride + c] = tc_to_elem(v);
+        }
+      }
+    }
+  }
+}
+
+struct TcColNCHW {  // column q = (n, p) of an (N, M, P) output: offset n*M*P + p (the row adds m*P)
+  int count, P, MP;
+  __device__ __forceinline__ int operator()(int q) const {
+    if (q >= count) return -1;
+    const int n = q / P;
+    return n * MP + (q - n * P);
+  }
+};
+struct TcColDense {  // column n of a row-major (M, count) output
+  int count;
+  __device__ __forceinline__ int operator()(int n) const { return n < count ? n : -1; }
+};
+
+__device__ __forceinline__ TcGeo tc_geo(int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW,
+                                        int sh, int sw, int dh, int dw, int pt, int pl, int mode) {
+  TcGeo g;
+  g.N = N; g.C = C; g.H = H; g.W = W; g.Co = Co; g.kH = kH; g.kW = kW; g.OH = OH; g.OW = OW;
+  g.sh = sh; g.sw = sw; g.dh = dh; g.dw = dw; g.pt = pt; g.pl = pl; g.mode = mode;
+  return g;
+}
+
+#if TC_ARCH_OK
+template <class OpA, class OpB>
+__device__ __forceinline__ void tc_bind(const TcGeo& g, TcCopier<OpA>& ca, const tc_elem* a, TcCopier<OpB>& cb,
+                                        const tc_elem* b, int m0, int n0) {
+  const int tid = threadIdx.x, r = tid % TC_BM;
+  ca.src = a; ca.row = r; ca.word0 = tid / TC_BM; ca.op.bind(g, m0 + r);
+  cb.src = b; cb.row = TC_BM + r; cb.word0 = tid / TC_BM; cb.op.bind(g, n0 + r);
+}
+#endif
+
+// -- forward -----------------------------------------------------------------------------------------------
+
+// y = conv(x, w) + bias (has_bias 0: bias is a dummy array, not read). Grid (ceil(N*OH*OW / 64),
+// ceil(C_out / 64)), block (128): block (bx, by) computes y for channels by*64.. and output positions
+// q = n*OH*OW + oh*OW + ow in bx*64..; the warps and lanes as in the header. Reads x (N, C, H, W),
+// w (C_out, C, kH, kW), bias (C_out,); writes y (N, C_out, OH, OW).
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+conv_tc_forward(const tc_elem* __restrict__ x, const tc_elem* __restrict__ w, const tc_elem* __restrict__ bias,
+                int has_bias, tc_elem* __restrict__ y, int N, int C, int H, int W, int Co, int kH, int kW, int OH,
+                int OW, int sh, int sw, int dh, int dw, int pt, int pl, int mode) {
+#if TC_ARCH_OK
+  __shared__ __align__(16) TcStage st[TC_STAGES];
+  const TcGeo g = tc_geo(N, C, H, W, Co, kH, kW, OH, OW, sh, sw, dh, dw, pt, pl, mode);
+  const int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN;
+  TcCopier<TcFwdA> ca;
+  TcCopier<TcFwdB> cb;
+  tc_bind(g, ca, w, cb, x, m0, n0);
+  TcAcc acc;
+  tc_gemm(g, ca, cb, 0, C * kH * kW, st, acc);
+  TcColNCHW col;
+  col.count = N * OH * OW; col.P = OH * OW; col.MP = Co * OH * OW;
+  tc_store(acc, m0, n0, Co, OH * OW, col, bias, has_bias, y, (float*)0, 0);
+#else
+  __trap();
+#endif
+}
+
+// -- backward-data -------------------------------------------------------------------------------------
+
+// The gradient over a (HD, WD) grid of padded input positions starting at padded (oh0, ow0) (see the top
+// of the file): out[n, c, hh, ww] = sum over (co, r, s) of w[co, c, r, s] * gy[n, co, oh, ow] with
+// oh*sh + r*dh = hh + oh0 (and ow alike). Zeros padding: (oh0, ow0) = (pt, pl), (HD, WD) = (H, W), the
+// result is gx itself (to_ws 0, into gx). Other modes: the whole padded grid into the float32 workspace ws
+// (to_ws 1; gx is then a dummy), which conv_tc_fold adds onto gx. Grid (ceil(N*HD*WD / 64), ceil(C / 64)),
+// block (128). Reads gy (N, C_out, OH, OW), w (C_out, C, kH, kW).
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+conv_tc_backward_data(const tc_elem* __restrict__ gy, const tc_elem* __restrict__ w, tc_elem* __restrict__ gx,
+                      float* __restrict__ ws, int to_ws, int N, int C, int H, int W, int Co, int kH, int kW, int OH,
+                      int OW, int sh, int sw, int dh, int dw, int oh0, int ow0, int HD, int WD) {
+#if TC_ARCH_OK
+  __shared__ __align__(16) TcStage st[TC_STAGES];
+  const TcGeo g = tc_geo(N, C, H, W, Co, kH, kW, OH, OW, sh, sw, dh, dw, 0, 0, CONV_PAD_ZEROS);
+  const int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN;
+  TcCopier<TcDgradA> ca;
+  TcCopier<TcDgradB> cb;
+  cb.op.HD = HD; cb.op.WD = WD; cb.op.oh0 = oh0; cb.op.ow0 = ow0;
+  tc_bind(g, ca, w, cb, gy, m0, n0);
+  TcAcc acc;
+  tc_gemm(g, ca, cb, 0, Co * kH * kW, st, acc);
+  TcColNCHW col;
+  col.count = N * HD * WD; col.P = HD * WD; col.MP = C * HD * WD;
+  tc_store(acc, m0, n0, C, HD * WD, col, (const tc_elem*)0, 0, gx, ws, to_ws);
+#else
+  __trap();
+#endif
+}
+
+// gx[n, c, h, w] = sum of ws[n, c, hp, wp] over the padded positions (hp, wp) of the (Hp, Wp) grid whose
+// source is (h, w) (tc_pad_source): the interior one, then the top/left border rows/columns, then the
+// bottom/right ones, in that fixed order. Grid (ceil(N*C*H*W / 256)), block (256): one thread per element
+// of gx. Reads ws (N*C, Hp, Wp) float32; writes gx (N*C, H, W).
+extern "C" __global__ void __launch_bounds__(256)
+conv_tc_fold(const float* __restrict__ ws, tc_elem* __restrict__ gx, int NC, int H, int W, int Hp, int Wp, int pt,
+             int pl, int mode) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= NC * H * W) return;
+  const int nc = i / (H * W), hw = i - nc * H * W, h = hw / W, wc = hw - h * W;
+  const int pb = Hp - H - pt, pr = Wp - W - pl;
+  const float* src = ws + nc * Hp * Wp;
+  float v = 0.f;
+  // rows: a = 0 the interior (hp = h + pt), then a = 1 .. pt + pb the border rows in order
+  for (int a = 0; a <= pt + pb; ++a) {
+    const int hp = a == 0 ? h + pt : (a <= pt ? a - 1 : H + a - 1);
+    if (a > 0 && tc_pad_source(hp - pt, H, mode) != h) continue;
+    for (int b = 0; b <= pl + pr; ++b) {
+      const int wp = b == 0 ? wc + pl : (b <= pl ? b - 1 : W + b - 1);
+      if (b > 0 && tc_pad_source(wp - pl, W, mode) != wc) continue;
+      v += src[hp * Wp + wp];
+    }
+  }
+  gx[i] = tc_to_elem(v);
+}
+
+// -- backward-filter -----------------------------------------------------------------------------------
+
+// gw[co, k] = sum over q in split z (q = z*k_per_split .. min(N*OH*OW, (z+1)*k_per_split)) of
+// gy[n, co, oh, ow] * Col[k, q], k = (c, r, s). One split (gridDim.z == 1, to_ws 0): into gw (C_out, C, kH,
+// kW). Several (to_ws 1): into ws (splits, C_out, C*kH*kW) float32 for conv_tc_splitk_reduce; gw is then a
+// dummy. Grid (ceil(C*kH*kW / 64), ceil(C_out / 64), splits), block (128); k_per_split a multiple of the
+// K-step (16 for TF32, 32 for 16-bit). Reads x (N, C, H, W), gy (N, C_out, OH, OW).
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+conv_tc_backward_filter(const tc_elem* __restrict__ x, const tc_elem* __restrict__ gy, tc_elem* __restrict__ gw,
+                        float* __restrict__ ws, int to_ws, int N, int C, int H, int W, int Co, int kH, int kW,
+                        int OH, int OW, int sh, int sw, int dh, int dw, int pt, int pl, int mode, int k_per_split) {
+#if TC_ARCH_OK
+  __shared__ __align__(16) TcStage st[TC_STAGES];
+  const TcGeo g = tc_geo(N, C, H, W, Co, kH, kW, OH, OW, sh, sw, dh, dw, pt, pl, mode);
+  const int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN, Kf = C * kH * kW, Q = N * OH * OW;
+  const int k_begin = blockIdx.z * k_per_split, k_end = min(Q, k_begin + k_per_split);
+  TcCopier<TcWgradA> ca;
+  TcCopier<TcWgradB> cb;
+  tc_bind(g, ca, gy, cb, x, m0, n0);
+  TcAcc acc;
+  tc_gemm(g, ca, cb, k_begin, k_end, st, acc);
+  TcColDense col;
+  col.count = Kf;
+  tc_store(acc, m0, n0, Co, Kf, col, (const tc_elem*)0, 0, gw, ws + blockIdx.z * Co * Kf, to_ws);
+#else
+  __trap();
+#endif
+}
+
+// out[i] = sum_z ws[z, i], z = 0, 1, ... in order (deterministic), rounded once to the element type.
+// Grid (ceil(count / 256)), block (256); reads ws (splits, count) float32, writes out (count,).
+extern "C" __global__ void __launch_bounds__(256)
+conv_tc_splitk_reduce(const float* __restrict__ ws, tc_elem* __restrict__ out, int splits, int count) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < count) {
+    float s = ws[i];
+    for (int z = 1; z < splits; ++z) s += ws[z * count + i];
+    out[i] = tc_to_elem(s);
+  }
+}

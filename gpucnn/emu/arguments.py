@@ -20,14 +20,17 @@ _ARRAY_DTYPES: dict[int, tuple[str, ...]] = {
     N.TY_I64: ("int64",), N.TY_U64: ("uint64",), N.TY_F32: ("float32",), N.TY_F64: ("float64",),
     N.TY_FLOAT2: ("float32", "complex64"), N.TY_FLOAT4: ("float32",), N.TY_DOUBLE2: ("float64", "complex128"),
     N.TY_INT2: ("int32",), N.TY_INT4: ("int32",), N.TY_UINT2: ("uint32",), N.TY_UINT4: ("uint32",),
+    N.TY_F16: ("float16",), N.TY_BF16: ("bfloat16",), N.TY_HALF2: ("float16",), N.TY_BF162: ("bfloat16",),
 }
 # The numpy scalar type a by-value parameter needs.
 _SCALAR_DTYPES: dict[int, tuple[str, ...]] = {
     N.TY_BOOL: ("bool",), N.TY_CHAR: ("int8", "uint8"), N.TY_I8: ("int8",), N.TY_U8: ("uint8",),
     N.TY_I16: ("int16",), N.TY_U16: ("uint16",), N.TY_I32: ("int32",), N.TY_U32: ("uint32",),
     N.TY_I64: ("int64",), N.TY_U64: ("uint64",), N.TY_F32: ("float32",), N.TY_F64: ("float64",),
-    N.TY_FLOAT2: ("complex64",), N.TY_DOUBLE2: ("complex128",),
+    N.TY_FLOAT2: ("complex64",), N.TY_DOUBLE2: ("complex128",), N.TY_F16: ("float16",), N.TY_BF16: ("bfloat16",),
 }
+# Where a dtype name's scalar type lives, for messages ("wrap it, e.g. ml_dtypes.bfloat16(1.0)").
+_SCALAR_MODULE = {"bfloat16": "ml_dtypes"}
 
 
 @dataclass
@@ -122,6 +125,10 @@ def _dtype_set(names: tuple[str, ...]) -> frozenset:
     """The numpy dtypes called `names` (hashable: a set lookup is much cheaper than dtype.name)."""
     found = _DTYPE_SETS.get(names)
     if found is None:
+        if "bfloat16" in names:
+            import ml_dtypes  # registers bfloat16 with NumPy; imported only for __nv_bfloat16 parameters
+
+            del ml_dtypes
         found = _DTYPE_SETS[names] = frozenset(np.dtype(n) for n in names)
     return found
 
@@ -161,11 +168,12 @@ def _check(kernel: str, spec: ParamSpec, value: object) -> None:
                                 f"(np.void) of {spec.size} bytes, got {type(value).__name__}")
     if isinstance(value, np.generic) and value.dtype in _dtype_set(allowed):
         return
-    want = " or ".join(f"numpy.{d}" for d in allowed)
+    want = " or ".join(f"{_SCALAR_MODULE.get(d, 'numpy')}.{d}" for d in allowed)
     if isinstance(value, (bool, int, float, complex)) and not isinstance(value, np.generic):
         raise ArgumentTypeError(
             f"{where} needs a {want} scalar, got Python {type(value).__name__} {value!r}: CuPy would pass it "
-            f"as a 64-bit value and garble the argument; wrap it, e.g. np.{allowed[0]}({value!r})")
+            f"as a 64-bit value and garble the argument; wrap it, e.g. "
+            f"{_SCALAR_MODULE.get(allowed[0], 'np')}.{allowed[0]}({value!r})")
     if isinstance(value, np.ndarray):
         raise ArgumentTypeError(f"{where} needs a {want} scalar, got an ndarray (shape {value.shape})")
     got = f"numpy.{value.dtype.name}" if isinstance(value, np.generic) else type(value).__name__

@@ -222,7 +222,8 @@ def test_context_switch_cost():
                                         ("matmul.cu", "double"), ("block_sum.cu", "float"),
                                         ("warp_ops.cu", "float"), ("atomics.cu", "float"),
                                         ("axpy.cu", "double"), ("indexing.cu", "float"), ("faulty.cu", "float"),
-                                        ("intrinsics.cu", "float"), ("tensor_core.cu", "float")])
+                                        ("intrinsics.cu", "float"), ("tensor_core.cu", "float"),
+                                        ("lowp.cu", "float")])
 def test_kernels_compile_with_nvcc(tmp_path, file, ctype):
     # nvcc pre-includes the CUDA runtime headers, which a -DT=... on its command line would break (NVRTC
     # does not), so the macro goes in a wrapper file.

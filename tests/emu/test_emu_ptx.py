@@ -272,7 +272,8 @@ def test_asm_from_a_macro_and_an_included_header(tmp_path):
     (tmp_path / "ptx.cuh").write_text(
         '#define TF32(d, x) asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(d) : "f"(x))\n'
         '#ifdef USE_BAD\n'
-        '__device__ inline unsigned bad(float x) { unsigned r; asm("bogus.op %0, %1;" : "=r"(r) : "f"(x)); return r; }\n'
+        '__device__ inline unsigned bad(float x) {\n'
+        '  unsigned r; asm("bogus.op %0, %1;" : "=r"(r) : "f"(x)); return r; }\n'
         '#endif\n')
     (tmp_path / "k.cu").write_text('#include "ptx.cuh"\n'
                                    'extern "C" __global__ void k(const float* x, unsigned* y) { TF32(y[0], x[0]); }\n'
@@ -281,5 +282,5 @@ def test_asm_from_a_macro_and_an_included_header(tmp_path):
     y = np.zeros(1, np.uint32)
     emu.RawModule(path=tmp_path / "k.cu").get_function("k")((1,), (1,), (np.float32([1 + 2 ** -11 * 1.5]), y))
     assert y[0] == 0x3f802000  # 1 + 0.75 ulp of TF32 rounds up to 1 + 2^-10
-    with pytest.raises(emu.CompileError, match=r"ptx\.cuh:3: inline PTX `bogus\.op %0, %1`"):
+    with pytest.raises(emu.CompileError, match=r"ptx\.cuh:4: inline PTX `bogus\.op %0, %1`"):
         emu.RawModule(path=tmp_path / "k.cu", options=("-DUSE_BAD",)).compile()

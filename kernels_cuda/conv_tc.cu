@@ -35,16 +35,19 @@
 // t = lane&3, i.e. banks 20g + t mod 32 = {0,20,8,28,16,4,24,12} + t: all 32 distinct; an ldmatrix phase
 // reads 8 rows of 16 bytes at 80-byte strides: banks 20i..20i+3 mod 32 for i = 0..7, again all distinct.
 //
-// Fragments (PTX ISA 9.7.14.5.x "Matrix Fragments for mma.m16n8k8" / "mma.m16n8k16", g = lane>>2,
-// t = lane&3; rows/columns relative to the mma tile):
+// Fragments (PTX ISA, "Warp Level Matrix Multiply-Accumulate Instructions", "Matrix Fragments for
+// mma.m16n8k8" and "... for mma.m16n8k16 with floating point type"; g = lane>>2, t = lane&3; rows and
+// columns relative to the mma tile):
 //   TF32 m16n8k8: a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); b0 (k=t, n=g), b1 (k=t+4, n=g):
 //     read with 32-bit shared loads (ldmatrix moves 16-bit elements only; a 32-bit element would arrive
-//     split over two lanes) and rounded with cvt.rna.tf32.f32 (PTX ISA 9.7.9.21 "cvt": .rna = round to
-//     nearest, ties away from zero; raw FP32 bits fed to a TF32 mma would be truncated instead).
+//     split over two lanes) and rounded with cvt.rna.tf32.f32 (PTX ISA, "Data Movement and Conversion
+//     Instructions: cvt": .rna = round to nearest, ties away from zero; raw FP32 bits fed to a TF32 mma
+//     would be truncated instead).
 //   16-bit m16n8k16: A regs {a0,a1} (g, 2t..2t+1), {a2,a3} (g+8, 2t..), {a4,a5} (g, 2t+8..),
 //     {a6,a7} (g+8, 2t+8..); B regs {b0,b1} (k=2t..2t+1, n=g), {b2,b3} (k=2t+8.., n=g). Loaded with
-//     ldmatrix.sync.aligned.m8n8.x4.shared.b16 (PTX ISA 9.7.9.24 "ldmatrix"; lane l gives the row address
-//     of matrix l>>3, row l&7; each lane receives (row g, columns 2t, 2t+1) of every matrix): A takes the
+//     ldmatrix.sync.aligned.m8n8.x4.shared.b16 (PTX ISA, "Warp Level Matrix Load Instruction: ldmatrix";
+//     lane l gives the row address of matrix l>>3, row l&7; each lane receives (row g, columns 2t, 2t+1)
+//     of every matrix): A takes the
 //     four 8x8 quarters of a 16 x 16 tile in the order (rows +0, k +0), (+8, +0), (+0, +8), (+8, +8); B, whose
 //     shared rows are n, takes (n +0, k +0), (n +0, k +8), (n +8, k +0), (n +8, k +8) = the two B registers
 //     of two neighbouring n8 tiles. No .trans is needed: both operands are K-contiguous in shared memory.
@@ -52,9 +55,9 @@
 //
 // Global -> shared (the gathered operands are arbitrary element gathers: im2col through four padding
 // modes, stride and dilation, so the copies are per element):
-//   TF32: cp.async.ca.shared.global 4 bytes per element (PTX ISA 9.7.9.25.3.1 "cp.async"), src-size 0 for a
-//     zero (padding, or outside the problem: the destination is zero-filled and nothing is read), one
-//     cp.async.commit_group per K-step, cp.async.wait_group TC_STAGES-2 then __syncthreads() before a stage
+//   TF32: cp.async.ca.shared.global 4 bytes per element (PTX ISA, "Data Movement and Conversion
+//     Instructions: cp.async"), src-size 0 for a zero (padding, or outside the problem: the destination
+//     is zero-filled and nothing is read), one cp.async.commit_group per K-step, cp.async.wait_group TC_STAGES-2 then __syncthreads() before a stage
 //     is read: a TC_STAGES-deep pipeline with one barrier per K-step.
 //   16-bit: cp.async moves at least 4 bytes, i.e. two neighbouring K elements, which a gather does not
 //     have in general; each thread loads its elements into registers for the K-step TC_STAGES-1 ahead
@@ -280,7 +283,7 @@ __device__ __forceinline__ unsigned tc_smem_addr(const void* p) {
 }
 
 #if TC_ARCH_OK
-// 4-byte cp.async; src_bytes 0 zero-fills the destination without reading src (PTX ISA 9.7.9.25.3.1).
+// 4-byte cp.async; src_bytes 0 zero-fills the destination without reading src (PTX ISA "cp.async").
 __device__ __forceinline__ void tc_cp_async4(unsigned dst, const void* src, int src_bytes) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
@@ -288,7 +291,7 @@ __device__ __forceinline__ void tc_cp_async_commit() { asm volatile("cp.async.co
 template <int N>
 __device__ __forceinline__ void tc_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-__device__ __forceinline__ unsigned tc_tf32(unsigned bits) {  // cvt.rna.tf32.f32 (PTX ISA 9.7.9.21)
+__device__ __forceinline__ unsigned tc_tf32(unsigned bits) {  // cvt.rna.tf32.f32 (PTX ISA "cvt")
   unsigned r;
   asm volatile("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(__uint_as_float(bits)));
   return r;
@@ -300,7 +303,7 @@ __device__ __forceinline__ void tc_ldmatrix_x4(unsigned (&d)[4], unsigned addr) 
                : "r"(addr));
 }
 
-// d += a * b on one 16 x 8 tile (PTX ISA 9.7.14.5.14 "mma").
+// d += a * b on one 16 x 8 tile (PTX ISA "Warp Level Matrix Multiply-Accumulate Instructions: mma").
 __device__ __forceinline__ void tc_mma_tf32(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
   asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
                "{%8, %9}, {%10, %11, %12, %13};\n"

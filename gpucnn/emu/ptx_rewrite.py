@@ -32,7 +32,7 @@ SUPPORTED = (
     "cp.async.cg.shared{::cta}.global{.L2::64B|128B|256B} (16 bytes, optional src-size)",
     "cp.async.commit_group", "cp.async.wait_group N", "cp.async.wait_all",
     "cvt.rna{.satfinite}.tf32.f32",
-    "setp.{eq,ne,lt,le,gt,ge}.{b32,u32,s32} on a .reg .pred, and @p / @!p guards",
+    "setp.{eq,ne}.b32 and setp.{eq,ne,lt,le,gt,ge}.{u32,s32} on a .reg .pred, with @p / @!p guards",
 )
 
 _ASM = re.compile(r"\b(?:asm|__asm__|__asm)\b")
@@ -371,6 +371,8 @@ def _emit(ins: _Instr) -> str:
     m = _SETP.fullmatch(op)
     if m:
         ins.want(3)
+        if m.group("type") == "b32" and m.group("cmp") not in ("eq", "ne"):
+            raise ins.error("bit-size types (.b32) allow only eq and ne (PTX ISA 9.7.6.2)")
         p = ins.args[0].strip()
         if p not in ins.asm.preds:
             raise ins.error(f"{p!r} is not a declared predicate (.reg .pred {p})")

@@ -141,11 +141,14 @@ def _check(kernel: str, spec: ParamSpec, value: object) -> None:
     where = f"kernel '{kernel}': {spec.describe()}"
     if spec.is_ptr:
         if value is None:
-            return  # a null pointer, as CuPy passes for None
+            # CuPy before v14 passes None as an uninitialised (garbage) pointer, not NULL (cupy#9046):
+            # a kernel that works here with None would fault on a GPU. Refuse it the same everywhere.
+            raise ArgumentTypeError(f"{where} got None: CuPy < 14 passes None as a garbage pointer, not NULL; "
+                                    f"pass an array (any, e.g. one element) and a flag saying it is unused")
         if spec.code == N.TY_POINTER:
             raise ArgumentTypeError(f"{where}: pointer-to-pointer parameters cannot be emulated")
         if not isinstance(value, np.ndarray):
-            raise ArgumentTypeError(f"{where} needs a numpy array (or None for a null pointer), got "
+            raise ArgumentTypeError(f"{where} needs a numpy array, got "
                                     f"{type(value).__name__}")
         allowed = _ARRAY_DTYPES.get(spec.code)
         if allowed is not None and value.dtype not in _dtype_set(allowed):

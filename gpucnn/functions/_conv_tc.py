@@ -23,9 +23,8 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import ArgumentError, ShapeError
-from ._conv_util import out_size
+from ._conv_util import PADDING_MODES, out_size
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")  # conv.cu / conv_tc.cu's mode indices
 #: CONV_TC_ELEM of conv_tc.cu per kind
 ELEM = {"tf32": 0, "f16": 1, "bf16": 2}
 #: conv_tc.cu's block tile (TC_BM = TC_BN), threads per block and K-step per kind (TC_BK)

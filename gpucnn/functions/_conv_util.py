@@ -18,6 +18,9 @@ from typing import Any, Sequence, Union
 
 from ..errors import ArgumentError
 
+#: the padding modes, in the order of the kernels' mode indices (CONV_PAD_ZEROS, ... in conv.cu, conv_tc.cu)
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
 PaddingArg = Union[int, str, Sequence[int]]
 
 

@@ -19,14 +19,15 @@ from .. import autotune, dtypes
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
 from ..kernels import kernel_source
-from ..precision import round_tf32, rounded, tf32_operands
+from ..precision import get_float32_matmul_precision, round_tf32, rounded, tf32_operands
 from ..tensor import Tensor
 from . import _conv_tiles
 from ._conv_numpy import ConvNumpy
 from ._conv_tiles import Tile
-from ._conv_util import effective_kernel, format_param, format_size, ntuple, out_size, resolve_padding
+from . import _conv_tc
+from ._conv_util import (PADDING_MODES, effective_kernel, format_param, format_size, ntuple, out_size,
+                         resolve_padding)
 
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64), dtypes.float16, dtypes.bfloat16)
 #: float16/bfloat16 convolutions compute in float32 (the products of halves are exact in float32, the
 #: sums accumulate in float32, the result is rounded once to the input's dtype: what a tensor core's
@@ -55,7 +56,10 @@ class Conv2d(ConvNumpy, Function):
     # -- precision: under "high", both operands of each GEMM rounded to TF32 (gpucnn.precision) -----
     def forward(self, xs):
         x, w, b = xs
-        self.tf32 = tf32_operands(x.dtype)  # (decided once: backward rounds as its forward did)
+        # (decided once: backward runs as its forward did) the tensor-core kernels round their operands
+        # themselves; elsewhere "high" rounds them here, for the NumPy path and the SIMT kernels alike
+        self.tc = tensor_core_kind(self.device, x.dtype)
+        self.tf32 = tf32_operands(x.dtype) and self.tc is None
         return super().forward(rounded(self.xp, (x, w), self.tf32) + (b,))
 
     def backward(self, xs, gy):
@@ -114,6 +118,8 @@ class Conv2d(ConvNumpy, Function):
 
     def forward_gpu(self, xs):
         xp = self.xp
+        if self.tc:
+            return _conv_tc.conv2d_tc_forward(self.device, *xs, *self._tc_geometry())
         x, w, b = (None if a is None else xp.ascontiguousarray(a) for a in xs)
         geo = self._kernel_geometry(x.shape, w.shape)
         N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]
@@ -136,6 +142,8 @@ class Conv2d(ConvNumpy, Function):
         x, w, b = (None if a is None else xp.ascontiguousarray(a) for a in xs)
         gy = xp.ascontiguousarray(gy, dtype=x.dtype)  # (the kernels read gy as T*, like x)
         need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
+        if self.tc:
+            return self._tc_backward(x, w, b, gy, need_x, need_w, need_b)
         geo = self._kernel_geometry(x.shape, w.shape)
         N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]
         pt, pb, pl, pr = self.padding
@@ -158,6 +166,21 @@ class Conv2d(ConvNumpy, Function):
             gw = self._tiled("backward_filter", x.dtype, geo, lambda tile: self._weight_grad(x, w, gy, geo, mode, tile))
         if need_b and b is not None:
             gb = self._bias_grad(gy, N, Co, Ho * Wo)
+        return gx, gw, gb
+
+    # -- the tensor-core kernels (kernels_cuda/conv_tc.cu, functions/_conv_tc.py) ---------------------
+    def _tc_geometry(self) -> tuple:
+        return self.stride, self.padding, self.dilation, self.padding_mode
+
+    def _tc_backward(self, x, w, b, gy, need_x, need_w, need_b):
+        geo = self._tc_geometry()
+        gx = _conv_tc.conv2d_tc_backward_data(self.device, gy, w, x.shape, *geo) if need_x else None
+        gw = _conv_tc.conv2d_tc_backward_filter(self.device, x, gy, w.shape, *geo) if need_w else None
+        gb = None
+        if need_b and b is not None:  # a sum of the exact gy (in float32 for the 16-bit dtypes)
+            N, Co, Ho, Wo = gy.shape
+            gy32 = gy if np.dtype(gy.dtype) in _CTYPES else gy.astype(np.float32)
+            gb = self._bias_grad(gy32, N, Co, Ho * Wo).astype(b.dtype, copy=False)
         return gx, gw, gb
 
     def _bias_grad(self, gy, N: int, Co: int, OHW: int):
@@ -222,6 +245,29 @@ _BIAS_TARGET_BLOCKS = 528
 _BIAS_MIN_PER_BLOCK = 2048
 _MODE_INDEX = {mode: i for i, mode in enumerate(PADDING_MODES)}  # CONV_PAD_ZEROS, ... in conv.cu
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def tensor_core_kind(device: Any, dtype: Any) -> Optional[str]:
+    """The tensor-core kernels' kind ("tf32", "f16", "bf16") a conv of ``dtype`` runs with on ``device``
+    now, or None: the NumPy path, float64, float32 under "highest", or a GPU before sm_80 (which runs the
+    SIMT kernels with the same arithmetic, and says so once)."""
+    if not device.uses_kernels:
+        return None
+    kind = _conv_tc.tc_kind(dtype, get_float32_matmul_precision())
+    if kind is None:
+        return None
+    reason = _conv_tc.device_reason(device)
+    if reason is not None:
+        _say_once(f"conv2d: {reason}: {kind} convolutions run on the FP32 SIMT kernels instead (the same "
+                  f"rounding of the operands, slower)")
+        return None
+    return kind
+
+
+@functools.lru_cache(maxsize=None)
+def _say_once(message: str) -> None:
+    import warnings
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -351,8 +397,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
 
 
 def _in_float32(op: Conv2d, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-    """``op(input, weight, bias)``, through float32 for float16/bfloat16 (see ``_HALVES``)."""
-    if input.dtype not in _HALVES:
+    """``op(input, weight, bias)``; float16/bfloat16 run as such on the tensor-core kernels, elsewhere
+    through float32 (see ``_HALVES``): the same arithmetic (exact products, FP32 sums, one rounding)."""
+    if input.dtype not in _HALVES or tensor_core_kind(input.device, input.dtype) is not None:
         return op(input, weight, bias)
     up = [None if t is None else t.to(dtypes.float32) for t in (input, weight, bias)]
     return op(*up).to(input.dtype)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ArgumentError, ShapeError
+from ..functions._conv_util import PADDING_MODES
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -85,7 +86,6 @@ def _check_rank(op: str, x: Tensor, ranks: Sequence[int], layout: str) -> None:
 
 
 # -- convolutions ------------------------------------------------------------------------------------
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 class _ConvNd(Module):

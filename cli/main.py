@@ -622,35 +622,55 @@ def profile(model_spec: str, batch_size: int, device: str, steps: int, warmup: i
 
 @cli.command()
 @click.option("--arch", "archs", multiple=True, metavar="sm_XX",
-              help="Architecture to compile for (repeatable) [default: sm_75, sm_80, sm_86, sm_90].")
-@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float", "double"]),
-              help="Scalar type T (repeatable) [default: both].")
+              help="Architecture to compile for (repeatable) [default: sm_75, sm_80, sm_86, sm_89, sm_90].")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float", "double", "half", "bfloat16"]),
+              help="Element type T (repeatable) [default: every one a family is compiled for].")
 @click.option("--family", "family_names", multiple=True, metavar="NAME",
               help="Kernel family, kernels_cuda/NAME.cu (repeatable) [default: all].")
 @click.option("--compiler", type=click.Choice(["nvrtc", "nvcc"]), default="nvrtc", show_default=True,
               help="nvrtc: what the runtime uses (the nvidia-cuda-nvrtc-cu12 wheel, no GPU needed).")
+@click.option("--all-tiles", is_flag=True,
+              help="Every tile the autotuner may pick (conv), not only the default one.")
+@click.option("--cubin-dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Write one .cubin per compiled variant to DIR (family-dtype[-precision][-tile]-arch.cubin), "
+                   "for cuobjdump -sass.")
+@click.option("--sass", is_flag=True,
+              help="Disassemble (cuobjdump -sass): count HMMA (mma.sync), LDSM (ldmatrix) and LDGSTS (cp.async) "
+                   "per kernel, and fail a tensor-core variant whose SASS lacks them.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Compiles at once [default: the CPUs, at most 4].")
 @click.pass_context
 def kernels(ctx: click.Context, archs: Sequence[str], dtypes: Sequence[str], family_names: Sequence[str],
-            compiler: str, jobs: Optional[int]) -> None:
+            compiler: str, all_tiles: bool, cubin_dir: Optional[Path], sass: bool, jobs: Optional[int]) -> None:
     """Compile the CUDA kernels without a GPU: registers, shared memory, spills per kernel.
 
-    Fails (exit status 1) on a compile error, any compiler warning, register spills or local memory."""
+    Fails (exit status 1) on a compile error, any compiler warning, register spills or local memory, and
+    with --sass on a tensor-core variant whose SASS lacks its HMMA, LDSM or LDGSTS instructions."""
     from gpucnn import kernel_check, nvrtc
     from kernels_cuda import families
 
     known = families()
-    unknown = [f for f in family_names if f not in known]
+    absent = kernel_check.missing_families(known)  # declared, source not written yet (e.g. conv_tc)
+    unknown = [f for f in family_names if f not in known and f not in absent]
     if unknown:
         raise click.BadParameter(f"no kernel family {', '.join(unknown)} (have: {', '.join(known) or 'none'})",
                                  param_hint="--family")
     bad_arch = [a for a in archs if not re.fullmatch(r"sm_\d+[a-z]?", a)]
     if bad_arch:
         raise click.BadParameter(f"expected sm_XX (e.g. sm_80), got {', '.join(bad_arch)}", param_hint="--arch")
-    names = list(family_names) or known
-    if not names:
-        click.echo("no kernel families (kernels_cuda/*.cu) to check")
+    archs = tuple(archs) or kernel_check.ARCHS
+    names = list(family_names) or known + absent
+    notes = [f"{f}: skipped: kernels_cuda/{f}.cu does not exist (yet)" for f in names if f in absent]
+    names = [f for f in names if f not in absent]
+    cases = kernel_check.cases_for(names, archs, dtypes or None, compiler, all_tiles)
+    for f in names:
+        unbuilt = [a for a in archs if not any(c[0] == f and c[1] == a for c in cases)]
+        if unbuilt:
+            labels = ", ".join(v.label + (f" (sm_{v.min_sm}+)" if v.min_sm else "")
+                               for v in kernel_check.variants(f, all_tiles))
+            notes.append(f"{f}: nothing to build for {', '.join(unbuilt)} (its variants: {labels})")
+    if not cases:
+        click.echo("\n".join(notes) or "no kernel families (kernels_cuda/*.cu) to check")
         return
     try:
         if compiler == "nvrtc":
@@ -658,12 +678,19 @@ def kernels(ctx: click.Context, archs: Sequence[str], dtypes: Sequence[str], fam
             click.echo(f"NVRTC {major}.{minor} ({nvrtc.load().path})")
         else:
             click.echo(f"nvcc ({kernel_check.find_nvcc() or 'not found'})")
-        reports = kernel_check.check_all(names, archs=archs or kernel_check.ARCHS,
-                                         dtypes=dtypes or kernel_check.DTYPES, compiler=compiler,
-                                         jobs=jobs or kernel_check.default_jobs())
-    except (nvrtc.NvrtcNotFound, kernel_check.NvccNotFound) as exc:
+        jobs = jobs or kernel_check.default_jobs()
+        reports = kernel_check.check_cases(cases, jobs=jobs)
+        if sass:
+            kernel_check.inspect_sass(reports, jobs=jobs)
+    except (nvrtc.NvrtcNotFound, kernel_check.NvccNotFound, kernel_check.SassToolsNotFound) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(kernel_check.format_table(reports))
+    for note in notes:
+        click.echo(note)
+    if cubin_dir is not None:
+        paths = kernel_check.write_cubins(reports, cubin_dir)
+        click.echo(f"wrote {len(paths)} cubin(s) to {cubin_dir} (read one with: cuobjdump -sass "
+                   f"{paths[0] if paths else cubin_dir / 'NAME.cubin'})")
     failures = [msg for r in reports for msg in r.failures()]
     if failures:
         click.echo(f"\n{len(failures)} problem(s):", err=True)
@@ -671,7 +698,7 @@ def kernels(ctx: click.Context, archs: Sequence[str], dtypes: Sequence[str], fam
             click.echo(f"  {msg}", err=True)
         ctx.exit(1)
     click.echo(f"\nall {sum(len(r.kernels) for r in reports)} kernel builds pass "
-               f"(no warnings, no spills, no local memory)")
+               f"(no warnings, no spills, no local memory{', SASS as required' if sass else ''})")
 
 
 def _version(package: str) -> str:

@@ -19,36 +19,184 @@ kernel's figures, the CUBIN's are used (spills are only in the log; a spill alwa
 which the CUBIN shows). ``smem`` is the static shared memory ptxas reports (dynamic shared memory is
 chosen at launch and is not part of it).
 
-Entry points: :func:`check_family` / :func:`check_source` (one compile), :func:`check_all` (families x
-archs x dtypes), :func:`format_table`. The ``gpucnn kernels`` command and
-``tests/kernels/test_kernel_compile.py`` use them.
+What is compiled: each family's *variants* (:class:`Variant`: the element type T, a precision and a tile
+where the family has them, the ``#define`` lines, and what the SASS must contain), declared in one place,
+:func:`variants` (:data:`FAMILY_VARIANTS`; a family not listed there is T = float and double).
+
+SASS: :func:`sass_by_kernel` disassembles a CUBIN with ``cuobjdump -sass`` (:func:`find_tool`: on PATH, in a
+CUDA toolkit or in the ``nvidia-cuda-cuobjdump`` / ``nvidia-cuda-nvdisasm`` wheels) and counts each kernel's
+instructions; :func:`inspect_sass` records them in the reports and fails a kernel whose SASS lacks what its
+variant requires (a tensor-core variant: HMMA of its type, LDSM, LDGSTS). :func:`write_cubins` keeps the
+CUBINs, one per compiled variant, under names :attr:`CompileReport.cubin_name` gives.
+
+Entry points: :func:`check_family` / :func:`check_source` / :func:`check_variant` (one compile),
+:func:`check_all` (families x variants x archs), :func:`inspect_sass`, :func:`write_cubins`,
+:func:`format_table`. The ``gpucnn kernels`` command and ``tests/kernels/`` use them.
 """
 from __future__ import annotations
 
+import glob
+import importlib
+import importlib.util
 import os
 import re
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from kernels_cuda import families as _families, kernel_path
 
 from . import nvrtc
+from .atomic import atomic_open
 from .kernels import compile_options, specialise
 
-#: Architectures checked by default (CUDA 13's nvcc starts at sm_75).
-ARCHS: tuple[str, ...] = ("sm_75", "sm_80", "sm_86", "sm_90")
-#: Scalar types each family is compiled for (``-DT=...``).
+#: Architectures checked by default: sm_75 (Turing, the oldest CUDA 13's nvcc takes: SIMT kernels only) and
+#: the tensor-core generations the tensor-core kernels target, sm_80 (A100), sm_86 (A10, RTX 30xx), sm_89
+#: (L4, RTX 40xx) and sm_90 (H100/H200).
+ARCHS: tuple[str, ...] = ("sm_75", "sm_80", "sm_86", "sm_89", "sm_90")
+#: Element types of the SIMT families (each compiled for both, ``#define T ...``).
 DTYPES: tuple[str, ...] = ("float", "double")
+#: The element types a variant may have, by the name used in tables, file names and ``--dtype``: its C type.
+C_TYPES: dict[str, str] = {"float": "float", "double": "double", "half": "__half", "bfloat16": "__nv_bfloat16"}
 COMPILERS: tuple[str, ...] = ("nvrtc", "nvcc")
 
 #: nvcc's options for the same report NVRTC gives with :data:`gpucnn.nvrtc.PTXAS_REPORT_OPTIONS`.
 NVCC_REPORT_OPTIONS: tuple[str, ...] = ("--resource-usage", "-Xptxas", "-warn-spills", "-Xptxas", "-warn-lmem-usage")
+
+
+# -- what is compiled: each family's variants ----------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """One specialisation of a kernel family, as the runtime compiles it.
+
+    ``dtype``: the element type by name (a key of :data:`C_TYPES`); ``define_t``: whether it is written as
+    ``#define T <C type>`` (unless ``defines`` sets T itself; False: a family that selects its element type
+    with a define of its own, in ``defines``); ``precision``: the arithmetic where a family has a choice (``"tf32"``:
+    float32 operands rounded to TF32 on the tensor cores), else ``None``; ``tile``: the tile's name where a
+    family has tiles (e.g. ``"64x64x16/8x4"``), else ``None``; ``defines``: the further ``#define`` lines
+    (tile knobs, switches). ``sass``: regular expressions of which each must match (``re.fullmatch``) at
+    least one instruction mnemonic (``HMMA.16816.F32.BF16``) in every kernel whose name ``re.search``-es
+    ``sass_kernels`` -- checked by :func:`inspect_sass`. ``min_sm``: the oldest architecture it builds for
+    (80: cp.async, ldmatrix and the m16n8k16 mma.sync need sm_80)."""
+    dtype: str = "float"
+    define_t: bool = True
+    precision: Optional[str] = None
+    tile: Optional[str] = None
+    defines: tuple[tuple[str, Any], ...] = ()
+    sass: tuple[str, ...] = ()
+    sass_kernels: str = ""
+    min_sm: int = 0
+
+    @property
+    def ctype(self) -> str:
+        """The C type of T: ``defines``' T if it sets one, else ``dtype``'s (a name not in :data:`C_TYPES` is
+        taken as a C type itself)."""
+        return str(dict(self.defines).get("T", C_TYPES.get(self.dtype, self.dtype)))
+
+    def all_defines(self) -> tuple[tuple[str, Any], ...]:
+        """Every ``#define`` of this variant (T with ``define_t``), in ``Device.kernel``'s order (by name)."""
+        return tuple(sorted((({"T": self.ctype} if self.define_t else {}) | dict(self.defines)).items()))
+
+    @property
+    def label(self) -> str:
+        """The variant in file names: ``float``, ``float-tf32``, ``float-64x64x16_8x4``."""
+        return "-".join([self.dtype] + [p for p in (self.precision, self.tile) if p]).replace("/", "_")
+
+    def describe(self) -> str:
+        """The variant in messages: ``T=float``, ``T=double, tile 32x64x16/4x4``, ``half`` (no T define),
+        ``float, tf32``."""
+        return ", ".join([f"T={self.ctype}" if self.define_t or "T" in dict(self.defines) else self.dtype] + ([self.precision] if self.precision else [])
+                         + ([f"tile {self.tile}"] if self.tile else []))
+
+    def builds_for(self, arch: str) -> bool:
+        """Whether this variant is compiled for ``arch`` (``sm_XX``)."""
+        m = re.match(r"sm_(\d+)", arch)
+        return m is None or int(m.group(1)) >= self.min_sm
+
+
+def _conv_variants(all_tiles: bool) -> list[Variant]:
+    """conv.cu (SIMT): float and double with the default tile, or with every tile the autotuner may pick."""
+    from .functions import _conv_tiles  # (imports nothing heavy; deferred like the other families' sources)
+
+    tiles = _conv_tiles.CANDIDATES if all_tiles else (_conv_tiles.DEFAULT,)
+    return [Variant(d, tile=str(t), defines=tuple(t.defines.items())) for d in DTYPES for t in tiles]
+
+
+#: The tensor-core mma.sync of each element type as it appears in the SASS (sm_80 ... sm_90, NVRTC 12.9 and
+#: nvcc 13.0; tests/kernels/sources/tc_probe.cu): m16n8k8 TF32 is ``HMMA.1688.F32.TF32`` (``1684`` would be
+#: m16n8k4), m16n8k16 f16 ``HMMA.16816.F32``, bf16 ``HMMA.16816.F32.BF16`` (f32 accumulators all).
+TC_HMMA: dict[str, str] = {"float": r"HMMA\.1688\.F32\.TF32", "half": r"HMMA\.16816\.F32",
+                           "bfloat16": r"HMMA\.16816\.F32\.BF16"}
+#: ldmatrix and cp.async in SASS.
+LDSM, LDGSTS = r"LDSM(\..+)?", r"LDGSTS(\..+)?"
+#: The kernels of a tensor-core family that must show them: its three implicit GEMMs.
+TC_GEMM_KERNELS = r"(forward|backward_data|backward_filter)"
+
+
+def tensor_core_variant(dtype: str, **fields: Any) -> Variant:
+    """A tensor-core GEMM variant of ``dtype`` (float: TF32), sm_80+: its GEMM kernels must show the HMMA of
+    that type and -- float, whose per-element gathers are 4-byte cp.async copies -- LDGSTS, or -- 16-bit
+    types, whose fragments come from ldmatrix -- LDSM. (conv_tc stages 16-bit gathers through registers:
+    cp.async moves at least 4 bytes, two neighbouring K elements, which an im2col gather does not have.)"""
+    sass = (TC_HMMA[dtype],) + ((LDGSTS,) if dtype == "float" else (LDSM,))
+    base = dict(precision="tf32" if dtype == "float" else None, sass=sass, sass_kernels=TC_GEMM_KERNELS, min_sm=80)
+    return Variant(dtype, **(base | fields))
+
+
+#: conv_tc's element kinds (the keys of ``gpucnn.functions._conv_tc.ELEM``) by dtype name.
+TC_KINDS: dict[str, str] = {"tf32": "float", "f16": "half", "bf16": "bfloat16"}
+
+
+def _conv_tc_variants(all_tiles: bool) -> list[Variant]:
+    """conv_tc.cu (tensor cores), as ``gpucnn.functions._conv_tc`` launches it: one variant per element kind
+    of its ``ELEM`` (``#define CONV_TC_ELEM <value>``; no T), with the source's tile. Should that module
+    come to compile more (tiles, stages), it declares them as ``COMPILE_VARIANTS``: :class:`Variant`
+    objects or dicts of their fields completed by :func:`tensor_core_variant`, or a function of
+    ``all_tiles`` giving them."""
+    from .functions import _conv_tc
+
+    declared = getattr(_conv_tc, "COMPILE_VARIANTS", None)
+    if declared is None:
+        return [tensor_core_variant(TC_KINDS[kind], define_t=False, defines=(("CONV_TC_ELEM", value),))
+                for kind, value in _conv_tc.ELEM.items()]
+    if callable(declared):
+        declared = declared(all_tiles)
+    out = []
+    for v in declared:
+        if not isinstance(v, Variant):
+            v = dict(v)
+            v["defines"] = tuple(dict(v.get("defines", ())).items())
+            v = tensor_core_variant(**v)
+        out.append(v)
+    return out
+
+
+#: Families compiled as more than T = float and double, by name: a function of ``all_tiles`` (False: the
+#: variants the runtime uses by default; True: also every tile its autotuner may pick) giving the variants.
+FAMILY_VARIANTS: dict[str, Callable[[bool], list[Variant]]] = {
+    "conv": _conv_variants,
+    "conv_tc": _conv_tc_variants,
+}
+
+
+def variants(family: str, all_tiles: bool = False) -> list[Variant]:
+    """The variants ``kernels_cuda/<family>.cu`` is compiled in (:data:`FAMILY_VARIANTS`, else T = each of
+    :data:`DTYPES`)."""
+    make = FAMILY_VARIANTS.get(family)
+    return list(make(all_tiles)) if make else [Variant(d) for d in DTYPES]
+
+
+def missing_families(known: Iterable[str]) -> list[str]:
+    """Families with declared variants whose source is not in ``known`` (e.g. conv_tc before its .cu lands)."""
+    known = set(known)
+    return [f for f in FAMILY_VARIANTS if f not in known]
 
 
 # -- ptxas's report -------------------------------------------------------------------------------------
@@ -197,13 +345,16 @@ class KernelReport:
     spill_stores: Optional[int]
     spill_loads: Optional[int]
     problems: list[str] = field(default_factory=list)
+    variant: Optional[Variant] = None  #: None: ``Variant(dtype)``
+    sass: Optional[Counter] = None     #: instruction mnemonic -> count, once :func:`inspect_sass` has run
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def describe(self) -> str:
-        return (f"{self.family}.cu kernel {self.kernel} ({self.arch}, T={self.dtype}): {self.registers} registers, "
+        spec = (self.variant or Variant(self.dtype)).describe()
+        return (f"{self.family}.cu kernel {self.kernel} ({self.arch}, {spec}): {self.registers} registers, "
                 f"{self.smem} bytes smem, {self.stack} bytes stack frame, {self.spill_stores} bytes spill stores, "
                 f"{self.spill_loads} bytes spill loads")
 
@@ -221,14 +372,22 @@ class CompileReport:
     warnings: list[str] = field(default_factory=list)
     kernels: list[KernelReport] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  #: about the compile as a whole
+    variant: Optional[Variant] = None  #: what was compiled (None: ``Variant(dtype)``)
+    cubin: Optional[bytes] = field(default=None, repr=False)  #: the compiled CUBIN (None: it did not compile)
 
     @property
     def ok(self) -> bool:
         return not self.problems and all(k.ok for k in self.kernels)
 
+    @property
+    def cubin_name(self) -> str:
+        """The CUBIN's file name: family, variant (dtype, precision, tile) and arch, e.g.
+        ``conv-float-64x64x16_8x4-sm_80.cubin``, ``conv_tc-bfloat16-sm_90.cubin``."""
+        return f"{self.family}-{(self.variant or Variant(self.dtype)).label}-{self.arch}.cubin"
+
     def failures(self) -> list[str]:
-        """One message per problem, naming the family, arch, dtype, compiler and (where it is one) kernel."""
-        where = f"{self.family}.cu ({self.compiler}, {self.arch}, T={self.dtype})"
+        """One message per problem, naming the family, arch, variant, compiler and (where it is one) kernel."""
+        where = f"{self.family}.cu ({self.compiler}, {self.arch}, {(self.variant or Variant(self.dtype)).describe()})"
         out = [f"{where}: {p}" for p in self.problems]
         out += [f"{k.describe()} [{self.compiler}]: {'; '.join(k.problems)}" for k in self.kernels if k.problems]
         return out
@@ -250,10 +409,10 @@ def _kernel_problems(k: KernelReport, usage: Optional[FunctionUsage], elf: Optio
 
 
 def analyse(family: str, arch: str, dtype: str, compiler: str, options: Sequence[str],
-            result: nvrtc.CompileResult) -> CompileReport:
-    """Turn a compile's log and CUBIN into a :class:`CompileReport`."""
+            result: nvrtc.CompileResult, variant: Optional[Variant] = None) -> CompileReport:
+    """Turn a compile's log and CUBIN into a :class:`CompileReport` (of ``variant``, default ``Variant(dtype)``)."""
     report = CompileReport(family, arch, dtype, compiler, tuple(options), result.log, result.ok,
-                           warnings=compiler_warnings(result.log))
+                           warnings=compiler_warnings(result.log), variant=variant, cubin=result.cubin)
     if not result.ok:
         report.problems.append(f"does not compile ({result.status}): {_error_summary(result.log, options)}")
         return report
@@ -269,7 +428,8 @@ def analyse(family: str, arch: str, dtype: str, compiler: str, options: Sequence
         registers = u.registers if u and u.registers is not None else (e.registers if e else None)
         stack = u.stack_frame if u and u.stack_frame is not None else (e.frame_size if e else None)
         k = KernelReport(family, name, arch, dtype, registers=registers, smem=u.smem if u else None, stack=stack,
-                         spill_stores=u.spill_stores if u else None, spill_loads=u.spill_loads if u else None)
+                         spill_stores=u.spill_stores if u else None, spill_loads=u.spill_loads if u else None,
+                         variant=variant)
         _kernel_problems(k, u, e)
         report.kernels.append(k)
     # Non-inlined device functions: their own frames and spills (an entry's frame already includes them).
@@ -317,15 +477,39 @@ def _nvrtc_compile(source: str, name: str, arch: str, options: Sequence[str]) ->
     return opts, nvrtc.compile_cubin(source, name, opts)
 
 
-def find_nvcc() -> Optional[str]:
-    """nvcc's path: on PATH, else under ``$CUDA_HOME``/``$CUDA_PATH`` or /usr/local/cuda; ``None`` if absent."""
-    found = shutil.which("nvcc")
+#: Where a CUDA toolkit is looked for after ``$CUDA_HOME`` and ``$CUDA_PATH``.
+CUDA_DEFAULT_ROOT = "/usr/local/cuda"
+
+
+def _wheel_bin_dirs() -> list[Path]:
+    """The ``bin`` folders of the ``nvidia`` namespace package's wheels (``nvidia/cu13/bin`` of the CUDA 13
+    wheels, ``nvidia/cuda_cuobjdump/bin`` of the CUDA 12 ones)."""
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except (ImportError, ValueError):
+        spec = None
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    return [Path(p) for root in roots for p in sorted(glob.glob(os.path.join(root, "*", "bin")))]
+
+
+def find_tool(name: str) -> Optional[str]:
+    """The path of a CUDA tool (``nvcc``, ``cuobjdump``, ``nvdisasm``): on PATH, else under
+    ``$CUDA_HOME``/``$CUDA_PATH`` or /usr/local/cuda, else in a wheel of the ``nvidia`` namespace package
+    (``pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm``); ``None`` if absent."""
+    found = shutil.which(name)
     if found:
         return found
-    for root in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
-        if root and (Path(root) / "bin" / "nvcc").is_file():
-            return str(Path(root) / "bin" / "nvcc")
+    exe = name + (".exe" if sys.platform == "win32" else "")
+    roots = [Path(r) / "bin" for r in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), CUDA_DEFAULT_ROOT) if r]
+    for d in roots + _wheel_bin_dirs():
+        if (d / exe).is_file():
+            return str(d / exe)
     return None
+
+
+def find_nvcc() -> Optional[str]:
+    """nvcc's path (:func:`find_tool`); ``None`` if absent."""
+    return find_tool("nvcc")
 
 
 class NvccNotFound(RuntimeError):
@@ -350,13 +534,15 @@ def _nvcc_compile(source_path: Path, arch: str, options: Sequence[str],
 
 
 def check_source(source: str, name: str, arch: str, dtype: str = "float", options: Optional[Sequence[str]] = None,
-                 compiler: str = "nvrtc", defines: Sequence[tuple[str, Any]] = ()) -> CompileReport:
+                 compiler: str = "nvrtc", defines: Sequence[tuple[str, Any]] = (),
+                 variant: Optional[Variant] = None) -> CompileReport:
     """Check CUDA C++ ``source`` (``name``: its file name, e.g. ``conv.cu``; may ``#include "common.cuh"``)
-    for ``arch``, specialised for ``dtype`` (and any further ``defines``, e.g. a conv tile's knobs) exactly
-    as the runtime does it (:func:`gpucnn.kernels.specialise`) and compiled with ``options`` (default: the
-    runtime's)."""
+    for ``arch``, specialised for ``dtype`` (and any further ``defines``, e.g. a conv tile's knobs) -- or
+    as ``variant`` -- exactly as the runtime does it (:func:`gpucnn.kernels.specialise`) and compiled with
+    ``options`` (default: the runtime's)."""
     options = tuple(compile_options() if options is None else options)
-    text = specialise(source, name, tuple(sorted((("T", dtype),) + tuple(defines))))  # (Device.kernel's order)
+    variant = variant or Variant(dtype, defines=tuple(defines))
+    text = specialise(source, name, variant.all_defines())
     if compiler == "nvrtc":
         opts, result = _nvrtc_compile(text, Path(name).name, arch, options)
     elif compiler == "nvcc":
@@ -366,19 +552,31 @@ def check_source(source: str, name: str, arch: str, dtype: str = "float", option
             opts, result = _nvcc_compile(path, arch, options)
     else:
         raise ValueError(f"compiler must be one of {', '.join(COMPILERS)}, got {compiler!r}")
-    return analyse(Path(name).stem, arch, dtype, compiler, opts, result)
+    return analyse(Path(name).stem, arch, variant.dtype, compiler, opts, result, variant=variant)
+
+
+def check_variant(family: str, arch: str, variant: Variant, compiler: str = "nvrtc") -> CompileReport:
+    """Check ``kernels_cuda/<family>.cu`` for ``arch`` as ``variant``, as the runtime compiles it."""
+    path = kernel_path(family)
+    return check_source(path.read_text(), str(path), arch, compiler=compiler, variant=variant)
 
 
 def check_family(family: str, arch: str, dtype: str, compiler: str = "nvrtc",
                  defines: Sequence[tuple[str, Any]] = ()) -> CompileReport:
     """Check ``kernels_cuda/<family>.cu`` for ``arch`` and ``dtype`` (and ``defines``) as the runtime
     compiles it."""
-    path = kernel_path(family)
-    return check_source(path.read_text(), str(path), arch, dtype, compiler=compiler, defines=defines)
+    return check_variant(family, arch, Variant(dtype, defines=tuple(defines)), compiler)
+
+
+def _case(case: Sequence) -> tuple[str, str, Variant, str]:
+    """A case of :func:`check_cases` as (family, arch, Variant, compiler)."""
+    family, arch, what, compiler, *rest = case
+    return family, arch, what if isinstance(what, Variant) else Variant(what, defines=tuple(rest[0] if rest else ())), \
+        compiler
 
 
 def _check_case(case: tuple) -> CompileReport:
-    return check_family(*case)
+    return check_variant(*_case(case))
 
 
 def _worker() -> None:
@@ -433,8 +631,9 @@ def default_jobs() -> int:
 
 
 def check_cases(cases: Sequence[tuple], jobs: int = 1) -> list[CompileReport]:
-    """:func:`check_family` for each (family, arch, dtype, compiler[, defines]) of ``cases`` (``defines``:
-    a tuple of (name, value) pairs, e.g. a conv tile's knobs), in order. ``jobs`` > 1
+    """A :class:`CompileReport` for each (family, arch, variant, compiler) of ``cases`` -- ``variant`` a
+    :class:`Variant`, or a dtype followed by ``defines`` (a tuple of (name, value) pairs, e.g. a conv tile's
+    knobs) as (family, arch, dtype, compiler[, defines]) --, in order. ``jobs`` > 1
     compiles in parallel: nvcc in threads (each a subprocess), NVRTC in ``jobs - 1`` child processes plus
     this one (nothing is cached on disk either way)."""
     cases = [tuple(c) for c in cases]  # type: ignore[misc]
@@ -461,13 +660,160 @@ def check_cases(cases: Sequence[tuple], jobs: int = 1) -> list[CompileReport]:
     return [done[c] for c in cases]
 
 
+def cases_for(families: Iterable[str], archs: Iterable[str] = ARCHS, dtypes: Optional[Iterable[str]] = None,
+              compiler: str = "nvrtc", all_tiles: bool = False) -> list[tuple[str, str, Variant, str]]:
+    """The (family, arch, variant, compiler) cases of every family x variant (:func:`variants`; of
+    ``dtypes`` only, where given) x arch the variant builds for, in that order."""
+    archs = list(archs)
+    wanted = None if dtypes is None else set(dtypes)
+    return [(f, a, v, compiler) for f in families for v in variants(f, all_tiles)
+            if wanted is None or v.dtype in wanted for a in archs if v.builds_for(a)]
+
+
 def check_all(families: Optional[Iterable[str]] = None, archs: Iterable[str] = ARCHS,
-              dtypes: Iterable[str] = DTYPES, compiler: str = "nvrtc", jobs: int = 1) -> list[CompileReport]:
-    """:func:`check_family` for every family (default: all of ``kernels_cuda``) x dtype x arch, in that
-    order (``jobs``: see :func:`check_cases`)."""
+              dtypes: Optional[Iterable[str]] = None, compiler: str = "nvrtc", jobs: int = 1,
+              all_tiles: bool = False) -> list[CompileReport]:
+    """:func:`check_variant` for every family (default: all of ``kernels_cuda``) x variant x arch
+    (:func:`cases_for`; ``jobs``: see :func:`check_cases`)."""
     fams = list(_families() if families is None else families)
-    archs, dtypes = list(archs), list(dtypes)
-    return check_cases([(f, a, d, compiler) for f in fams for d in dtypes for a in archs], jobs=jobs)
+    return check_cases(cases_for(fams, archs, dtypes, compiler, all_tiles), jobs=jobs)
+
+
+# -- SASS -----------------------------------------------------------------------------------------------
+class SassToolsNotFound(RuntimeError):
+    """cuobjdump (or the nvdisasm it runs) is not installed."""
+
+
+def sass_tools_missing() -> Optional[str]:
+    """Why SASS cannot be read here (which tool is missing and how to get it), or ``None`` when it can."""
+    missing = [t for t in ("cuobjdump", "nvdisasm") if find_tool(t) is None]
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} not found (cuobjdump -sass runs nvdisasm): pip install "
+            f"{' '.join('nvidia-cuda-' + t for t in missing)} (in the test extra), or put a CUDA toolkit's bin on PATH")
+
+
+def sass_text(cubin: bytes, timeout: float = 120) -> str:
+    """``cuobjdump -sass`` of a CUBIN. Raises :class:`SassToolsNotFound` when the tools are missing and
+    ``RuntimeError`` (with cuobjdump's message) when it fails."""
+    reason = sass_tools_missing()
+    if reason:
+        raise SassToolsNotFound(reason)
+    cuobjdump, nvdisasm = find_tool("cuobjdump"), find_tool("nvdisasm")
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(nvdisasm).parent), os.environ.get("PATH", "")]))
+    with tempfile.TemporaryDirectory(prefix="gpucnn-sass-") as tmp:
+        path = Path(tmp) / "k.cubin"
+        path.write_bytes(cubin)
+        proc = subprocess.run([cuobjdump, "-sass", str(path)], capture_output=True, text=True, env=env,
+                              timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"cuobjdump -sass failed (exit status {proc.returncode}): "
+                           f"{(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout
+
+
+_SASS_FUNCTION_RE = re.compile(r"^\s*Function\s*:\s*(\S+)")
+# "/*0110*/   @!P0 LDGSTS.E.BYPASS.128 [R9], [R4.64] ;": an address, an optional guard predicate, the mnemonic.
+_SASS_INSTRUCTION_RE = re.compile(r"^\s*/\*[0-9a-fA-F]+\*/\s+(?:@!?U?P(?:T|\d+)\s+)?([A-Z][A-Z0-9_]*(?:\.[A-Za-z0-9_]+)*)")
+
+
+def parse_sass(text: str) -> dict[str, Counter]:
+    """``cuobjdump -sass``'s listing -> instruction mnemonic (``HMMA.16816.F32``) -> count, per kernel."""
+    out: dict[str, Counter] = {}
+    current: Optional[Counter] = None
+    for line in text.splitlines():
+        m = _SASS_FUNCTION_RE.match(line)
+        if m:
+            current = out.setdefault(m.group(1), Counter())
+            continue
+        m = _SASS_INSTRUCTION_RE.match(line)
+        if m and current is not None:
+            current[m.group(1)] += 1
+    return out
+
+
+def sass_by_kernel(cubin: bytes) -> dict[str, Counter]:
+    """Each kernel's instruction mnemonics in a CUBIN, counted (:func:`sass_text`, :func:`parse_sass`)."""
+    return parse_sass(sass_text(cubin))
+
+
+def sass_opcodes(cubin: bytes, kernel: Optional[str] = None) -> Counter:
+    """The instruction mnemonics of one kernel of a CUBIN (default: all its kernels together), counted."""
+    by_kernel = sass_by_kernel(cubin)
+    if kernel is not None:
+        if kernel not in by_kernel:
+            raise KeyError(f"no kernel {kernel!r} in the CUBIN's SASS (has: {', '.join(sorted(by_kernel))})")
+        return by_kernel[kernel]
+    return sum(by_kernel.values(), Counter())
+
+
+def count_base(opcodes: Counter, base: str) -> int:
+    """How many instructions of ``opcodes`` have the base mnemonic ``base`` (``HMMA`` counts
+    ``HMMA.16816.F32`` and ``HMMA.1688.F32.TF32``, not ``HFMA2.MMA``)."""
+    return sum(n for op, n in opcodes.items() if op.split(".")[0] == base)
+
+
+#: The instructions the table counts (``--sass``): tensor-core mma.sync, ldmatrix, cp.async.
+SASS_COLUMNS: tuple[str, ...] = ("HMMA", "LDSM", "LDGSTS")
+
+
+def _pattern_name(pattern: str) -> str:
+    """A :attr:`Variant.sass` pattern as a reader would write it: ``LDSM(\\..+)?`` -> ``LDSM``."""
+    return pattern.replace(r"(\..+)?", "").replace("\\", "")
+
+
+def sass_problems(kernel: str, opcodes: Counter, variant: Variant) -> list[str]:
+    """What ``variant`` requires of the SASS of ``kernel`` (:attr:`Variant.sass`) and ``opcodes`` lacks."""
+    if not variant.sass or not re.search(variant.sass_kernels, kernel):
+        return []
+    missing = [p for p in variant.sass if not any(re.fullmatch(p, op) for op in opcodes)]
+    if not missing:
+        return []
+    have = ", ".join(f"{op} x{n}" for op, n in sorted(opcodes.items()) if op.split(".")[0] in SASS_COLUMNS)
+    return [f"SASS lacks {', '.join(map(_pattern_name, missing))} (required of {variant.describe()}; it has "
+            f"{have or 'no ' + '/'.join(SASS_COLUMNS)})"]
+
+
+def inspect_sass(reports: Iterable[CompileReport], jobs: int = 1) -> None:
+    """Disassemble every compiled report's CUBIN and record each kernel's instruction counts
+    (:attr:`KernelReport.sass`); a kernel whose SASS lacks what its variant requires fails (a problem
+    naming what is missing and what it has), as does a required kernel pattern that no kernel matches.
+    Raises :class:`SassToolsNotFound` when cuobjdump/nvdisasm are missing."""
+    reason = sass_tools_missing()
+    if reason:
+        raise SassToolsNotFound(reason)
+    todo = [r for r in reports if r.cubin]
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        listings = list(pool.map(lambda r: sass_by_kernel(r.cubin), todo))
+    for report, by_kernel in zip(todo, listings):
+        variant = report.variant or Variant(report.dtype)
+        for k in report.kernels:
+            k.sass = by_kernel.get(k.kernel, Counter())
+            k.problems += sass_problems(k.kernel, k.sass, variant)
+        if variant.sass and not any(re.search(variant.sass_kernels, k.kernel) for k in report.kernels):
+            report.problems.append(f"no kernel name matches {variant.sass_kernels!r}, the kernels whose SASS "
+                                   f"must have {', '.join(map(_pattern_name, variant.sass))} ({variant.describe()})")
+
+
+def write_cubins(reports: Iterable[CompileReport], directory: "os.PathLike[str] | str") -> list[Path]:
+    """Write each compiled report's CUBIN to ``directory`` (created if need be) as its
+    :attr:`CompileReport.cubin_name`, atomically; returns the paths. Two reports of one name (the same
+    variant compiled twice, e.g. by both compilers) are an error: neither would be what its name says."""
+    todo = [r for r in reports if r.cubin]
+    names = Counter(r.cubin_name for r in todo)
+    twice = sorted(n for n, c in names.items() if c > 1)
+    if twice:
+        raise ValueError(f"write_cubins: {', '.join(twice)} compiled more than once (write each compiler's "
+                         f"cubins to a folder of its own)")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for r in todo:
+        path = directory / r.cubin_name
+        with atomic_open(path, "wb") as f:
+            f.write(r.cubin)
+        paths.append(path)
+    return paths
 
 
 # -- the table ------------------------------------------------------------------------------------------
@@ -475,33 +821,49 @@ def _fig(v: Any) -> str:
     return "?" if v is None else str(v)
 
 
-def table_rows(reports: Iterable[CompileReport]) -> list[tuple[str, ...]]:
-    """Rows family / kernel / arch / dtype / registers / smem / stack / spills / status."""
+def _variant_cell(r: "CompileReport | KernelReport") -> str:
+    v = r.variant or Variant(r.dtype)
+    return "/".join(x for x in (v.precision, v.tile) if x) or "-"
+
+
+def table_rows(reports: Iterable[CompileReport], sass: Optional[bool] = None) -> list[tuple[str, ...]]:
+    """Rows family / kernel / arch / dtype / registers / smem / stack / spills / variant (precision, tile;
+    ``-``: none) [/ HMMA / LDSM / LDGSTS: instruction counts, with ``sass``] / status. ``sass=None``: the
+    SASS columns when any kernel's SASS was inspected."""
+    reports = list(reports)
+    if sass is None:
+        sass = any(k.sass is not None for r in reports for k in r.kernels)
     rows = []
     for r in reports:
+        blank = ("",) * (len(SASS_COLUMNS) if sass else 0)
         for p in r.problems:
-            rows.append((r.family, "-", r.arch, r.dtype, "", "", "", "", f"FAIL: {p}"))
+            rows.append((r.family, "-", r.arch, r.dtype, "", "", "", "", _variant_cell(r)) + blank + (f"FAIL: {p}",))
         for k in r.kernels:
             spills = f"{_fig(k.spill_stores)}/{_fig(k.spill_loads)}"
+            counts = tuple("?" if k.sass is None else str(count_base(k.sass, b)) for b in SASS_COLUMNS) if sass else ()
             rows.append((k.family, k.kernel, k.arch, k.dtype, _fig(k.registers), _fig(k.smem), _fig(k.stack),
-                         spills, "ok" if k.ok else "FAIL: " + "; ".join(k.problems)))
+                         spills, _variant_cell(k)) + counts + ("ok" if k.ok else "FAIL: " + "; ".join(k.problems),))
     return rows
 
 
-TABLE_HEADER = ("family", "kernel", "arch", "dtype", "registers", "smem", "stack", "spills st/ld", "status")
+TABLE_HEADER = ("family", "kernel", "arch", "dtype", "registers", "smem", "stack", "spills st/ld", "variant", "status")
 
 
-def format_table(reports: Iterable[CompileReport], max_status: int = 100) -> str:
+def format_table(reports: Iterable[CompileReport], max_status: int = 100, sass: Optional[bool] = None) -> str:
     """A plain-text table of :func:`table_rows` (smem and stack in bytes)."""
+    reports = list(reports)
+    if sass is None:
+        sass = any(k.sass is not None for r in reports for k in r.kernels)
+    header = TABLE_HEADER[:-1] + (SASS_COLUMNS if sass else ()) + TABLE_HEADER[-1:]
     rows = [tuple(r[:-1]) + (r[-1] if len(r[-1]) <= max_status else r[-1][:max_status - 3] + "...",)
-            for r in table_rows(reports)]
-    widths = [max(len(str(row[i])) for row in [TABLE_HEADER, *rows]) for i in range(len(TABLE_HEADER))]
-    numeric = {4, 5, 6, 7}
+            for r in table_rows(reports, sass)]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    numeric = {4, 5, 6, 7} | (set(range(9, 9 + len(SASS_COLUMNS))) if sass else set())
 
     def fmt(row: Sequence[str]) -> str:
         cells = [str(c).rjust(w) if i in numeric else str(c).ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         return "  ".join(cells).rstrip()
 
-    lines = [fmt(TABLE_HEADER), fmt(["-" * w for w in widths])]
+    lines = [fmt(header), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows]
     return "\n".join(lines)

@@ -68,8 +68,8 @@ def test_analyse_fails_every_problem_with_its_figures():
     assert "cannot read the CUBIN" in text  # no CUBIN given
     table = kc.format_table([report])
     assert table.splitlines()[0].split() == ["family", "kernel", "arch", "dtype", "registers", "smem", "stack",
-                                             "spills", "st/ld", "status"]
-    assert any(line.split()[:9] == ["fam", "ok", "sm_80", "float", "9", "512", "0", "0/0", "ok"]
+                                             "spills", "st/ld", "variant", "status"]
+    assert any(line.split() == ["fam", "ok", "sm_80", "float", "9", "512", "0", "0/0", "-", "ok"]
                for line in table.splitlines())
 
 
@@ -120,3 +120,139 @@ def test_figures_fall_back_to_the_cubin():
     assert report.ok, report.failures()
     assert k.registers == kc.cubin_kernels(result.cubin)["k"].registers > 0 and k.stack == 0
     assert k.spill_stores is None  # only ptxas's report has spills (a spill needs a stack frame, which is 0)
+
+
+# -- variants -------------------------------------------------------------------------------------------
+def test_variant_names_defines_and_archs():
+    v = kc.Variant("float", precision="tf32", tile="64x64x16/8x4", defines=(("CONV_BM", 64),), min_sm=80)
+    assert v.label == "float-tf32-64x64x16_8x4" and v.describe() == "T=float, tf32, tile 64x64x16/8x4"
+    assert v.all_defines() == (("CONV_BM", 64), ("T", "float"))  # Device.kernel's order: sorted by name
+    assert kc.Variant("bfloat16").all_defines() == (("T", "__nv_bfloat16"),)
+    assert kc.Variant("half", defines=(("T", "half_t"),)).all_defines() == (("T", "half_t"),)  # T given: kept
+    own = kc.Variant("half", define_t=False, defines=(("CONV_TC_ELEM", "TC_F16"),))  # its own element switch
+    assert own.all_defines() == (("CONV_TC_ELEM", "TC_F16"),) and own.describe() == "half"
+    assert not v.builds_for("sm_75") and v.builds_for("sm_80") and v.builds_for("sm_90a")
+    report = kc.CompileReport("conv_tc", "sm_90", "float", "nvrtc", (), "", True, variant=v)
+    assert report.cubin_name == "conv_tc-float-tf32-64x64x16_8x4-sm_90.cubin"
+    assert kc.CompileReport("pooling", "sm_80", "double", "nvrtc", (), "", True).cubin_name == "pooling-double-sm_80.cubin"
+
+
+def test_family_variants():
+    """conv: float and double with the default tile (every candidate with all_tiles); a family not declared:
+    T = float and double; conv_tc: TF32, half and bfloat16, tensor-core SASS required of its GEMMs, sm_80+."""
+    from gpucnn.functions import _conv_tiles
+
+    assert [v.label for v in kc.variants("conv")] == ["float-64x64x16_8x4", "double-64x64x16_8x4"]
+    assert len(kc.variants("conv", all_tiles=True)) == 2 * len(_conv_tiles.CANDIDATES)
+    assert dict(kc.variants("conv")[0].defines) == _conv_tiles.DEFAULT.defines
+    assert [v.label for v in kc.variants("pooling")] == ["float", "double"]
+    tc = {v.dtype: v for v in kc.variants("conv_tc")}
+    assert set(tc) == {"float", "half", "bfloat16"} and tc["float"].precision == "tf32"
+    assert all(v.min_sm == 80 and v.sass for v in tc.values())
+    from gpucnn.functions import _conv_tc  # what the runtime passes: Device.kernel(..., CONV_TC_ELEM=ELEM[kind])
+
+    assert {d: v.all_defines() for d, v in tc.items()} == {
+        kc.TC_KINDS[kind]: (("CONV_TC_ELEM", value),) for kind, value in _conv_tc.ELEM.items()}
+    assert tc["float"].sass == (kc.TC_HMMA["float"], kc.LDGSTS) and tc["half"].sass == (kc.TC_HMMA["half"], kc.LDSM)
+    cases = kc.cases_for(["conv_tc"], archs=("sm_75", "sm_80"))
+    assert {(c[1], c[2].dtype) for c in cases} == {("sm_80", d) for d in tc}  # no sm_75 build
+    assert [c[2].dtype for c in kc.cases_for(["conv", "conv_tc"], ("sm_80",), dtypes=["half"])] == ["half"]
+
+
+# -- SASS -----------------------------------------------------------------------------------------------
+# Shaped as cuobjdump -sass prints it (CUDA 13, an sm_80 cubin), abridged: note HFMA2.MMA, which is no HMMA.
+SASS = """
+\tcode for sm_80
+\t.target\tsm_80
+
+\t\tFunction : fma_only
+\t.headerflags\t@"EF_CUDA_SM80 EF_CUDA_VIRTUAL_SM(EF_CUDA_SM80)"
+        /*0000*/                   MOV R1, c[0x0][0x28] ;                              /* 0x00000a0000017a02 */
+                                                                                       /* 0x000fe40000000f00 */
+        /*0020*/                   HFMA2.MMA R0, -RZ, RZ, 0, 2.384185791015625e-07 ;   /* 0x00000004ff007435 */
+        /*0200*/                   FFMA R8, R8, R9, RZ ;                               /* 0x0000000908087223 */
+        /*0210*/                   FFMA R8, R8, R9, R8 ;                               /* 0x0000000908087223 */
+        /*03f0*/                   EXIT ;                                              /* 0x000000000000794d */
+\t\t..........
+
+\t\tFunction : tensor
+        /*00b0*/                   LDGSTS.E.BYPASS.128 [R7], [R2.64] ;                 /* 0x0000000002077fae */
+        /*0110*/              @!P0 LDGSTS.E.BYPASS.128 [R9], [R4.64] ;                 /* 0x0000000004098fae */
+        /*0140*/                   LDGDEPBAR ;                                         /* 0x00000000000079af */
+        /*0230*/                   LDSM.16.M88.4 R4, [R0] ;                            /* 0x000000000004783b */
+        /*0250*/                   HMMA.16816.F32.BF16 R4, R4, R2, RZ ;                /* 0x000000020404723c */
+        /*0260*/               @P1 HMMA.16816.F32.BF16 R8, R4, R2, R8 ;                /* 0x000000020404723c */
+        /*0270*/                   BRA 0x270;                                          /* 0xfffffff000007947 */
+"""
+
+
+def test_parse_sass_counts_mnemonics_per_kernel():
+    by_kernel = kc.parse_sass(SASS)
+    assert set(by_kernel) == {"fma_only", "tensor"}
+    assert by_kernel["fma_only"] == {"MOV": 1, "HFMA2.MMA": 1, "FFMA": 2, "EXIT": 1}
+    assert by_kernel["tensor"] == {"LDGSTS.E.BYPASS.128": 2, "LDGDEPBAR": 1, "LDSM.16.M88.4": 1,
+                                   "HMMA.16816.F32.BF16": 2, "BRA": 1}
+    assert [kc.count_base(by_kernel["tensor"], b) for b in kc.SASS_COLUMNS] == [2, 1, 2]
+    assert [kc.count_base(by_kernel["fma_only"], b) for b in kc.SASS_COLUMNS] == [0, 0, 0]  # HFMA2.MMA: no HMMA
+
+
+@pytest.mark.parametrize("dtype,ok", [("bfloat16", True), ("half", False), ("float", False)])
+def test_sass_requirements_name_what_is_missing(dtype, ok):
+    """A bf16 HMMA satisfies the bfloat16 variant only: the f16 one wants HMMA.16816.F32 exactly, TF32
+    HMMA.1688.F32.TF32; a kernel outside the GEMM pattern is not held to it."""
+    by_kernel = kc.parse_sass(SASS)
+    v = kc.tensor_core_variant(dtype)
+    problems = kc.sass_problems("conv_tc_forward", by_kernel["tensor"], v)
+    assert (problems == []) == ok, problems
+    if not ok:
+        (message,) = problems
+        assert message.startswith(f"SASS lacks {dict(half='HMMA.16816.F32', float='HMMA.1688.F32.TF32')[dtype]}")
+        assert "it has HMMA.16816.F32.BF16 x2, LDGSTS.E.BYPASS.128 x2, LDSM.16.M88.4 x1" in message
+    (message,) = kc.sass_problems("conv_tc_backward_filter", by_kernel["fma_only"], kc.tensor_core_variant("half"))
+    assert message.startswith("SASS lacks HMMA.16816.F32, LDSM") and "it has no HMMA/LDSM/LDGSTS" in message
+    assert kc.sass_problems("conv_tc_bias_reduce", by_kernel["fma_only"], v) == []
+
+
+def test_table_with_sass_columns():
+    report = kc.CompileReport("fam", "sm_80", "half", "nvrtc", (), "", True,
+                              variant=kc.tensor_core_variant("half"))
+    k = kc.KernelReport("fam", "tensor", "sm_80", "half", 40, 0, 0, 0, 0, variant=report.variant,
+                        sass=kc.parse_sass(SASS)["tensor"])
+    report.kernels.append(k)
+    lines = kc.format_table([report]).splitlines()
+    assert lines[0].split() == ["family", "kernel", "arch", "dtype", "registers", "smem", "stack", "spills", "st/ld",
+                                "variant", "HMMA", "LDSM", "LDGSTS", "status"]
+    assert lines[2].split() == ["fam", "tensor", "sm_80", "half", "40", "0", "0", "0/0", "-", "2", "1", "2", "ok"]
+
+
+def test_write_cubins_names_and_refuses_duplicates(tmp_path):
+    a = kc.CompileReport("fam", "sm_80", "float", "nvrtc", (), "", True, cubin=b"\x7fELF-a")
+    b = kc.CompileReport("fam", "sm_90", "float", "nvrtc", (), "", True, cubin=b"\x7fELF-b")
+    failed = kc.CompileReport("fam", "sm_86", "float", "nvrtc", (), "", False)
+    paths = kc.write_cubins([a, b, failed], tmp_path / "new")
+    assert [p.name for p in paths] == ["fam-float-sm_80.cubin", "fam-float-sm_90.cubin"]
+    assert paths[1].read_bytes() == b"\x7fELF-b"
+    assert sorted(q.name for q in (tmp_path / "new").iterdir()) == ["fam-float-sm_80.cubin", "fam-float-sm_90.cubin"]
+    with pytest.raises(ValueError, match="fam-float-sm_80.cubin compiled more than once"):
+        kc.write_cubins([a, a], tmp_path)
+
+
+def test_find_tool(monkeypatch, tmp_path):
+    tool = tmp_path / "cuda" / "bin" / "cuobjdump"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path / "cuda"))
+    assert kc.find_tool("cuobjdump") == str(tool)
+    monkeypatch.setattr(kc, "_wheel_bin_dirs", lambda: [])
+    monkeypatch.setattr(kc, "CUDA_DEFAULT_ROOT", str(tmp_path / "cuda"))
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path / "nowhere"))
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    assert kc.find_tool("cuobjdump") == str(tool)  # the default root
+    assert kc.find_tool("nvdisasm") is None
+    reason = kc.sass_tools_missing()
+    assert reason == ("nvdisasm not found (cuobjdump -sass runs nvdisasm): pip install nvidia-cuda-nvdisasm "
+                      "(in the test extra), or put a CUDA toolkit's bin on PATH")
+    with pytest.raises(kc.SassToolsNotFound, match="nvdisasm not found"):
+        kc.sass_text(b"\x7fELF")

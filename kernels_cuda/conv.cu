@@ -273,7 +273,9 @@ struct ConvFwdLoader {
 // (BN/TN, BM/TM). Block (bx, by) computes y for output channels by*BM .. +BM and flattened output positions
 // q = n*OH*OW + oh*OW + ow in bx*BN .. +BN; each thread a TM x TN micro-tile (see the top of the file).
 // Reads x (N, C, H, W), w (C_out, C, kH, kW), bias (C_out,); writes y (N, C_out, OH, OW).
-extern "C" __global__ void __launch_bounds__(CONV_THREADS)
+// __launch_bounds__(CONV_THREADS, 1): as for backward-data, lets ptxas use the registers the tile needs (it
+// capped the 32x64/4x4 tile at 64 on sm_90 and spilled 20 bytes once the loader stepped (c, r, s)).
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, 1)
 conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, int has_bias,
                T* __restrict__ y, int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw, int dh, int dw,
                int pt, int pl, int mode) {

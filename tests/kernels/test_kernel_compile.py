@@ -1,6 +1,6 @@
 """Compile checks of every kernels_cuda/*.cu without a GPU (docs/kernels.md, gpucnn.kernel_check).
 
-Each family x dtype x arch is compiled to CUBIN exactly as the runtime compiles it
+Each family x variant (kernel_check.variants) x arch is compiled to CUBIN exactly as the runtime compiles it
 (the source specialised by ``gpucnn.kernels.specialise``, the options of ``compile_options()``) by NVRTC (the reference: what CuPy uses at run time) and, where it
 is installed, by nvcc. A compile fails on an error, any warning, register spills or local memory; the
 figures of every kernel are printed as a table at the end (``gpucnn kernels`` prints the same).
@@ -24,17 +24,41 @@ IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 FULL = os.environ.get("GPUCNN_KERNEL_CHECK_FULL", "").lower() not in ("", "0", "false", "no")
 FAMILIES = families()
 
-# NVRTC, the reference (what CuPy compiles with at run time), checks every dtype on every arch (~1.5 minutes
-# on 2 cores: conv.cu takes ptxas several seconds per build). nvcc, a cross-check with another toolkit's
-# ptxas, builds one arch per dtype; GPUCNN_KERNEL_CHECK_FULL=1 (or `gpucnn kernels --compiler nvcc`) all.
-NVRTC_MATRIX = [(d, a) for d in kc.DTYPES for a in kc.ARCHS]
-NVCC_MATRIX = [(d, a) for d in kc.DTYPES for a in kc.ARCHS
-               if FULL or (d, a) in (("float", "sm_80"), ("double", "sm_90"))]
+# NVRTC, the reference (what CuPy compiles with at run time), checks every variant of every family
+# (kernel_check.variants: T = float/double; conv with its default tile; conv_tc's TF32/FP16/BF16) on every
+# arch it builds for. nvcc, a cross-check with another toolkit's ptxas (CUDA 13 here, NVRTC 12.9), builds
+# them on sm_80 and sm_90; GPUCNN_KERNEL_CHECK_FULL=1 (or `gpucnn kernels --compiler nvcc`) on every arch.
+NVCC_ARCHS = kc.ARCHS if FULL else ("sm_80", "sm_90")
+NVRTC_CASES = kc.cases_for(FAMILIES, kc.ARCHS, compiler="nvrtc")
+NVCC_CASES = kc.cases_for(FAMILIES, NVCC_ARCHS, compiler="nvcc")
+
+# The conv kernels with every tile the autotuner may pick (_conv_tiles.CANDIDATES), float and double: NVRTC
+# on every arch, nvcc on sm_80 and sm_90 (every arch with FULL). About 1-2 s a build (conv.cu at 2061d52);
+# the whole file ~1.5 minutes on 2 cores.
+TILE_CASES = (kc.cases_for(["conv"], kc.ARCHS, compiler="nvrtc", all_tiles=True)
+              + kc.cases_for(["conv"], NVCC_ARCHS, compiler="nvcc", all_tiles=True))
+
+# Register spills measured on conv.cu at 2061d52 (every one in float, in a kernel ptxas held to 64
+# registers: `__launch_bounds__(CONV_THREADS)` without a minimum of blocks per SM). conv.cu is not this
+# file's to change (see the report of issue 14): these builds may fail for exactly these spills and
+# nothing else; a fix that removes them passes too. (compiler, arch, dtype, tile) -> the spilling kernels.
+KNOWN_SPILLS: dict[tuple[str, str, str, str], tuple[str, ...]] = {
+    ("nvcc", "sm_80", "float", "32x64x16/4x4"): ("conv2d_backward_filter",),   # 12 B (CUDA 13.0 ptxas)
+    ("nvcc", "sm_90", "float", "32x64x16/4x4"): ("conv2d_backward_filter",),   # 12 B
+    ("nvcc", "sm_75", "float", "64x128x8/4x8"): ("conv2d_forward",),           # 4 B
+    ("nvcc", "sm_80", "float", "64x128x8/4x8"): ("conv2d_forward",),           # 4 B
+    ("nvrtc", "sm_80", "float", "32x64x16/4x4"): ("conv2d_backward_filter",),  # 8 B (NVRTC 12.9)
+    ("nvrtc", "sm_90", "float", "32x64x16/4x4"): ("conv2d_forward",),          # 20 B
+}
 
 
-def _cases(matrix):
-    cases = [pytest.param(f, d, a, id=f"{f}-{d}-{a}") for f in FAMILIES for d, a in matrix]
-    return cases or [pytest.param(None, None, None, marks=pytest.mark.skip(reason="no kernels_cuda/*.cu yet"))]
+def _param(case):
+    family, arch, variant, compiler = case
+    return pytest.param(case, id=f"{family}-{variant.label}-{arch}")
+
+
+def _params(cases):
+    return [_param(c) for c in cases] or [pytest.param(None, marks=pytest.mark.skip(reason="no kernels_cuda/*.cu yet"))]
 
 
 @pytest.fixture
@@ -55,23 +79,21 @@ def need_nvcc():
 
 @pytest.fixture(scope="module")
 def reports(request):
-    """``get(compiler, family, dtype, arch)``: the CompileReport. The first request for a compiler compiles
-    every case of it that this session selected, in parallel."""
-    cache: dict[tuple[str, str, str, str], kc.CompileReport] = {}
+    """``get(case)``: the CompileReport of a (family, arch, variant, compiler) case. The first request
+    compiles every case of that compiler that this session selected, in parallel."""
+    cache: dict[tuple, kc.CompileReport] = {}
 
-    def get(compiler: str, family: str, dtype: str, arch: str) -> kc.CompileReport:
-        key = (family, arch, dtype, compiler)
-        if key not in cache:
-            wanted = [key]
+    def get(case: tuple) -> kc.CompileReport:
+        if case not in cache:
+            wanted = [case]
             for item in request.session.items:
                 spec = getattr(item, "callspec", None)
-                if getattr(item, "originalname", None) == f"test_{compiler}_compile" and spec is not None:
-                    p = spec.params
-                    if p.get("family") is not None:
-                        wanted.append((p["family"], p["arch"], p["dtype"], compiler))
+                c = spec.params.get("case") if spec is not None else None
+                if c is not None and c[3] == case[3]:
+                    wanted.append(c)
             wanted = list(dict.fromkeys(w for w in wanted if w not in cache))
             cache.update(zip(wanted, kc.check_cases(wanted, jobs=kc.default_jobs())))
-        return cache[key]
+        return cache[case]
 
     get.cache = cache
     return get
@@ -82,39 +104,47 @@ def _assert_passes(report: kc.CompileReport) -> None:
     assert report.ok, "\n".join(report.failures())
 
 
-@pytest.mark.parametrize("family,dtype,arch", _cases(NVRTC_MATRIX))
-def test_nvrtc_compile(need_nvrtc, reports, family, dtype, arch):
+@pytest.mark.parametrize("case", _params(NVRTC_CASES))
+def test_nvrtc_compile(need_nvrtc, reports, case):
     """The runtime's compiler: no error, no warning, no spills, no local memory."""
-    _assert_passes(reports("nvrtc", family, dtype, arch))
+    _assert_passes(reports(case))
 
 
-@pytest.mark.parametrize("family,dtype,arch", _cases(NVCC_MATRIX))
-def test_nvcc_compile(need_nvcc, reports, family, dtype, arch):
+@pytest.mark.parametrize("case", _params(NVCC_CASES))
+def test_nvcc_compile(need_nvcc, reports, case):
     """nvcc, on the same specialised source as NVRTC (a cross-check of the resource figures)."""
-    _assert_passes(reports("nvcc", family, dtype, arch))
+    _assert_passes(reports(case))
 
 
-# -- the conv kernels with every tile the autotuner may choose -----------------------------------------
-# The default tile is checked above on every arch; the other candidates on sm_90 (H100/H200, where they
-# are tuned) and sm_75 (the oldest arch), float and double: 20 builds of ~4 s, in parallel.
-TILE_CASES = [("conv", arch, dtype, "nvrtc", tuple(tile.defines.items()))
-              for tile in _conv_tiles.CANDIDATES[1:] for dtype in kc.DTYPES for arch in ("sm_75", "sm_90")]
+@pytest.mark.parametrize("case", _params(TILE_CASES))
+def test_every_conv_tile_compiles(request, reports, case):
+    """Every conv tile, both compilers: clean (but for KNOWN_SPILLS), and the GEMMs' static shared memory
+    is what the host expects of the tile."""
+    family, arch, variant, compiler = case
+    request.getfixturevalue("need_nvrtc" if compiler == "nvrtc" else "need_nvcc")
+    report = reports(case)
+    print(kc.format_table([report], max_status=300))
+    known = KNOWN_SPILLS.get((compiler, arch, variant.dtype, variant.tile), ())
+    others = [k for k in report.kernels if k.kernel not in known]
+    assert report.compiled and not report.problems, "\n".join(report.failures())
+    assert all(k.ok for k in others), "\n".join(report.failures())
+    for k in report.kernels:
+        if k.kernel in known:  # only its spill (and the stack frame the spill needs), nothing else
+            assert all(p.startswith(("register spills:", "local memory:")) for p in k.problems), k.problems
+    tile = _conv_tiles.Tile.parse(variant.tile)
+    gemms = [k for k in report.kernels if k.kernel in ("conv2d_forward", "conv2d_backward_data",
+                                                       "conv2d_backward_filter")]
+    assert len(gemms) == 3 and all(k.smem == tile.smem_bytes(8 if variant.dtype == "double" else 4) for k in gemms)
 
 
-@pytest.fixture(scope="module")
-def tile_reports():
-    return dict(zip(TILE_CASES, kc.check_cases(TILE_CASES, jobs=kc.default_jobs())))
-
-
-@pytest.mark.parametrize("dtype", kc.DTYPES)
-@pytest.mark.parametrize("tile", _conv_tiles.CANDIDATES[1:], ids=str)
-def test_nvrtc_compiles_every_conv_tile(need_nvrtc, tile_reports, tile, dtype):
-    for arch in ("sm_75", "sm_90"):
-        report = tile_reports[("conv", arch, dtype, "nvrtc", tuple(tile.defines.items()))]
-        _assert_passes(report)
-        gemms = [k for k in report.kernels if k.kernel in ("conv2d_forward", "conv2d_backward_data",
-                                                           "conv2d_backward_filter")]
-        assert len(gemms) == 3 and all(k.smem == tile.smem_bytes(8 if dtype == "double" else 4) for k in gemms)
+def test_known_spills_name_tested_cases():
+    """Every KNOWN_SPILLS entry names a case of the tile matrix and kernels conv.cu has."""
+    tested = {(c[3], c[1], c[2].dtype, c[2].tile) for c in kc.cases_for(["conv"], kc.ARCHS, compiler="nvrtc",
+                                                                      all_tiles=True)
+              + kc.cases_for(["conv"], kc.ARCHS, compiler="nvcc", all_tiles=True)}
+    assert set(KNOWN_SPILLS) <= tested
+    assert {k for ks in KNOWN_SPILLS.values() for k in ks} <= {"conv2d_forward", "conv2d_backward_filter",
+                                                              "conv2d_backward_data"}
 
 
 # -- the check bites: throwaway kernels (not in kernels_cuda/) ------------------------------------------
@@ -234,12 +264,11 @@ def test_print_resource_table(need_nvrtc, reports, capsys):
     """Registers and shared memory per kernel, printed to the terminal (also: ``gpucnn kernels``)."""
     if not FAMILIES:
         pytest.skip("no kernels_cuda/*.cu yet")
-    for f in FAMILIES:  # whatever was not compiled yet (e.g. when run alone)
-        for d, a in NVRTC_MATRIX:
-            reports("nvrtc", f, d, a)
-    rank = {v: i for i, v in enumerate(kc.COMPILERS + kc.DTYPES + kc.ARCHS)}
-    done = sorted(reports.cache.items(),  # key: (family, arch, dtype, compiler)
-                  key=lambda kv: (rank[kv[0][3]], kv[0][0], rank[kv[0][2]], rank.get(kv[0][1], 99), kv[0][1]))
+    for case in NVRTC_CASES:  # whatever was not compiled yet (e.g. when run alone)
+        reports(case)
+    rank = {v: i for i, v in enumerate(kc.COMPILERS + kc.ARCHS)}
+    done = sorted(reports.cache.items(),  # key: (family, arch, variant, compiler)
+                  key=lambda kv: (rank[kv[0][3]], kv[0][0], kv[0][2].label, rank.get(kv[0][1], 99), kv[0][1]))
     text = []
     for compiler in kc.COMPILERS:
         chosen = [r for key, r in done if key[3] == compiler]

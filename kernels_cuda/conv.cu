@@ -368,7 +368,9 @@ struct ConvWgradLoader {
 // Grid (ceil(C*kH*kW / BN), ceil(C_out / BM), splits), block (BN/TN, BM/TM); k_per_split is a multiple
 // of BK. Block (bx, by, z) computes the BM x BN tile (channels by*BM.., filter taps bx*BN..) of split z;
 // each thread a TM x TN micro-tile. Reads x (N, C, H, W), gy (N, C_out, OH, OW).
-extern "C" __global__ void __launch_bounds__(CONV_THREADS)
+// __launch_bounds__(CONV_THREADS, 1) as the other GEMMs: without the minimum, ptxas held the 128-thread
+// tiles to 64 registers and spilled (32x64x16/4x4 float: 12 B with CUDA 13's ptxas, 8 B with NVRTC 12.9).
+extern "C" __global__ void __launch_bounds__(CONV_THREADS, 1)
 conv2d_backward_filter(const T* __restrict__ x, const T* __restrict__ gy, T* __restrict__ out,
                        int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw,
                        int dh, int dw, int pt, int pl, int mode, int k_per_split) {

@@ -24,9 +24,9 @@ import numpy as np
 
 from . import memory
 from .backend import Device
+from .dtypes import is_floating_point
 from .errors import AutogradError, DeviceError
 from .functions._checks import require_tensor
-from .dtypes import is_floating_point
 
 if TYPE_CHECKING:
     from .tensor import Tensor

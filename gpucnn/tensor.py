@@ -357,7 +357,7 @@ class Tensor:
     # -- in-place ops (gpucnn.autograd.assign) ----------------------------------------------------
     def _inplace(self, op: str, compute: Any, reads_old: bool = False, other: Any = None) -> "Tensor":
         needs = isinstance(other, Tensor) and other.requires_grad
-        return assign(self, compute, reads_old or False, op, others_require_grad=needs)
+        return assign(self, compute, reads_old, op, others_require_grad=needs)
 
     def add_(self, other: Any, alpha: Any = 1) -> "Tensor":
         return self._inplace("add_", lambda old: old.add(other, alpha), other=other)

@@ -21,10 +21,9 @@ from ..function import Function
 from ..kernels import kernel_source
 from ..precision import get_float32_matmul_precision, round_tf32, rounded, tf32_operands
 from ..tensor import Tensor
-from . import _conv_tiles
+from . import _conv_tc, _conv_tiles
 from ._conv_numpy import ConvNumpy
 from ._conv_tiles import Tile
-from . import _conv_tc
 from ._conv_util import (PADDING_MODES, effective_kernel, format_param, format_size, ntuple, out_size,
                          resolve_padding)
 

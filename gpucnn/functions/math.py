@@ -473,9 +473,8 @@ def nondifferentiable(ufunc: str, a: Any, b: Any):
     assert ufunc in _NONDIFFERENTIABLE, ufunc
     device = (a if isinstance(a, Tensor) else b).device
     a, b = _arrays_as_tensors(a, device), _arrays_as_tensors(b, device)
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor) or not all(
-            isinstance(t, Tensor) or is_number(t) for t in (a, b)):
-        return NotImplemented
+    if not all(isinstance(t, Tensor) or is_number(t) for t in (a, b)):
+        return NotImplemented  # (t == None, t == "x": Python's identity comparison, as in torch)
     for t in (a, b):
         if isinstance(t, Tensor) and t.device != device:
             from ..errors import DeviceError

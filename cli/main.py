@@ -716,5 +716,8 @@ def _model_names(models: Any) -> list[str]:
     return [m if isinstance(m, str) else str(getattr(m, "name", m)) for m in models]
 
 
+# -- commands kept in their own modules (cli/<command>.py); one line each -------------------------------
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -47,6 +47,11 @@ GPUCNN_AUTOTUNE_CACHE="$out/$stamp-autotune.json" \
 # The same at TF32 on both sides (gpucnn's tensor-core kernels against cuDNN with allow_tf32).
 python3 -m cli.main bench --device "$device" --precision high --only layers "${quick[@]}" --out "$out/tf32" 2>&1 \
     | tee "$out/$stamp-bench-tf32.log"
+# The convolutions in float16 and bfloat16 on both sides (the 16-bit tensor-core kernels against cuDNN's).
+for dt in float16 bfloat16; do
+    python3 -m cli.main bench --device "$device" --dtype $dt --only layers "${quick[@]}" --out "$out/$dt" 2>&1 \
+        | tee "$out/$stamp-bench-$dt.log"
+done
 # Where a training step's time goes on this device, layer by layer (seconds each).
 if [ ${#quick[@]} -eq 0 ]; then steps=(--steps 10); else steps=(--steps 1 --warmup 0 --batch-size 4); fi
 {

@@ -51,6 +51,29 @@ def cuda_available() -> bool:
         return False
 
 
+#: the first CuPy with bfloat16 arrays (through ml_dtypes; cupy#9494)
+CUPY_BFLOAT16 = (14, 0)
+
+
+def _is_bfloat16(dtype: Any) -> bool:
+    try:
+        return dtype is not None and np.dtype(dtype).name == "bfloat16"
+    except TypeError:
+        return False
+
+
+def require_cupy_bfloat16(version: str) -> None:
+    """Refuse bfloat16 on ``cuda`` with a CuPy older than 14, which has no bfloat16 arrays."""
+    try:
+        found = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return  # a development build: let CuPy decide
+    if found < CUPY_BFLOAT16:
+        raise DeviceError(f"bfloat16 tensors on device 'cuda' need CuPy >= 14 (found CuPy {version}, which has "
+                          f"no bfloat16 arrays): pip install -U 'cupy-cuda12x>=14' (or cupy-cuda13x); float16 "
+                          f"runs on this CuPy")
+
+
 class Device:
     """A place for arrays plus the way ops run there (see the module docstring)."""
 
@@ -87,6 +110,8 @@ class Device:
             if cp is not None and isinstance(array, cp.ndarray):
                 array = array.get()
             return np.asarray(array, dtype=dtype)
+        if _is_bfloat16(dtype if dtype is not None else getattr(array, "dtype", None)):
+            require_cupy_bfloat16(self.xp.__version__)
         return self.xp.asarray(array, dtype=dtype)
 
     def synchronize(self) -> None:

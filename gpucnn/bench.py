@@ -28,6 +28,11 @@ sample times ``inner`` back-to-back runs (calibrated so a sample lasts at least 
 row reports the median per-run time as images/s. ``ratio`` = PyTorch time / gpucnn
 time: above 1, gpucnn is faster.
 
+``dtype`` (``gpucnn bench --dtype float16|bfloat16``): the convolution rows only, both frameworks in that
+dtype (PyTorch's half-precision convolutions against our tensor-core kernels on ``cuda``); the other layers
+and the whole-network rows need every op in half precision, which mixed-precision training brings. The
+check then allows :func:`tolerance`'s few units of the dtype's epsilon.
+
 On ``cuda``, PyTorch runs cuDNN with TF32 OFF (``torch.backends.cudnn.allow_tf32 = False``,
 ``torch.backends.cuda.matmul.allow_tf32 = False``): a float32-to-float32 comparison. Times come from CUDA
 events: ``cupyx.profiler.benchmark`` for gpucnn, ``torch.cuda.Event`` for PyTorch. On ``cpu`` and ``emu``
@@ -67,6 +72,7 @@ FORMAT = "gpucnn-bench"
 VERSION = 1
 #: relative L2 error allowed between gpucnn and PyTorch (outputs, gradients, updated weights; float32)
 TOLERANCE = 2e-3
+DTYPES = ("float32", "float16", "bfloat16")
 RATIO_NOTE = "ratio = PyTorch time / gpucnn time (> 1: gpucnn is faster)"
 GROUPS = ("layers", "train", "inference")
 LR, MOMENTUM = 0.01, 0.9
@@ -96,6 +102,7 @@ class Settings:
     memory_steps: int = 5
     copy_mib: Optional[int] = None                  # the reference copy (None: 512 MiB on cuda, else 64)
     precision: str = "highest"                      # gpucnn.set_float32_matmul_precision; "high": TF32 both sides
+    dtype: str = "float32"                          # float16/bfloat16: the convolution rows in that dtype
 
     @classmethod
     def quick(cls, **overrides: Any) -> "Settings":
@@ -115,10 +122,18 @@ def _import_torch() -> Any:
     return torch
 
 
+def _torch_tensor(torch: Any, a: np.ndarray) -> Any:
+    """``a`` as a torch tensor of the same dtype; bfloat16 (no NumPy type in torch) through float32, which
+    holds every bfloat16 value exactly."""
+    if a.dtype.kind == "V":
+        return torch.from_numpy(a.astype(np.float32)).to(torch.bfloat16)
+    return torch.from_numpy(np.array(a))
+
+
 def torch_module(module: Any, torch: Any) -> Any:
     """A PyTorch module with the architecture and the weights (and buffers) of the gpucnn ``module``."""
     tm = _torch_architecture(module, torch)
-    state = {k: torch.from_numpy(np.array(v.numpy())) for k, v in module.state_dict().items()}
+    state = {k: _torch_tensor(torch, v.numpy()) for k, v in module.state_dict().items()}
     tm.load_state_dict(state)
     return tm
 
@@ -289,8 +304,9 @@ def time_interleaved(variants: Sequence[_Variant], rounds: int, warmup: int, min
 
 # -- comparing results ----------------------------------------------------------------------------------------
 def _to_numpy(a: Any) -> np.ndarray:
-    if hasattr(a, "detach"):  # a torch tensor
-        return a.detach().cpu().numpy()
+    if hasattr(a, "detach"):  # a torch tensor (bfloat16 has no NumPy twin: through float32, exactly)
+        a = a.detach().cpu()
+        return (a.float() if a.is_floating_point() else a).numpy()
     if hasattr(a, "numpy") and hasattr(a, "device") and hasattr(a, "_ctx"):  # a gpucnn Tensor
         return a.numpy()
     if hasattr(a, "get"):  # a CuPy array
@@ -310,13 +326,23 @@ def relative_error(ours: Any, reference: Any) -> float:
     return diff / scale if scale > 0 else diff
 
 
-def _check(label: str, pairs: Sequence[tuple[str, Any, Any]]) -> float:
+def tolerance(dtype: Any = np.float32) -> float:
+    """The relative L2 error allowed between gpucnn and PyTorch for results of ``dtype``: TOLERANCE in
+    float32; in float16/bfloat16, 4 units of the dtype's epsilon (both frameworks sum in FP32 and round
+    each result once, so each is within half an ulp of the same sum: about one epsilon apart at worst,
+    plus the float32 differences in the order of summation)."""
+    import ml_dtypes  # its finfo knows bfloat16 too
+    return max(TOLERANCE, 4 * float(ml_dtypes.finfo(dtype).eps))
+
+
+def _check(label: str, pairs: Sequence[tuple[str, Any, Any]], dtype: Any = np.float32) -> float:
     worst = 0.0
+    limit = tolerance(dtype)
     for what, ours, ref in pairs:
         err = relative_error(ours, ref)
-        if not err <= TOLERANCE:
+        if not err <= limit:
             raise BenchmarkError(f"bench: {label}: gpucnn and PyTorch disagree on {what} (relative error "
-                                 f"{err:.2e} > {TOLERANCE:.0e}); not timing results that differ")
+                                 f"{err:.2e} > {limit:.1e}); not timing results that differ")
         worst = max(worst, err)
     return worst
 
@@ -349,6 +375,10 @@ class _Env:
         self.on_cuda = self.device.name == "cuda"
         self.tdev = "cuda" if self.on_cuda else "cpu"
         self.channels_last = self.torch is not None and not self.on_cuda
+        if settings.dtype not in DTYPES:
+            raise BenchmarkError(f"bench: dtype must be one of {', '.join(DTYPES)}, got {settings.dtype!r}")
+        self.dtype = gpucnn.dtypes.as_dtype(settings.dtype)
+        self.tdtype = getattr(self.torch, settings.dtype) if self.torch is not None else None
         gpucnn.set_float32_matmul_precision(settings.precision)
         if self.torch is not None and self.on_cuda:
             # The same precision on both sides: FP32, or TF32 operands with FP32 accumulation.
@@ -361,16 +391,21 @@ class _Env:
             else _host_timer
 
     def g(self, a: np.ndarray, requires_grad: bool = False) -> Any:
-        return self.gpucnn.tensor(a, device=self.device, requires_grad=requires_grad)
+        """``a`` as a gpucnn tensor on the device; floating-point data in the run's dtype."""
+        dtype = self.dtype if a.dtype.kind == "f" else None
+        return self.gpucnn.tensor(a, device=self.device, dtype=dtype, requires_grad=requires_grad)
 
     def t(self, a: np.ndarray, requires_grad: bool = False, cl: bool = False) -> Any:
-        x = self.torch.tensor(a, device=self.tdev)
+        """The PyTorch twin of :meth:`g` (the same values: ``a`` is float32 or the run's dtype)."""
+        x = self.torch.tensor(np.asarray(a, np.float32) if a.dtype.kind in "fV" else a, device=self.tdev)
+        if x.is_floating_point():
+            x = x.to(self.tdtype)
         if cl and x.ndim == 4:
             x = x.contiguous(memory_format=self.torch.channels_last)
         return x.requires_grad_(requires_grad)
 
     def tmodule(self, module: Any, cl: bool = False) -> Any:
-        tm = torch_module(module, self.torch).to(self.tdev)
+        tm = torch_module(module, self.torch).to(self.tdev, self.tdtype)
         if cl:
             tm = tm.to(memory_format=self.torch.channels_last)
         return tm
@@ -530,25 +565,32 @@ def _block_label(settings: Settings) -> str:
 _SHORT_NAMES = {"Conv2d": "conv", "MaxPool2d": "maxpool", "ReLU": "relu", "Linear": "linear"}
 
 
+def _half(env: _Env) -> bool:
+    """Whether the run is in a 16-bit dtype: then only the convolutions run (see the module docstring)."""
+    return env.dtype.itemsize == 2
+
+
 def _layer_cases(env: _Env, settings: Settings) -> list[_Case]:
-    """Forward and forward+backward rows for each layer of keras-mnist and of the basic block."""
+    """Forward and forward+backward rows for each layer of keras-mnist and of the basic block (the
+    convolutions only in a 16-bit dtype). The inputs are the float32 activations of a forward pass."""
     from . import nn as gnn
 
     cases: list[_Case] = [_copy_case(env, settings)]
+    half = _half(env)
     # keras-mnist: each layer on the activations a forward pass of the net actually feeds it.
     batch = settings.layer_batch
     xa, _ = _keras_data(batch, seed=4)
     net = _keras_model(env)
     inputs = []
-    h = env.g(xa)
+    h = env.gpucnn.tensor(xa, device=env.device)
     with env.gpucnn.no_grad():
         for layer in net:
             inputs.append(h.numpy())
             h = layer(h)
     counts: dict[str, int] = {}
     for i, layer in enumerate(net):
-        if isinstance(layer, gnn.Flatten):
-            continue  # a reshape: nothing to time
+        if isinstance(layer, gnn.Flatten) or (half and not isinstance(layer, gnn.Conv2d)):
+            continue  # a reshape: nothing to time; in 16 bits, the convolutions only
         kind = _SHORT_NAMES.get(type(layer).__name__, type(layer).__name__.lower())
         counts[kind] = counts.get(kind, 0) + 1
         label = f"{kind}{counts[kind]} {layer.short_description()}".strip()
@@ -563,9 +605,11 @@ def _layer_cases(env: _Env, settings: Settings) -> list[_Case]:
     a = _block_data(settings, batch, seed=5)
     c, s = settings.block_channels, settings.block_size
     name = _block_label(settings)
-    cases += _layer_pair(env, name, f"conv3x3 {c}->{c} ({c}x{s}x{s})", block.conv1, a, batch, True)
     with env.gpucnn.no_grad():
-        conv_out = block.conv1(env.g(a)).numpy()
+        conv_out = block.conv1(env.gpucnn.tensor(a, device=env.device)).numpy()
+    cases += _layer_pair(env, name, f"conv3x3 {c}->{c} ({c}x{s}x{s})", block.conv1, a, batch, True)
+    if half:
+        return cases
     cases += _layer_pair(env, name, f"batchnorm {c} train ({c}x{s}x{s})", block.bn1, conv_out, batch, True)
     cases += _layer_pair(env, name, f"relu ({c}x{s}x{s})", block.relu, conv_out, batch, True)
     cases += _layer_pair(env, name, f"add, skip ({c}x{s}x{s})", _Add(), (conv_out, a), batch, True)
@@ -576,6 +620,8 @@ def _layer_pair(env: _Env, model_name: str, label: str, layer: Any, a: Any, batc
                 input_grad: bool) -> list[_Case]:
     """The forward and forward+backward cases of one layer on input ``a`` (a pair of inputs for _Add)."""
     arrays = a if isinstance(a, tuple) else (a,)
+    if not isinstance(layer, _Add):
+        layer.to(dtype=env.dtype)  # (a no-op in float32)
     xs = [env.g(v, requires_grad=input_grad) for v in arrays]
     params = [] if isinstance(layer, _Add) else list(layer.parameters())
     if isinstance(layer, _Add):
@@ -629,7 +675,7 @@ def _layer_pair(env: _Env, model_name: str, label: str, layer: Any, a: Any, batc
 
     def check_forward() -> dict[str, float]:
         out = g_forward()
-        return {n: _check(f"{label} forward", [("the output", out, f())]) for n, f in t_forward.items()}
+        return {n: _check(f"{label} forward", [("the output", out, f())], env.dtype) for n, f in t_forward.items()}
 
     def check_train() -> dict[str, float]:
         errors = {}
@@ -641,10 +687,10 @@ def _layer_pair(env: _Env, model_name: str, label: str, layer: Any, a: Any, batc
             txs_, tparams_ = t_grads[n]
             t_list = [t.grad for t in txs_ if t.requires_grad] + [p.grad for p in tparams_]
             pairs = [("the output", out, t_out)] + [(w, g, tg) for (w, g), tg in zip(g_grads, t_list)]
-            errors[n] = _check(f"{label} forward+backward", pairs)
+            errors[n] = _check(f"{label} forward+backward", pairs, env.dtype)
         return errors
 
-    itemsize = np.dtype(np.float32).itemsize
+    itemsize = env.dtype.itemsize
     in_shape = tuple(arrays[0].shape)
     return [_Case(f"{label} fwd", "layers", model_name, batch, g_forward, t_forward, check_forward,
                   bytes=_traffic_bytes(layer, in_shape, tuple(out_shape), itemsize, train=False)),
@@ -822,6 +868,8 @@ def _cases(env: _Env, settings: Settings) -> list[_Case]:
     cases: list[_Case] = []
     if "layers" in settings.groups:
         cases += _layer_cases(env, settings)
+    if _half(env):
+        return cases  # the whole-network rows need every op in 16 bits (mixed-precision training)
     if "train" in settings.groups:
         cases += [_train_case(env, settings, "keras-mnist", b) for b in settings.batch_sizes]
         cases.append(_train_case(env, settings, "resnet-block", settings.block_batch))
@@ -855,8 +903,14 @@ def run(settings: Optional[Settings] = None, progress: Optional[Callable[[str], 
         tf32 = "on" if settings.precision == "high" else "off"
         results["torch_settings"] = f"cuDNN with TF32 {tf32} (cudnn.allow_tf32 = matmul.allow_tf32 = " \
                                     f"{tf32 == 'on'}), cudnn.benchmark = True"
+    notes = []
     if settings.torch and env.torch is None:
-        results["note"] = "PyTorch is not installed: gpucnn only (pip install 'gpucnn[bench]')"
+        notes.append("PyTorch is not installed: gpucnn only (pip install 'gpucnn[bench]')")
+    if _half(env):
+        notes.append(f"{settings.dtype}: the convolution rows only, both frameworks in {settings.dtype} "
+                     f"(FP32 accumulation; checked to {tolerance(env.dtype):.1e} relative)")
+    if notes:
+        results["note"] = "; ".join(notes)
     cases = _cases(env, settings)
     for i, case in enumerate(cases, 1):
         say(f"[{i}/{len(cases)}] {case.work} (batch {case.batch})")
@@ -883,7 +937,7 @@ def run(settings: Optional[Settings] = None, progress: Optional[Callable[[str], 
         for name in case.torch:
             row[f"ratio_{name}"] = timed[name]["median_s"] / g if g > 0 else math.inf
         results["rows"].append(row)
-    if settings.memory and "train" in settings.groups:
+    if settings.memory and "train" in settings.groups and not _half(env):
         frameworks = ["gpucnn"] + [n for n, _ in env.variants()]
         configs = [("keras-mnist", b) for b in settings.batch_sizes] + [("resnet-block", settings.block_batch)]
         for model_name, batch in configs:
@@ -910,7 +964,9 @@ def format_table(results: dict[str, Any]) -> str:
     """The results as a plain-text table (also valid Markdown when wrapped in a code block)."""
     e = results["environment"]
     variants = results.get("torch_variants", [])
-    lines = [f"gpucnn bench: device {results['device']}, {results['date']}, host {results['host']}",
+    s = results["settings"]
+    in_dtype = f", {s['dtype']}" if s.get("dtype", "float32") != "float32" else ""
+    lines = [f"gpucnn bench: device {results['device']}{in_dtype}, {results['date']}, host {results['host']}",
              f"machine: {e.get('gpu', e['cpu'])}, {e['cpu_count']} CPUs" +
              (f" (CPU {e['cpu']})" if "gpu" in e else ""),
              f"versions: gpucnn {e['gpucnn']}, numpy {e['numpy']} "
@@ -920,7 +976,6 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append(f"PyTorch: {results['torch_settings']}")
     if results["device"] == "emu":
         lines.append("emu: gpucnn's CUDA kernels in the CPU emulator (a correctness tool, not fast); PyTorch on the CPU")
-    s = results["settings"]
     lines.append(f"images/s, median of {s['rounds']} interleaved samples after {s['warmup']} warm-up runs "
                  f"({results['timing']}); {RATIO_NOTE}")
     if "torch_cl" in variants:

@@ -201,3 +201,32 @@ def test_precision_is_set_for_the_run_and_recorded():
     results = bench.run(bench.Settings.quick(torch=False, precision="high", groups=("layers",), **TINY))
     assert results["settings"]["precision"] == "high"
     assert gpucnn.get_float32_matmul_precision() == "high"  # (the conftest fixture restores it)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_a_16_bit_run_times_the_convolutions_in_that_dtype_against_torch(dtype):
+    pytest.importorskip("torch")
+    results = bench.run(bench.Settings.quick(dtype=dtype, **TINY))
+    rows = results["rows"]
+    assert [r["work"].split()[0] for r in rows] == ["copy"] + ["conv1"] * 2 + ["conv2"] * 2 + ["conv3x3"] * 2
+    limit = bench.tolerance(gpucnn.dtypes.as_dtype(dtype))
+    assert limit == 4 * {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}[dtype]
+    for r in rows[1:]:
+        assert r["check"] and all(0 <= e <= limit for e in r["check"].values())  # checked, in 16 bits
+    assert results["settings"]["dtype"] == dtype and results["memory"] == []
+    table = bench.format_table(results)
+    assert f"device cpu, {dtype}" in table and f"the convolution rows only, both frameworks in {dtype}" in table
+
+
+def test_the_16_bit_check_fails_where_float32_would_pass(monkeypatch):
+    """The tolerance follows the dtype: a float16 result off by 2 % is refused."""
+    torch = pytest.importorskip("torch")
+    ref = torch.ones(100, dtype=torch.float16)
+    with pytest.raises(bench.BenchmarkError, match="relative error 2.00e-02 > 3.9e-03"):
+        bench._check("x", [("the output", np.full(100, 1.02), ref)], gpucnn.float16)
+    assert bench._check("x", [("the output", np.full(100, 1.002), ref)], gpucnn.float16) < 3.9e-3
+
+
+def test_an_unknown_dtype_is_refused():
+    with pytest.raises(bench.BenchmarkError, match="dtype must be one of float32, float16, bfloat16, got 'int8'"):
+        bench.run(bench.Settings.quick(dtype="int8", torch=False, **TINY))

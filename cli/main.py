@@ -547,20 +547,23 @@ def info() -> None:
               help="Peak RSS of the training steps, each in a fresh process.")
 @click.option("--quick", is_flag=True, help="Tiny shapes and few runs: checks the harness (numbers mean nothing).")
 @_PRECISION
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
+              help="float16/bfloat16: the convolution rows only, both frameworks in that dtype.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results as JSON to this file.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="Write <date>-<device>-<host>.json and .md into DIR (e.g. benchmarks/results).")
 def bench(device: str, batch_sizes: Sequence[int], layer_batch: int, inference_batch: int, block_batch: int,
           groups: Sequence[str], rounds: Optional[int], warmup: Optional[int], with_torch: bool, memory: bool, quick: bool,
-          precision: str, json_path: Optional[Path], out_dir: Optional[Path]) -> None:
+          precision: str, dtype: str, json_path: Optional[Path], out_dir: Optional[Path]) -> None:
     """Time gpucnn against PyTorch, interleaved in one process: per-layer forward and forward+backward,
     training steps and inference; images/s and ratios (PyTorch time / gpucnn time: > 1 = gpucnn faster).
 
     See benchmarks/README.md."""
     from gpucnn import bench as gbench
 
-    chosen: dict[str, Any] = dict(device=device.lower(), torch=with_torch, memory=memory, precision=precision)
+    chosen: dict[str, Any] = dict(device=device.lower(), torch=with_torch, memory=memory, precision=precision,
+                                  dtype=dtype)
     if rounds is not None:
         chosen["rounds"] = rounds
     if warmup is not None:

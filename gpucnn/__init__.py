@@ -30,6 +30,7 @@ from .gradcheck import gradcheck
 from .precision import get_float32_matmul_precision, set_float32_matmul_precision
 from .random import get_rng_state, manual_seed, set_rng_state
 from .serialization import load, save
+from .safetensors_io import load_state_dict_from
 from .tensor import Tensor, tensor
 from .training import Trainer, fit
 
@@ -45,8 +46,16 @@ __all__ = [
     "short", "int", "long", "get_default_dtype", "set_default_dtype", "result_type", "promote_types", "can_cast",
     "Device", "get_device", "cuda_available", "Function", "no_grad", "set_grad_enabled", "is_grad_enabled",
     "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models", "profiler", "utils",
-    "save", "load", "Trainer", "fit", "set_float32_matmul_precision", "get_float32_matmul_precision",
+    "save", "load", "load_state_dict_from", "Trainer", "fit", "set_float32_matmul_precision", "get_float32_matmul_precision",
     "GpucnnError", "ShapeError", "ArgumentError", "DeviceError", "DataError", "ModelFormatError",
     "TrainingError", "KernelError", "OutOfMemoryError", "DtypeError", "TensorIndexError", "AutogradError",
     *_METHODS,
 ]
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    # gpucnn.onnx on first use: `import gpucnn` must not import the onnx package
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'gpucnn' has no attribute {name!r}")

@@ -14,7 +14,9 @@ plain numeric arrays and JSON: loading a file never runs code from it.
   is built) + its ``state_dict`` arrays + metadata (input shape, classes, ...); or any state tree: a
   ``state_dict()`` of a model, an optimizer or a scheduler, or a dict of them
   (``{"model": ..., "optimizer": ..., "epoch": 3}``). Every problem with a file raises
-  :class:`gpucnn.errors.ModelFormatError` naming the file.
+  :class:`gpucnn.errors.ModelFormatError` naming the file. A ``.safetensors`` path is saved and loaded
+  by :mod:`gpucnn.safetensors_io` (PyTorch's names and layouts); a ``.pt``/``.pth`` file that is not a
+  gpucnn archive (a PyTorch pickle) is refused, pointing at safetensors.
 
 A saved model's meta document::
 
@@ -296,35 +298,37 @@ def _shape_list(value: Any) -> Optional[list[int]]:
     return [int(v) for v in value]
 
 
-def save(obj: Any, path: PathLike, metadata: Optional[dict] = None) -> None:
-    """Save ``obj`` to ``path``, like ``torch.save``: one ``.npz`` file, written atomically, no pickle.
+_PICKLE_SUFFIXES = (".pt", ".pth")
 
-    **A model** (a :class:`gpucnn.nn.Module`): its architecture + weights + ``metadata``; :func:`load`
-    gives the model back, built. The architecture is the model's config tree, so the model (and every
-    layer in it) must be a registered layer (every built-in layer and model is; for your own Module
-    subclass, register it or save its ``state_dict()``). ``metadata`` is any JSON-serialisable dict (e.g.
-    training history); the model's ``input_shape``, ``num_classes``, ``classes`` and ``name`` attributes,
-    where set, are stored too (``metadata["classes"]`` and ``metadata["input_shape"]``, where given,
-    override the model's attributes). :func:`load_metadata` reads the metadata back.
 
-    **Anything else is a state tree**: dicts, lists and tuples of Tensors, NumPy arrays and scalars,
-    numbers (inf and nan too), bools, strings and None, e.g. ``model.state_dict()``,
-    ``optimizer.state_dict()``, ``scheduler.state_dict()`` or ``{"model": ..., "optimizer": ...,
-    "epoch": 3}``. :func:`load` gives back the same tree: dicts in their order (keys of any of those
-    scalar types), lists as lists, tuples as tuples (as PyTorch does), Tensors as Tensors (Parameters as
-    Parameters, ``requires_grad`` kept), arrays as NumPy arrays. Anything else (an optimizer object, a
-    function) raises :class:`ArgumentError` naming where it is in the tree.
-    """
-    from .nn.module import Module
+def _suffix(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
 
-    if not isinstance(obj, Module):
-        if metadata is not None:
-            raise ArgumentError("save: metadata= goes with a model; with a state tree, put it in the tree "
-                                "(e.g. {'model': model.state_dict(), 'metadata': {...}})")
-        tree, arrays = pack_state(obj, what="save")
-        write_archive(path, arrays, {"format": STATE_FORMAT, "version": STATE_VERSION, "state": tree})
-        return
-    model = obj
+
+def _is_gpucnn_archive(path: str) -> bool:
+    """Whether ``path`` is a zip holding gpucnn's meta document (a gpucnn file, whatever its name)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return META_KEY + ".npy" in zf.namelist()
+    except Exception:  # not a zip, unreadable, ...: not one of ours
+        return False
+
+
+def refuse_pickle_path(path: str) -> None:
+    """A ``.pt``/``.pth`` file that is not a gpucnn archive is a PyTorch pickle: refused (loading a
+    pickle can run code), pointing at safetensors. (``gpucnn.save(obj, "ckpt.pt")`` writes gpucnn's
+    own archive, as for any name but ``.safetensors``, and that file loads.)"""
+    if _suffix(path) in _PICKLE_SUFFIXES and os.path.isfile(path) and not _is_gpucnn_archive(path):
+        raise ModelFormatError(
+            f"{path}: a .pt/.pth file from PyTorch is a Python pickle, which gpucnn never loads (loading one can "
+            f"run code); use safetensors: in PyTorch, safetensors.torch.save_file(model.state_dict(), "
+            f"'model.safetensors'), then gpucnn.load_state_dict_from('model.safetensors'); in gpucnn, "
+            f"gpucnn.save(model, 'model.safetensors')")
+
+
+def model_meta(model: Any, metadata: Optional[dict] = None) -> dict:
+    """The meta document :func:`save` stores with a model (architecture, dtype, input shape, classes,
+    name, ``metadata``); also what a ``.safetensors`` model file carries in its header."""
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
         raise ArgumentError(f"save: metadata must be a dict, got {type(metadata).__name__}")
@@ -335,8 +339,6 @@ def save(obj: Any, path: PathLike, metadata: Optional[dict] = None) -> None:
         raise ArgumentError(f"save: {e}; or save only its weights: gpucnn.save(model.state_dict(), path), "
                             f"then model.load_state_dict(gpucnn.load(path))") from e
     architecture = _json_value(config, "the architecture (config())")
-    state = model.state_dict()
-    arrays = {name: _host_array(t, f"save: {name}") for name, t in state.items()}
     input_shape = metadata.get("input_shape", getattr(model, "input_shape", None))
     classes = metadata.get("classes", getattr(model, "classes", None))
     num_classes = getattr(model, "num_classes", None)
@@ -349,7 +351,7 @@ def save(obj: Any, path: PathLike, metadata: Optional[dict] = None) -> None:
     except (TypeError, ValueError):
         raise ArgumentError(f"save: input_shape must be a sequence of positive sizes, got {input_shape!r}") from None
     name = getattr(model, "name", None)
-    meta = {
+    return {
         "format": MODEL_FORMAT,
         "version": MODEL_VERSION,
         "architecture": architecture,
@@ -360,6 +362,46 @@ def save(obj: Any, path: PathLike, metadata: Optional[dict] = None) -> None:
         "name": name if isinstance(name, str) else None,
         "metadata": metadata,
     }
+
+
+def save(obj: Any, path: PathLike, metadata: Optional[dict] = None) -> None:
+    """Save ``obj`` to ``path``, like ``torch.save``: one ``.npz`` file, written atomically, no pickle.
+
+    **A model** (a :class:`gpucnn.nn.Module`): its architecture + weights + ``metadata``; :func:`load`
+    gives the model back, built. The architecture is the model's config tree, so the model (and every
+    layer in it) must be a registered layer (every built-in layer and model is; for your own Module
+    subclass, register it or save its ``state_dict()``). ``metadata`` is any JSON-serialisable dict (e.g.
+    training history); the model's ``input_shape``, ``num_classes``, ``classes`` and ``name`` attributes,
+    where set, are stored too (``metadata["classes"]`` and ``metadata["input_shape"]``, where given,
+    override the model's attributes). :func:`load_metadata` reads the metadata back.
+
+    **A ``.safetensors`` path** writes a safetensors file instead (PyTorch's state_dict names and layouts;
+    a model's architecture and metadata in its header; a dict must be flat: name -> tensor). Any other
+    name (``.pt`` too, for PyTorch habits) gets gpucnn's ``.npz`` archive, never a pickle.
+
+    **Anything else is a state tree**: dicts, lists and tuples of Tensors, NumPy arrays and scalars,
+    numbers (inf and nan too), bools, strings and None, e.g. ``model.state_dict()``,
+    ``optimizer.state_dict()``, ``scheduler.state_dict()`` or ``{"model": ..., "optimizer": ...,
+    "epoch": 3}``. :func:`load` gives back the same tree: dicts in their order (keys of any of those
+    scalar types), lists as lists, tuples as tuples (as PyTorch does), Tensors as Tensors (Parameters as
+    Parameters, ``requires_grad`` kept), arrays as NumPy arrays. Anything else (an optimizer object, a
+    function) raises :class:`ArgumentError` naming where it is in the tree.
+    """
+    from .nn.module import Module
+
+    path = os.fspath(path)
+    if _suffix(path) == ".safetensors":
+        from . import safetensors_io
+        return safetensors_io.save(obj, path, metadata)
+    if not isinstance(obj, Module):
+        if metadata is not None:
+            raise ArgumentError("save: metadata= goes with a model; with a state tree, put it in the tree "
+                                "(e.g. {'model': model.state_dict(), 'metadata': {...}})")
+        tree, arrays = pack_state(obj, what="save")
+        write_archive(path, arrays, {"format": STATE_FORMAT, "version": STATE_VERSION, "state": tree})
+        return
+    meta = model_meta(obj, metadata)
+    arrays = {name: _host_array(t, f"save: {name}") for name, t in obj.state_dict().items()}
     write_archive(path, arrays, meta)
 
 
@@ -407,7 +449,12 @@ def _check_model_meta(path: str, meta: dict) -> None:
 def read_model_meta(path: PathLike) -> dict:
     """The whole meta document of a saved model (format checked), without building the model."""
     path = os.fspath(path)
-    _, meta = read_archive(path)
+    refuse_pickle_path(path)
+    if _suffix(path) == ".safetensors":
+        from . import safetensors_io
+        meta = safetensors_io.read_model_meta(path)
+    else:
+        _, meta = read_archive(path)
     _check_model_meta(path, meta)
     return meta
 
@@ -450,11 +497,18 @@ def load(path: PathLike, device: DeviceLike = None, map_location: Any = None, *,
 
     ``device`` (default cpu) and ``map_location`` (PyTorch's name; a device name or Device) are the
     same. ``weights_only`` is accepted for PyTorch's sake: a gpucnn file holds only arrays and JSON,
-    never code, so every load is weights-only. Errors: :class:`ModelFormatError` naming the file.
+    never code, so every load is weights-only. A ``.safetensors`` path gives the model when the file
+    carries gpucnn's architecture, else its state dict (name -> Tensor; e.g. a file PyTorch wrote). A
+    ``.pt``/``.pth`` file that is not a gpucnn archive is refused (a PyTorch pickle: use safetensors).
+    Errors: :class:`ModelFormatError` naming the file.
     """
     del weights_only  # (every load is weights-only: see above)
     path = os.fspath(path)
+    refuse_pickle_path(path)
     dev = _load_device(device, map_location)
+    if _suffix(path) == ".safetensors":
+        from . import safetensors_io
+        return safetensors_io.load(path, dev)
     arrays, meta = read_archive(path)
     if meta.get("format") == STATE_FORMAT:
         _check_version(path, meta, STATE_VERSION)
@@ -480,12 +534,18 @@ def load_model(path: PathLike, device: DeviceLike = "cpu") -> Any:
     from .backend import get_device
 
     path = os.fspath(path)
+    refuse_pickle_path(path)
     dev = get_device(device)
+    if _suffix(path) == ".safetensors":
+        from . import safetensors_io
+        return safetensors_io.load_model(path, dev)
     arrays, meta = read_archive(path)
     return _build_model(path, arrays, meta, dev)
 
 
 def _build_model(path: str, arrays: dict[str, np.ndarray], meta: dict, dev: Any) -> Any:
+    """The model that ``meta`` (a saved model's meta document) describes, with the weights ``arrays``
+    (checked against it), on ``dev``, in eval mode (see :func:`load_model`)."""
     from . import models  # noqa: F401  (registers the built-in model classes, e.g. UNet)
     from .nn import init
     from .nn.registry import build_from_config, validate_config
@@ -545,5 +605,8 @@ def _build_model(path: str, arrays: dict[str, np.ndarray], meta: dict, dev: Any)
     return model
 
 
-__all__ = ["save", "load", "load_model", "load_metadata", "read_model_meta", "write_archive", "read_archive",
+build_model_from = _build_model  # (for gpucnn.safetensors_io)
+
+__all__ = ["save", "load", "load_model", "model_meta", "refuse_pickle_path", "load_metadata", "read_model_meta",
+           "write_archive", "read_archive",
            "pack_state", "unpack_state", "MODEL_FORMAT", "MODEL_VERSION", "STATE_FORMAT", "STATE_VERSION"]

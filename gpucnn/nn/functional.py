@@ -9,9 +9,12 @@ from typing import Any
 
 from .. import functional as _functional
 from ..functional import *  # noqa: F401,F403
+from ..functions import activation as _activation
 from .upsample import upsample_nearest2d  # noqa: F401
 
-__all__ = list(getattr(_functional, "__all__", [])) + ["upsample_nearest2d"]
+__all__ = list(dict.fromkeys(list(getattr(_functional, "__all__", [])) + ["upsample_nearest2d"]
+                             + _activation.FUNCTIONALS))
+globals().update({name: getattr(_activation, name) for name in _activation.FUNCTIONALS})  # elu, gelu, prelu, ...
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import functional, models, nn, optim, profiler, utils
+from . import amp, functional, models, nn, optim, profiler, utils
 from .backend import Device, cuda_available, get_device
 from .errors import (ArgumentError, AutogradError, DataError, DeviceError, DtypeError, GpucnnError, KernelError,
                      ModelFormatError, OutOfMemoryError, ShapeError, TensorIndexError, TrainingError)

@@ -135,8 +135,9 @@ def filter_command(image: str, kernel_spec: str, stride: int, padding: Union[int
     zero = float(np.mean(np.all(response.reshape(response.shape[0], response.shape[1], -1) == 0, axis=2)))
     shape_in = "x".join(str(s) for s in pixels.shape[:2])
     shape_out = "x".join(str(s) for s in response.shape[:2])
-    click.echo(f"{kernel_label} {kernel_text(kernel)} on {image} ({shape_in}{', gray' if gray or pixels.ndim == 2 else ''}"
-               f", device {device.lower()}): response {shape_out}, max |y| {float(np.abs(response).max()):.4g}, "
+    gray_note = ", gray" if gray or pixels.ndim == 2 else ""
+    click.echo(f"{kernel_label} {kernel_text(kernel)} on {image} ({shape_in}{gray_note}, device {device.lower()}): "
+               f"response {shape_out}, max |y| {float(np.abs(response).max()):.4g}, "
                f"{100 * zero:.1f} % of pixels exactly 0")
     click.echo(f"wrote {out}")
     if compare:

@@ -9,7 +9,6 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 from sklearn.metrics import jaccard_score
 
 import gpucnn
-from conftest import needs_cuda
 from gpucnn.errors import ArgumentError, ShapeError
 from gpucnn.metrics import ConfusionMatrix, confusion_matrix, mean_iou, per_class_iou, pixel_accuracy
 
@@ -89,7 +88,7 @@ def test_bad_input():
         ConfusionMatrix(3).load_state_dict(ConfusionMatrix(2).state_dict())
 
 
-@needs_cuda
+@pytest.mark.skipif(not gpucnn.cuda_available(), reason="needs a CUDA GPU (CuPy)")
 @pytest.mark.cuda
 def test_cuda_arrays_count_like_numpy():
     rng = np.random.default_rng(2)

@@ -27,6 +27,9 @@ from .public import (
     load_mnist,
 )
 from .resolve import DATASET_NAMES, resolve_dataset
+from .segmentation import (SegmentationDataset, colorize_mask, load_segmentation_folder, load_segmentation_npz,
+                           save_mask_png)
+from .shapes import SHAPES_CLASSES, ShapesDataset
 from .transforms import (
     Compose,
     Normalize,
@@ -47,4 +50,6 @@ __all__ = [
     "DataLoader",
     "Transform", "ToFloat", "Normalize", "Standardize", "RandomCrop", "RandomHorizontalFlip", "Compose",
     "transform_from_config",
+    "SegmentationDataset", "load_segmentation_folder", "load_segmentation_npz", "colorize_mask", "save_mask_png",
+    "ShapesDataset", "SHAPES_CLASSES",
 ]

@@ -23,6 +23,11 @@
 // (interleaved, so a warp's shared-memory reads of B hit consecutive words and its global stores of
 // neighbouring columns are coalesced).
 //
+// Groups (G = gridDim.z for forward and backward-data, gridDim.z = G * splits for backward-filter): the
+// kernel arguments C and Co are the channels PER GROUP, the last argument G the number of groups; group g
+// is the same GEMM on x's channels g*C.., w's rows g*Co.. and y's channels g*Co.. (pointer offsets; the
+// batch strides are those of the whole G*C / G*Co channels). G = 1 is the ordinary convolution.
+//
 // 32-bit indexing: the host (Conv2d._check_int32) makes sure every array size and GEMM extent, plus a tile
 // of headroom, fits in int32, so no index expression here can overflow.
 //
@@ -30,6 +35,7 @@
 // atomics. Backward-filter splits K (= N*OH*OW, often large) over gridDim.z into a workspace that
 // conv2d_splitk_reduce sums in split order.
 #include "common.cuh"
+#include "conv_pad.cuh"
 
 // -- tuning knobs (the host mirrors these defaults in gpucnn/functions/conv.py) ----------------------------
 #ifndef CONV_BM
@@ -68,78 +74,12 @@ static_assert(CONV_THREADS % CONV_BN == 0 && CONV_BK % CONV_B_KSTEP == 0, "B-til
 static_assert(CONV_BN % CONV_BW_NSTEP == 0, "B-tile load mapping (wgrad)");
 static_assert(CONV_REDUCE_THREADS % 32 == 0 && CONV_REDUCE_THREADS <= 1024, "reduce block size");
 
-// Padding modes (the host passes the index of the mode in gpucnn.functions.conv.PADDING_MODES).
-#define CONV_PAD_ZEROS 0
-#define CONV_PAD_REFLECT 1
-#define CONV_PAD_REPLICATE 2
-#define CONV_PAD_CIRCULAR 3
-
 typedef T ConvTileA[CONV_BK][CONV_BM + CONV_SMEM_PAD];  // A slice, transposed: [k][m]
 typedef T ConvTileB[CONV_BK][CONV_BN + CONV_SMEM_PAD];  // B slice: [k][n]
 
 // -- index helpers -----------------------------------------------------------------------------------------
 
-// floor(a / b) and ceil(a / b) for b > 0 and any sign of a (C division truncates towards zero).
-__device__ __forceinline__ int conv_floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
-__device__ __forceinline__ int conv_ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-
-// The source coordinate in [0, n) of position i = padded - before along a dim of input size n, or -1 when
-// the padded position is zero. The host guarantees padding < n for reflect and <= n for circular, so one
-// mirror / one wrap suffices (as in the NumPy path's _border_sources).
-__device__ __forceinline__ int conv_pad_source(int i, int n, int mode) {
-  if (i >= 0 && i < n) return i;
-  switch (mode) {
-    case CONV_PAD_REFLECT: return i < 0 ? -i : 2 * (n - 1) - i;
-    case CONV_PAD_REPLICATE: return i < 0 ? 0 : n - 1;
-    case CONV_PAD_CIRCULAR: return i < 0 ? i + n : i - n;
-    default: return -1;  // zeros
-  }
-}
-
-// The inverse map: the padded coordinates p in [0, before + n + after) with conv_pad_source(p - before)
-// == i, for 0 <= i < n: an interval [pre.lo, pre.hi] plus two single positions pre.m1, pre.m2, each of
-// them CONV_NONE when absent:
-//   zeros       the position itself;
-//   replicate   the position, widened to the whole top/left border for i = 0 and bottom/right for i = n-1;
-//   reflect     the position and its mirror images in the top/left (m1) and the bottom/right (m2) border;
-//   circular    the position and its wrapped images in the top/left (m1) and the bottom/right (m2) border.
-// CONV_NONE is so negative that conv_out_range finds no output for it: absent entries need no branch.
-#define CONV_NONE (-(1 << 28))
-struct ConvPreimage {
-  int lo, hi, m1, m2;
-};
-
-__device__ __forceinline__ ConvPreimage conv_pad_preimage(int i, int n, int before, int after, int mode) {
-  const int p = before + i, last = before + n + after - 1;
-  ConvPreimage pre;
-  pre.lo = pre.hi = p;
-  pre.m1 = pre.m2 = CONV_NONE;
-  if (mode == CONV_PAD_REPLICATE) {
-    if (i == 0) pre.lo = 0;
-    if (i == n - 1) pre.hi = last;
-  } else if (mode == CONV_PAD_REFLECT) {
-    if (i >= 1 && before - i >= 0) pre.m1 = before - i;  // padded position of -i
-    if (i <= n - 2 && before + 2 * (n - 1) - i <= last) pre.m2 = before + 2 * (n - 1) - i;
-  } else if (mode == CONV_PAD_CIRCULAR) {
-    if (p - n >= 0) pre.m1 = p - n;
-    if (p + n <= last) pre.m2 = p + n;
-  }
-  return pre;
-}
-
-// The outputs o in [0, count) whose window tap at offset `off` (r*dh) reads a padded position in [lo, hi]:
-// o*stride + off in [lo, hi], i.e. o in [ceil((lo - off) / stride), floor((hi - off) / stride)] (empty
-// when o_lo > o_hi).
-__device__ __forceinline__ void conv_out_range(int lo, int hi, int off, int stride, int count, int& o_lo,
-                                               int& o_hi) {
-  if (stride == 1) {  // uniform across the block: skips the divisions in the common case
-    o_lo = max(0, lo - off);
-    o_hi = min(count - 1, hi - off);
-  } else {
-    o_lo = max(0, conv_ceil_div(lo - off, stride));
-    o_hi = min(count - 1, conv_floor_div(hi - off, stride));
-  }
-}
+// conv_pad_source, conv_pad_preimage, conv_out_range: kernels_cuda/conv_pad.cuh (shared with depthwise.cu)
 
 // A reduction index k = (c, r, s) of the forward GEMM in mixed radix (C, kH, kW), advanced by a fixed stride
 // with additions and two conditional carries instead of the two divisions (~40 instructions each) that
@@ -269,7 +209,7 @@ struct ConvFwdLoader {
 };
 
 // y = conv(x, w) + bias (has_bias == 0: no bias, and the pointer is not read: pass any array; a null
-// pointer argument is not portable, CuPy < 14 passes None as garbage). Grid (ceil(N*OH*OW / BN), ceil(C_out / BM), 1), block
+// pointer argument is not portable, CuPy < 14 passes None as garbage). Grid (ceil(N*OH*OW / BN), ceil(C_out / BM), G), block
 // (BN/TN, BM/TM). Block (bx, by) computes y for output channels by*BM .. +BM and flattened output positions
 // q = n*OH*OW + oh*OW + ow in bx*BN .. +BN; each thread a TM x TN micro-tile (see the top of the file).
 // Reads x (N, C, H, W), w (C_out, C, kH, kW), bias (C_out,); writes y (N, C_out, OH, OW).
@@ -278,12 +218,15 @@ struct ConvFwdLoader {
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, 1)
 conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, int has_bias,
                T* __restrict__ y, int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw, int dh, int dw,
-               int pt, int pl, int mode) {
+               int pt, int pl, int mode, int G) {
   __shared__ ConvTileA As[2];
   __shared__ ConvTileB Bs[2];
   const int tid = conv_tid();
   const int row0 = blockIdx.y * CONV_BM, col0 = blockIdx.x * CONV_BN;
-  const int OHW = OH * OW, Q = N * OHW;
+  const int OHW = OH * OW, Q = N * OHW, g = blockIdx.z;
+  x += g * C * H * W;  // this group's channels (batch stride G*C*H*W below)
+  w += g * Co * C * kH * kW;
+  bias += has_bias ? g * Co : 0;
 
   ConvFwdLoader ld;
   ld.x = x; ld.w = w;
@@ -295,7 +238,7 @@ conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __rest
     const int q = col0 + ld.b_n;
     ld.b_ok = q < Q;
     const int n = ld.b_ok ? q / OHW : 0, p = q - n * OHW, oh = p / OW, ow = p - oh * OW;
-    ld.b_xbase = n * C * H * W;
+    ld.b_xbase = n * G * C * H * W;
     ld.b_i0 = oh * sh - pt;
     ld.b_j0 = ow * sw - pl;
   }
@@ -313,7 +256,7 @@ conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __rest
 #pragma unroll
     for (int i = 0; i < CONV_TM; ++i) {
       const int co = row0 + threadIdx.y + i * (CONV_BM / CONV_TM);
-      if (co < Co) y[(n * Co + co) * OHW + p] = has_bias ? acc[i][j] + bias[co] : acc[i][j];
+      if (co < Co) y[(n * G * Co + g * Co + co) * OHW + p] = has_bias ? acc[i][j] + bias[co] : acc[i][j];
     }
   }
 }
@@ -327,7 +270,7 @@ conv2d_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __rest
 struct ConvWgradLoader {
   const T* __restrict__ x;
   const T* __restrict__ gy;
-  int Co, H, W, OW, OHW, CHW, sh, sw, pt, pl, mode, k_end;
+  int Co, G, H, W, OW, OHW, CHW, sh, sw, pt, pl, mode, k_end;
   int a_k, a_ml, a_m0, b_n0;
   int b_off[CONV_B_LOADS], b_rdh[CONV_B_LOADS], b_sdw[CONV_B_LOADS];  // b_off < 0: column outside
   T ra[CONV_A_LOADS], rb[CONV_B_LOADS];
@@ -336,7 +279,7 @@ struct ConvWgradLoader {
     const int q = k0 + a_k;
     const bool ok = q < k_end;
     const int n = ok ? q / OHW : 0, p = q - n * OHW, oh = p / OW, ow = p - oh * OW;
-    const int gbase = n * Co * OHW + p;
+    const int gbase = n * G * Co * OHW + p;
 #pragma unroll
     for (int j = 0; j < CONV_A_LOADS; ++j) {
       const int co = a_m0 + j * CONV_A_MSTEP;
@@ -364,8 +307,8 @@ struct ConvWgradLoader {
 
 // Weight gradient, split over K: out[z, co, k] = sum over q in [z*k_per_split, min(Q, (z+1)*k_per_split))
 // of gy[q; co] * col[k, q], with k = (c, r, s) and q = (n, oh, ow). out is gw itself (C_out, C, kH, kW)
-// when gridDim.z == 1, else a (splits, C_out, C*kH*kW) workspace for conv2d_splitk_reduce.
-// Grid (ceil(C*kH*kW / BN), ceil(C_out / BM), splits), block (BN/TN, BM/TM); k_per_split is a multiple
+// when there is one split, else a (splits, G*C_out, C*kH*kW) workspace for conv2d_splitk_reduce.
+// Grid (ceil(C*kH*kW / BN), ceil(C_out / BM), G * splits), block (BN/TN, BM/TM); k_per_split is a multiple
 // of BK. Block (bx, by, z) computes the BM x BN tile (channels by*BM.., filter taps bx*BN..) of split z;
 // each thread a TM x TN micro-tile. Reads x (N, C, H, W), gy (N, C_out, OH, OW).
 // __launch_bounds__(CONV_THREADS, 1) as the other GEMMs: without the minimum, ptxas held the 128-thread
@@ -373,18 +316,21 @@ struct ConvWgradLoader {
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, 1)
 conv2d_backward_filter(const T* __restrict__ x, const T* __restrict__ gy, T* __restrict__ out,
                        int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw,
-                       int dh, int dw, int pt, int pl, int mode, int k_per_split) {
+                       int dh, int dw, int pt, int pl, int mode, int k_per_split, int G) {
   __shared__ ConvTileA As[2];
   __shared__ ConvTileB Bs[2];
   const int tid = conv_tid();
   const int row0 = blockIdx.y * CONV_BM, col0 = blockIdx.x * CONV_BN;
   const int kHW = kH * kW, Kf = C * kHW, Q = N * OH * OW;
-  const int k_begin = blockIdx.z * k_per_split;
+  const int splits = gridDim.z / G, g = blockIdx.z / splits, split = blockIdx.z - g * splits;
+  const int k_begin = split * k_per_split;
   const int k_end = min(Q, k_begin + k_per_split);
+  x += g * C * H * W;
+  gy += g * Co * OH * OW;
 
   ConvWgradLoader ld;
   ld.x = x; ld.gy = gy;
-  ld.Co = Co; ld.H = H; ld.W = W; ld.OW = OW; ld.OHW = OH * OW; ld.CHW = C * H * W;
+  ld.Co = Co; ld.G = G; ld.H = H; ld.W = W; ld.OW = OW; ld.OHW = OH * OW; ld.CHW = G * C * H * W;
   ld.sh = sh; ld.sw = sw; ld.pt = pt; ld.pl = pl; ld.mode = mode; ld.k_end = k_end;
   ld.a_k = tid % CONV_BK; ld.a_ml = tid / CONV_BK; ld.a_m0 = row0 + ld.a_ml; ld.b_n0 = tid / CONV_BK;
 #pragma unroll
@@ -399,7 +345,7 @@ conv2d_backward_filter(const T* __restrict__ x, const T* __restrict__ gy, T* __r
   T acc[CONV_TM][CONV_TN];
   conv_gemm_mainloop(ld, k_begin, k_end, As, Bs, acc);
 
-  T* dst = out + blockIdx.z * Co * Kf;
+  T* dst = out + (split * G + g) * Co * Kf;  // gw (G*Co, C, kH, kW), or split's slice of the workspace
 #pragma unroll
   for (int i = 0; i < CONV_TM; ++i) {
     const int co = row0 + threadIdx.y + i * (CONV_BM / CONV_TM);
@@ -467,7 +413,7 @@ conv2d_backward_bias(const T* __restrict__ gy, T* __restrict__ part, int N, int 
 struct ConvDgradLoader {
   const T* __restrict__ gy;
   const T* __restrict__ w;
-  int C, kH, kW, kHW, CkHW, OH, OW, OHW, sh, sw, dh, dw, K;
+  int C, kH, kW, kHW, CkHW, OH, OW, OHW, sh, sw, dh, dw, K;  // C, K: per group
   int segs;                        // preimage entries in use: 3 for reflect/circular, else 1
   int a_k, a_ml, a_m0, b_k, b_n;
   int b_gbase;                     // gy offset of image n
@@ -530,7 +476,7 @@ struct ConvDgradLoader {
 };
 
 // gx = d(loss)/dx as a gather: every element of gx is computed by exactly one thread (no atomics).
-// Grid (ceil(N*H*W / BN), ceil(C / BM), 1), block (BN/TN, BM/TM). Block (bx, by) computes gx for input
+// Grid (ceil(N*H*W / BN), ceil(C / BM), G), block (BN/TN, BM/TM). Block (bx, by) computes gx for input
 // channels by*BM .. +BM and flattened input positions p = n*H*W + h*W + w in bx*BN .. +BN; each thread a
 // TM x TN micro-tile. Reads gy (N, C_out, OH, OW), w (C_out, C, kH, kW); writes gx (N, C, H, W).
 // Note: with stride > 1 most (r, s) taps of a position have no output (oh not integral) and their B
@@ -540,12 +486,14 @@ struct ConvDgradLoader {
 extern "C" __global__ void __launch_bounds__(CONV_THREADS, 1)
 conv2d_backward_data(const T* __restrict__ gy, const T* __restrict__ w, T* __restrict__ gx,
                      int N, int C, int H, int W, int Co, int kH, int kW, int OH, int OW, int sh, int sw,
-                     int dh, int dw, int pt, int pb, int pl, int pr, int mode) {
+                     int dh, int dw, int pt, int pb, int pl, int pr, int mode, int G) {
   __shared__ ConvTileA As[2];
   __shared__ ConvTileB Bs[2];
   const int tid = conv_tid();
   const int row0 = blockIdx.y * CONV_BM, col0 = blockIdx.x * CONV_BN;
-  const int HW = H * W, P = N * HW;
+  const int HW = H * W, P = N * HW, g = blockIdx.z;
+  gy += g * Co * OH * OW;
+  w += g * Co * C * kH * kW;
 
   ConvDgradLoader ld;
   ld.gy = gy; ld.w = w;
@@ -559,7 +507,7 @@ conv2d_backward_data(const T* __restrict__ gy, const T* __restrict__ w, T* __res
     const int p = col0 + ld.b_n;
     const bool ok = p < P;
     const int n = ok ? p / HW : 0, hw = p - n * HW, h = hw / W, wc = hw - h * W;
-    ld.b_gbase = n * Co * ld.OHW;
+    ld.b_gbase = n * G * Co * ld.OHW;
     ld.ph = conv_pad_preimage(h, H, pt, pb, mode);
     ld.pw = conv_pad_preimage(wc, W, pl, pr, mode);
     if (!ok) ld.ph.lo = ld.ph.hi = ld.ph.m1 = ld.ph.m2 = CONV_NONE;  // outside the problem: gathers 0
@@ -577,7 +525,7 @@ conv2d_backward_data(const T* __restrict__ gy, const T* __restrict__ w, T* __res
 #pragma unroll
     for (int i = 0; i < CONV_TM; ++i) {
       const int c = row0 + threadIdx.y + i * (CONV_BM / CONV_TM);
-      if (c < C) gx[(n * C + c) * HW + hw] = acc[i][j];
+      if (c < C) gx[(n * G * C + g * C + c) * HW + hw] = acc[i][j];
     }
   }
 }

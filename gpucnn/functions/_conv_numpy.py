@@ -91,17 +91,56 @@ class ConvNumpy:
     def forward_cpu(self, xs):
         x, w, b = xs
         self._geometry(x.shape, w.shape)
-        self.cpu_algorithm = _algorithm(x.shape[1] * w.shape[3], self.stride[0], x.dtype)
+        if self.groups > 1:
+            self.cpu_algorithm = "depthwise" if self.depthwise else "grouped"
+        else:
+            self.cpu_algorithm = _algorithm(x.shape[1] * w.shape[3], self.stride[0], x.dtype)
         with workspace.cpu_op():
-            if self.cpu_algorithm == "rows":
-                return self._rows_forward(x, w, b)
-            return self._im2col_forward(x, w, b)
+            return getattr(self, f"_{self.cpu_algorithm}_forward")(x, w, b)
 
     def backward_cpu(self, xs, gy):
         with workspace.cpu_op():  # (each forward kept what its backward reads: Z, or the padded input)
-            if self.cpu_algorithm == "rows":
-                return self._rows_backward(*xs, gy)
-            return self._im2col_backward(*xs, gy)
+            return getattr(self, f"_{self.cpu_algorithm}_backward")(*xs, gy)
+
+    def data_grad_cpu(self, gy: np.ndarray, w: np.ndarray, x_shape: tuple) -> np.ndarray:
+        """The input gradient alone (N, C, H, W) from gy and w, with no forward before it: what a
+        transposed convolution's forward is. (im2col's and the grouped backwards read no kept buffer for
+        it; the kernel-rows one is not used here, its gZ needs the layout of its forward.)"""
+        self._geometry(x_shape, w.shape)
+        if self.groups > 1:
+            self.cpu_algorithm = "depthwise" if self.depthwise else "grouped"
+        else:
+            self.cpu_algorithm = "im2col"
+        x = np.broadcast_to(np.zeros((), gy.dtype), x_shape)  # only its shape is read
+        keep = self.needs_input_grad
+        self.needs_input_grad = (True, False, False)
+        try:
+            with workspace.cpu_op():
+                return getattr(self, f"_{self.cpu_algorithm}_backward")(x, w, None, gy)[0]
+        finally:
+            self.needs_input_grad = keep
+
+    def filter_grad_cpu(self, x: np.ndarray, gy: np.ndarray, w_shape: tuple) -> np.ndarray:
+        """The weight gradient alone (C_out, C/groups, kH, kW) from x and gy, with no forward before it
+        (a transposed convolution's weight gradient): the padded input, then the backward's gW part."""
+        self._geometry(x.shape, w_shape)
+        if self.groups > 1:
+            self.cpu_algorithm = "depthwise" if self.depthwise else "grouped"
+        else:
+            self.cpu_algorithm = "im2col"
+        w = np.broadcast_to(np.zeros((), gy.dtype), w_shape)  # only its shape is read
+        keep = self.needs_input_grad
+        self.needs_input_grad = (False, True, False)
+        try:
+            with workspace.cpu_op():
+                self.kept = self._padded(x)
+                try:
+                    return getattr(self, f"_{self.cpu_algorithm}_backward")(x, w, None, gy)[1]
+                finally:
+                    workspace.give(self.kept)
+                    self.kept = None
+        finally:
+            self.needs_input_grad = keep
 
     # -- padding and its adjoint (NumPy path: (C, H, W, N) in memory) ---------------------------
     def _padded(self, x: np.ndarray) -> np.ndarray:
@@ -480,6 +519,144 @@ class ConvNumpy:
         gx = self._unpad_grad(gbuf, x.shape) if need_x else None
         return gx, gw, gb
 
+
+    # -- groups: the channels split into G groups, group g's outputs reading only its inputs -----------
+    def _grouped_forward(self, x, w, b):
+        """1 < groups < C_in: im2col as above, each chunk's GEMM batched over the groups (one np.matmul
+        of (G, C_out/G, C_in/G*kh*kw) by (G, C_in/G*kh*kw, pixels*N): the column rows of a group are
+        contiguous, in weight order)."""
+        N, C, H, W = x.shape
+        Co, Cg, kh, kw = w.shape
+        G, Ho, Wo = self.groups, self.Ho, self.Wo
+        Kg = Cg * kh * kw
+        buf = self._padded(x)
+        wg = w.reshape(G, Co // G, Kg)
+        threads = _threads_for(N * Ho * Wo * (C * kh * kw + Co))
+        chunks = self._chunks(N, C * kh * kw + Co, x.dtype.itemsize, threads, CHUNK_BYTES)
+        y = np.empty((Co, Ho * Wo * N), dtype=x.dtype)  # (C_out, Ho, Wo, N): NCHW through a transpose
+        width = max(ni * nj for _, ni, _, nj in chunks) * N
+
+        def work(lo: int, hi: int) -> None:
+            scratch = workspace.take(C * kh * kw * width, x.dtype)
+            for chunk in chunks[lo:hi]:
+                cols = self._im2col(buf, scratch, 0, C, chunk, False)
+                start = (chunk[0] * Wo + chunk[2]) * N
+                L = cols.shape[1]
+                out = y[:, start:start + L].reshape(G, Co // G, L)
+                np.matmul(wg, cols.reshape(G, Kg, L), out=out)
+                if b is not None:
+                    out += b.reshape(G, Co // G, 1)
+            workspace.give(scratch)
+
+        workspace.parallel(work, len(chunks), 1 if threads > 1 else len(chunks))
+        self._keep(buf)
+        return y.reshape(Co, Ho, Wo, N).transpose(3, 0, 1, 2)
+
+    def _grouped_backward(self, x, w, b, gy):
+        """Backward of :meth:`_grouped_forward`, chunk by chunk in order (deterministic): gW_g +=
+        g_g @ cols_g.T and gcols_g = W_g.T @ g_g batched over the groups, then col2im as im2col's."""
+        N, C, H, W = x.shape
+        Co, Cg, kh, kw = w.shape
+        need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
+        G, Ho, Wo = self.groups, self.Ho, self.Wo
+        khw, Kg, Cog = kh * kw, Cg * kh * kw, Co // G
+        g, staged = _gy_matrix(gy)
+        chunks = self._chunks(N, 2 * C * khw + Co, gy.dtype.itemsize, 1, CHUNK_BYTES_BACKWARD)
+        width = max(ni * nj for _, ni, _, nj in chunks) * N
+        wg = w.reshape(G, Cog, Kg)
+        gw = np.zeros((G, Cog, Kg), dtype=gy.dtype) if need_w else None
+        part = np.empty_like(gw) if need_w else None
+        gbuf = np.zeros((C, self.Hp, self.Wp, N), dtype=gy.dtype) if need_x else None
+        scratch = workspace.take(C * khw * width, gy.dtype) if need_w else None
+        gcols = workspace.take(C * khw * width, gy.dtype) if need_x else None
+        for chunk in chunks:
+            i0, ni, j0, nj = chunk
+            start, L = (i0 * Wo + j0) * N, ni * nj * N
+            gc = g[:, start:start + L].reshape(G, Cog, L)
+            if need_w:
+                cols = self._im2col(self.kept, scratch, 0, C, chunk, False).reshape(G, Kg, L)
+                np.matmul(gc, cols.transpose(0, 2, 1), out=part)
+                gw += part
+            if need_x:
+                gc6 = np.matmul(wg.transpose(0, 2, 1), gc, out=gcols[:C * khw * L].reshape(G, Kg, L))
+                gc6 = gc6.reshape(C, kh, kw, ni, nj, N)
+                win = self._windows(gbuf, 0, C, chunk)
+                for u in range(kh):
+                    for v in range(kw):
+                        view = win[:, u, v]
+                        view += gc6[:, u, v]
+        workspace.give(scratch, gcols)
+        gb = g.sum(axis=1) if need_b and b is not None else None
+        if staged is not None:
+            workspace.give(staged)
+        gx = self._unpad_grad(gbuf, x.shape) if need_x else None
+        return gx, (gw.reshape(w.shape) if need_w else None), gb
+
+    # -- depthwise (groups == C_in, C_out = m * C_in): direct, vectorised over the channels ---------
+    def _taps(self, buf: np.ndarray, u: int, v: int) -> np.ndarray:
+        """The (C, Ho, Wo, N) view of the padded ``buf`` (C, Hp, Wp, N) that kernel tap (u, v) reads."""
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        return buf[:, u * dh:u * dh + (self.Ho - 1) * sh + 1:sh, v * dw:v * dw + (self.Wo - 1) * sw + 1:sw]
+
+    def _depthwise_forward(self, x, w, b):
+        """y[c*m + j] = sum_{u, v} w[c*m + j, 0, u, v] * tap_{u,v}(x[c]): kh*kW multiply-adds over whole
+        (Ho, Wo, N) planes, threads splitting the channels (no GEMM: each has K = kh*kW only)."""
+        N, C, H, W = x.shape
+        Co, _, kh, kw = w.shape
+        m, Ho, Wo = Co // C, self.Ho, self.Wo
+        buf = self._padded(x)
+        w4 = w.reshape(C, m, kh, kw)
+        y = np.empty((C, m, Ho, Wo, N), dtype=x.dtype)
+
+        def work(c0: int, c1: int) -> None:
+            tmp = np.empty((c1 - c0, Ho, Wo, N), dtype=x.dtype)
+            for j in range(m):
+                out = y[c0:c1, j]
+                for t, (u, v) in enumerate(np.ndindex(kh, kw)):
+                    wt = w4[c0:c1, j, u, v].reshape(-1, 1, 1, 1)
+                    if t == 0:
+                        np.multiply(self._taps(buf, u, v)[c0:c1], wt, out=out)
+                    else:
+                        out += np.multiply(self._taps(buf, u, v)[c0:c1], wt, out=tmp)
+                if b is not None:
+                    out += b.reshape(C, m)[c0:c1, j].reshape(-1, 1, 1, 1)
+
+        workspace.parallel(work, C, -(-workspace.MIN_PIECE // (m * kh * kw * Ho * Wo * N)))
+        self._keep(buf)
+        return y.reshape(Co, Ho, Wo, N).transpose(3, 0, 1, 2)
+
+    def _depthwise_backward(self, x, w, b, gy):
+        """gx's padded planes += w * g per tap (summed over the multiplier in order), gW[c*m + j, u, v] =
+        <g[c*m + j], tap_{u,v}(x[c])> as one batched dot per tap; threads split the channels."""
+        N, C, H, W = x.shape
+        Co, _, kh, kw = w.shape
+        need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
+        m, Ho, Wo = Co // C, self.Ho, self.Wo
+        g, staged = _gy_matrix(gy)
+        g5 = g.reshape(C, m, Ho, Wo, N)
+        w4 = w.reshape(C, m, kh, kw)
+        gw = np.empty((C, m, kh, kw), dtype=gy.dtype) if need_w else None
+        gbuf = np.zeros((C, self.Hp, self.Wp, N), dtype=gy.dtype) if need_x else None
+        L = Ho * Wo * N
+
+        def work(c0: int, c1: int) -> None:
+            tmp = np.empty((c1 - c0, Ho, Wo, N), dtype=gy.dtype)
+            gs = g5[c0:c1].reshape(c1 - c0, m, L)
+            for u, v in np.ndindex(kh, kw):
+                if need_w:
+                    tap = np.ascontiguousarray(self._taps(self.kept, u, v)[c0:c1]).reshape(c1 - c0, L, 1)
+                    gw[c0:c1, :, u, v] = np.matmul(gs, tap)[:, :, 0]
+                if need_x:
+                    view = self._taps(gbuf, u, v)[c0:c1]
+                    for j in range(m):
+                        view += np.multiply(g5[c0:c1, j], w4[c0:c1, j, u, v].reshape(-1, 1, 1, 1), out=tmp)
+
+        workspace.parallel(work, C, -(-workspace.MIN_PIECE // (m * kh * kw * L)))
+        gb = g.sum(axis=1) if need_b and b is not None else None
+        if staged is not None:
+            workspace.give(staged)
+        gx = self._unpad_grad(gbuf, x.shape) if need_x else None
+        return gx, (gw.reshape(w.shape) if need_w else None), gb
 
 
 def _algorithm(k_rows: int, stride_h: int, dtype: Any) -> str:

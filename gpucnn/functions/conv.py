@@ -44,20 +44,27 @@ class Conv2d(ConvNumpy, Function):
     name = "conv2d"
 
     def __init__(self, stride: tuple[int, int] = (1, 1), padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-                 dilation: tuple[int, int] = (1, 1), padding_mode: str = "zeros", name: Optional[str] = None):
+                 dilation: tuple[int, int] = (1, 1), padding_mode: str = "zeros", name: Optional[str] = None,
+                 groups: int = 1):
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
         self.padding_mode = padding_mode
+        self.groups = groups
         if name is not None:
             self.name = name  # "conv1d" when conv1d runs through this op
+
+    @property
+    def depthwise(self) -> bool:
+        """groups == C_in > 1 (known once the geometry is set): the direct depthwise paths run it."""
+        return self.groups > 1 and self.groups == self.C
 
     # -- precision: under "high", both operands of each GEMM rounded to TF32 (gpucnn.precision) -----
     def forward(self, xs):
         x, w, b = xs
         # (decided once: backward runs as its forward did) the tensor-core kernels round their operands
         # themselves; elsewhere "high" rounds them here, for the NumPy path and the SIMT kernels alike
-        self.tc = tensor_core_kind(self.device, x.dtype)
+        self.tc = tensor_core_kind(self.device, x.dtype, self.groups)
         self.tf32 = tf32_operands(x.dtype) and self.tc is None
         return super().forward(rounded(self.xp, (x, w), self.tf32) + (b,))
 
@@ -76,6 +83,7 @@ class Conv2d(ConvNumpy, Function):
         _, _, kh, kw = w_shape
         (sh, sw), (dh, dw) = self.stride, self.dilation
         pt, pb, pl, pr = self.padding
+        self.C = C
         self.Hp, self.Wp = H + pt + pb, W + pl + pr
         self.Ho = out_size(H, kh, sh, dh, pt, pb)
         self.Wo = out_size(W, kw, sw, dw, pl, pr)
@@ -93,18 +101,19 @@ class Conv2d(ConvNumpy, Function):
         tile = _forced_tile()
         if tile is None:
             key = (f"conv.cu {_conv_source_hash()} | {gemm} {np.dtype(dtype).name} | geometry {geo[1:]} "
-                   f"padding {self.padding} {self.padding_mode}")
+                   f"padding {self.padding} {self.padding_mode}" + (f" groups {self.groups}" if self.groups > 1 else ""))
             tile = autotune.pick(self.device, key, _conv_tiles.CANDIDATES, launch)
         return launch(tile)
 
     def _kernel_geometry(self, x_shape: tuple, w_shape: tuple) -> tuple:
         """The int32 scalars every conv kernel takes after its arrays: N, C, H, W, C_out, kH, kW, OH, OW,
-        sh, sw, dh, dw (padding and mode follow, in a per-kernel order)."""
+        sh, sw, dh, dw (padding and mode follow, in a per-kernel order), C and C_out per group."""
         self._geometry(x_shape, w_shape)
         N, C, H, W = x_shape
         Co, _, kh, kw = w_shape
         (sh, sw), (dh, dw) = self.stride, self.dilation
-        return N, C, H, W, Co, kh, kw, self.Ho, self.Wo, sh, sw, dh, dw
+        G = self.groups
+        return N, C // G, H, W, Co // G, kh, kw, self.Ho, self.Wo, sh, sw, dh, dw
 
     def _check_int32(self, **sizes: int) -> None:
         """The kernels index with 32-bit ints: every array size and GEMM extent (plus a tile of headroom for
@@ -121,51 +130,120 @@ class Conv2d(ConvNumpy, Function):
             return _conv_tc.conv2d_tc_forward(self.device, *xs, *self._tc_geometry())
         x, w, b = (None if a is None else xp.ascontiguousarray(a) for a in xs)
         geo = self._kernel_geometry(x.shape, w.shape)
-        N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]
+        N, Cg, H, W, Cog, kh, kw, Ho, Wo = geo[:9]
+        G, Co = self.groups, w.shape[0]
         pt, _, pl, _ = self.padding
-        Q, K = N * Ho * Wo, C * kh * kw
+        Q, K = N * Ho * Wo, Cg * kh * kw
         self._check_int32(input_size=x.size, weight_size=w.size, output_size=Q * Co, gemm_N=Q, gemm_K=K)
         y = xp.empty((N, Co, Ho, Wo), dtype=x.dtype)
         # No bias: a dummy array and has_bias = 0 (CuPy < 14 passes None as a garbage pointer, cupy#9046).
         bias = (b, 1) if b is not None else (xp.zeros(1, dtype=x.dtype), 0)
-        args = (x, w, bias[0], np.int32(bias[1]), y) + _i32(*geo, pt, pl, _MODE_INDEX[self.padding_mode])
+        mode = _MODE_INDEX[self.padding_mode]
+        if self.depthwise:
+            args = (x, w, bias[0], np.int32(bias[1]), y) + _i32(N, G, H, W, Cog, *geo[5:], pt, pl, mode)
+            self._dw_kernel("depthwise_forward", x.dtype)((_cdiv(y.size, _DW_THREADS), 1, 1), (_DW_THREADS, 1, 1), args)
+            return y
+        args = (x, w, bias[0], np.int32(bias[1]), y) + _i32(*geo, pt, pl, mode, G)
 
         def launch(tile: Tile) -> None:
-            self._kernel("conv2d_forward", x.dtype, tile)((_cdiv(Q, tile.bn), _cdiv(Co, tile.bm), 1), tile.block, args)
+            self._kernel("conv2d_forward", x.dtype, tile)((_cdiv(Q, tile.bn), _cdiv(Cog, tile.bm), G), tile.block, args)
 
         self._tiled("forward", x.dtype, geo, launch)
         return y
 
     def backward_gpu(self, xs, gy):
         xp = self.xp
-        x, w, b = (None if a is None else xp.ascontiguousarray(a) for a in xs)
-        gy = xp.ascontiguousarray(gy, dtype=x.dtype)  # (the kernels read gy as T*, like x)
+        x, w, b = xs
         need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
+        w = xp.ascontiguousarray(w)
+        gy = xp.ascontiguousarray(gy, dtype=w.dtype)  # (the kernels read gy as T*, like x)
+        if need_w:  # (x's values are read for the weight gradient only)
+            x = xp.ascontiguousarray(x)
         if self.tc:
             return self._tc_backward(x, w, b, gy, need_x, need_w, need_b)
-        geo = self._kernel_geometry(x.shape, w.shape)
-        N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]
-        pt, pb, pl, pr = self.padding
-        mode = _MODE_INDEX[self.padding_mode]
-        Q, Kf = N * Ho * Wo, C * kh * kw
-        self._check_int32(input_size=x.size, weight_size=w.size, output_size=gy.size, gemm_N=max(Q, x.size),
-                          gemm_K=max(Kf, Co * kh * kw))
-        gx = gw = gb = None
-        if need_x:
-            # GEMM M = C_in, N = batch*H*W, K = C_out*kH*kW (a gather: one thread per element of gx).
-            gx = xp.empty(x.shape, dtype=x.dtype)
-            args = (gy, w, gx) + _i32(*geo, pt, pb, pl, pr, mode)
-
-            def launch(tile: Tile) -> None:
-                self._kernel("conv2d_backward_data", x.dtype, tile)(
-                    (_cdiv(x.size // C, tile.bn), _cdiv(C, tile.bm), 1), tile.block, args)
-
-            self._tiled("backward_data", x.dtype, geo, launch)
-        if need_w:
-            gw = self._tiled("backward_filter", x.dtype, geo, lambda tile: self._weight_grad(x, w, gy, geo, mode, tile))
+        gx = self.data_grad_gpu(gy, w, x.shape) if need_x else None
+        gw = self.filter_grad_gpu(x, gy, w.shape) if need_w else None
+        gb = None
         if need_b and b is not None:
+            N, Co, Ho, Wo = gy.shape
             gb = self._bias_grad(gy, N, Co, Ho * Wo)
         return gx, gw, gb
+
+    def data_grad_gpu(self, gy, w, x_shape: tuple):
+        """The input gradient (N, C, H, W) from gy and w alone (also a transposed conv's forward): the
+        tensor-core GEMM when this op runs on them, else the depthwise gather or the SIMT GEMM
+        (M = C_in/G, N = batch*H*W, K = C_out/G*kH*kW per group; a gather: one thread per element of gx)."""
+        xp = self.xp
+        w, gy = xp.ascontiguousarray(w), xp.ascontiguousarray(gy)
+        if self.tc:
+            return _conv_tc.conv2d_tc_backward_data(self.device, gy, w, tuple(x_shape), *self._tc_geometry())
+        geo = self._kernel_geometry(tuple(x_shape), w.shape)
+        N, Cg, H, W, Cog, kh, kw, Ho, Wo = geo[:9]
+        G, C, size = self.groups, x_shape[1], int(np.prod(x_shape))
+        pt, pb, pl, pr = self.padding
+        mode = _MODE_INDEX[self.padding_mode]
+        self._check_int32(input_size=size, weight_size=w.size, output_size=gy.size, gemm_N=size // C,
+                          gemm_K=Cog * kh * kw)
+        gx = xp.empty(tuple(x_shape), dtype=w.dtype)
+        if self.depthwise:
+            args = (gy, w, gx) + _i32(N, G, H, W, Cog, *geo[5:], pt, pb, pl, pr, mode)
+            self._dw_kernel("depthwise_backward_data", w.dtype)((_cdiv(size, _DW_THREADS), 1, 1), (_DW_THREADS, 1, 1), args)
+            return gx
+        args = (gy, w, gx) + _i32(*geo, pt, pb, pl, pr, mode, G)
+
+        def launch(tile: Tile) -> None:
+            self._kernel("conv2d_backward_data", w.dtype, tile)(
+                (_cdiv(size // C, tile.bn), _cdiv(Cg, tile.bm), G), tile.block, args)
+
+        self._tiled("backward_data", w.dtype, geo, launch)
+        return gx
+
+    def filter_grad_gpu(self, x, gy, w_shape: tuple):
+        """The weight gradient (C_out, C_in/G, kH, kW) from x and gy alone (also a transposed conv's):
+        the tensor-core GEMM when this op runs on them, else the depthwise reduction or the SIMT GEMM."""
+        xp = self.xp
+        x, gy = xp.ascontiguousarray(x), xp.ascontiguousarray(gy)
+        if self.tc:
+            return _conv_tc.conv2d_tc_backward_filter(self.device, x, gy, tuple(w_shape), *self._tc_geometry())
+        geo = self._kernel_geometry(x.shape, tuple(w_shape))
+        mode = _MODE_INDEX[self.padding_mode]
+        if self.depthwise:
+            N, _, H, W, m, kh, kw = geo[:7]
+            pt, _, pl, _ = self.padding
+            self._check_int32(input_size=x.size, output_size=gy.size)
+            gw = xp.empty(tuple(w_shape), dtype=x.dtype)
+            args = (x, gy, gw) + _i32(N, self.groups, H, W, m, *geo[5:], pt, pl, mode)
+            self._dw_kernel("depthwise_backward_filter", x.dtype)((kh * kw, w_shape[0], 1), (_DW_THREADS, 1, 1), args)
+            return gw
+        self._check_int32(input_size=x.size, output_size=gy.size, gemm_N=max(geo[0] * geo[7] * geo[8], x.size))
+        return self._tiled("backward_filter", x.dtype, geo, lambda tile: self._weight_grad(x, gy, w_shape, geo, mode, tile))
+
+    def _dw_kernel(self, name: str, dtype: Any) -> Any:
+        return self.device.kernel("depthwise", name, T=_CTYPES[np.dtype(dtype)])
+
+    # -- the three GEMMs one at a time, on any device (a transposed conv runs on these) --------------
+    def prepare(self, device: Any, dtype: Any) -> None:
+        """Set up this op to run its passes directly (not through ``__call__``): the device, and the
+        precision decision :meth:`forward` makes (``tc``, ``tf32``) for operands of ``dtype``."""
+        self.device, self.xp = device, device.xp
+        self.tc = tensor_core_kind(device, dtype, self.groups)
+        self.tf32 = tf32_operands(dtype) and self.tc is None
+
+    def output(self, x, w, b):
+        """y = conv(x, w) + b on raw arrays (operands already rounded as ``tf32`` says)."""
+        return self.forward_gpu((x, w, b)) if self.device.uses_kernels else self.forward_cpu((x, w, b))
+
+    def data_grad(self, gy, w, x_shape: tuple):
+        """The input gradient (N, C, H, W) from gy and w alone."""
+        if self.device.uses_kernels:
+            return self.data_grad_gpu(gy, w, x_shape)
+        return self.data_grad_cpu(gy, w, tuple(x_shape))
+
+    def filter_grad(self, x, gy, w_shape: tuple):
+        """The weight gradient (C_out, C_in/groups, kH, kW) from x and gy alone."""
+        if self.device.uses_kernels:
+            return self.filter_grad_gpu(x, gy, w_shape)
+        return self.filter_grad_cpu(x, gy, tuple(w_shape))
 
     # -- the tensor-core kernels (kernels_cuda/conv_tc.cu, functions/_conv_tc.py) ---------------------
     def _tc_geometry(self) -> tuple:
@@ -201,24 +279,25 @@ class Conv2d(ConvNumpy, Function):
                 (_cdiv(Co, _REDUCE_THREADS), 1, 1), (_REDUCE_THREADS, 1, 1), (part, gb) + _i32(splits, Co))
         return gb
 
-    def _weight_grad(self, x, w, gy, geo, mode, tile: Tile):
-        """gw via GEMM M = C_out, N = C_in*kH*kW, K = batch*OH*OW, split over K when the M x N tiles alone
-        cannot fill the GPU (K is the large dim here); the splits' partial sums are added in a fixed order
-        by a second kernel, so the result is deterministic."""
+    def _weight_grad(self, x, gy, w_shape, geo, mode, tile: Tile):
+        """gw via GEMM M = C_out/G, N = C_in/G*kH*kW, K = batch*OH*OW per group (the groups and the splits
+        share gridDim.z), split over K when the M x N tiles alone cannot fill the GPU (K is the large dim
+        here); the splits' partial sums are added in a fixed order by a second kernel: deterministic."""
         xp = self.xp
         N, C, H, W, Co, kh, kw, Ho, Wo = geo[:9]
+        G = self.groups
         pt, _, pl, _ = self.padding
         Q, Kf = N * Ho * Wo, C * kh * kw
-        splits, k_per_split = _split_k(Q, Co, Kf, tile)
-        self._check_int32(weight_grad_workspace=splits * Co * Kf)
+        splits, k_per_split = _split_k(Q, Co * G, Kf, tile)
+        self._check_int32(weight_grad_workspace=splits * G * Co * Kf, gemm_K=Q)
         kernel = self._kernel("conv2d_backward_filter", x.dtype, tile)
-        grid = (_cdiv(Kf, tile.bn), _cdiv(Co, tile.bm), splits)
-        gw = xp.empty(w.shape, dtype=w.dtype)
-        out = gw if splits == 1 else xp.empty((splits, Co, Kf), dtype=w.dtype)
-        kernel(grid, tile.block, (x, gy, out) + _i32(*geo, pt, pl, mode, k_per_split))
+        grid = (_cdiv(Kf, tile.bn), _cdiv(Co, tile.bm), G * splits)
+        gw = xp.empty(tuple(w_shape), dtype=x.dtype)
+        out = gw if splits == 1 else xp.empty((splits, G * Co, Kf), dtype=x.dtype)
+        kernel(grid, tile.block, (x, gy, out) + _i32(*geo, pt, pl, mode, k_per_split, G))
         if splits > 1:
-            count = Co * Kf
-            self._kernel("conv2d_splitk_reduce", w.dtype, tile)(
+            count = G * Co * Kf
+            self._kernel("conv2d_splitk_reduce", x.dtype, tile)(
                 (_cdiv(count, _REDUCE_THREADS), 1, 1), (_REDUCE_THREADS, 1, 1), (out, gw) + _i32(splits, count))
         return gw
 
@@ -242,18 +321,26 @@ _DW_MAX_WORKSPACE = 1 << 24
 #: The bias gradient: aim for this many blocks (4 per SM of an H100), each summing at least this many positions.
 _BIAS_TARGET_BLOCKS = 528
 _BIAS_MIN_PER_BLOCK = 2048
+#: Mirrors depthwise.cu's DW_THREADS (the block size of its kernels).
+_DW_THREADS = 256
 _MODE_INDEX = {mode: i for i, mode in enumerate(PADDING_MODES)}  # CONV_PAD_ZEROS, ... in conv.cu
 _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 
-def tensor_core_kind(device: Any, dtype: Any) -> Optional[str]:
+def tensor_core_kind(device: Any, dtype: Any, groups: int = 1) -> Optional[str]:
     """The tensor-core kernels' kind ("tf32", "f16", "bf16") a conv of ``dtype`` runs with on ``device``
-    now, or None: the NumPy path, float64, float32 under "highest", or a GPU before sm_80 (which runs the
-    SIMT kernels with the same arithmetic, and says so once)."""
+    now, or None: the NumPy path, float64, float32 under "highest", a GPU before sm_80 (which runs the
+    SIMT kernels with the same arithmetic, and says so once), or a grouped conv (``groups`` > 1: the
+    tensor-core kernels are dense; grouped and depthwise convs run the SIMT / depthwise kernels with the
+    same rounding of the operands, TF32 or through float32 for the 16-bit dtypes)."""
     if not device.uses_kernels:
         return None
     kind = _conv_tc.tc_kind(dtype, get_float32_matmul_precision())
     if kind is None:
+        return None
+    if groups > 1:
+        _say_once(f"conv2d: grouped {kind} convolutions run on the SIMT (or depthwise) kernels with the "
+                  f"same operand rounding, not on the tensor cores (slower)")
         return None
     reason = _conv_tc.device_reason(device)
     if reason is not None:
@@ -296,7 +383,8 @@ def _forced_tile() -> Optional[Tile]:
 
 @functools.lru_cache(maxsize=1)
 def _conv_source_hash() -> str:
-    return autotune.source_hash(kernel_source("conv"))
+    from kernels_cuda import KERNEL_DIR  # (conv.cu includes conv_pad.cuh: both decide what a tile computes)
+    return autotune.source_hash(kernel_source("conv") + (KERNEL_DIR / "conv_pad.cuh").read_text())
 
 
 def _split_k(Q: int, Co: int, Kf: int, tile: Tile = _conv_tiles.DEFAULT) -> tuple[int, int]:
@@ -314,10 +402,12 @@ def _split_k(Q: int, Co: int, Kf: int, tile: Tile = _conv_tiles.DEFAULT) -> tupl
 # -- validation and the public functions ---------------------------------------------------------
 
 def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
-              padding_mode: Any, nd: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...]]:
-    """Check conv arguments for ``nd`` spatial dims; return (stride, ((before, after), ...), dilation)."""
+              padding_mode: Any, nd: int, groups: Any = 1) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...],
+                                                                     tuple[int, ...], int]:
+    """Check conv arguments for ``nd`` spatial dims; return (stride, ((before, after), ...), dilation,
+    groups)."""
     in_layout = "(N, C_in, L)" if nd == 1 else "(N, C_in, H, W)"
-    w_layout = "(C_out, C_in, k)" if nd == 1 else "(C_out, C_in, kH, kW)"
+    w_layout = "(C_out, C_in, k)" if nd == 1 else "(C_out, C_in, kH, kW)"  # (C_in per group)
     for arg, name in ((input, "input"), (weight, "weight"), (bias, "bias")):
         if not (isinstance(arg, Tensor) or (name == "bias" and arg is None)):
             raise ArgumentError(f"{op}: {name} must be a gpucnn Tensor{' or None' if name == 'bias' else ''}, "
@@ -342,8 +432,16 @@ def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding:
         raise ShapeError(f"{op}: input has a zero-size dim, expected all dims >= 1 (input shape {input.shape})")
     if 0 in weight.shape:
         raise ShapeError(f"{op}: weight has a zero-size dim, expected all dims >= 1 (weight shape {weight.shape})")
-    if input.shape[1] != weight.shape[1]:
-        raise ShapeError(f"{op}: input has {input.shape[1]} channels, expected {weight.shape[1]} {shapes}")
+    (groups,) = ntuple(groups, 1, "groups", op, 1)
+    if input.shape[1] % groups:
+        raise ShapeError(f"{op}: input has {input.shape[1]} channels, not divisible by groups={groups} {shapes}")
+    if weight.shape[0] % groups:
+        raise ShapeError(f"{op}: weight has {weight.shape[0]} output channels, not divisible by groups={groups} "
+                         f"{shapes}")
+    if input.shape[1] != weight.shape[1] * groups:
+        per = f" ({weight.shape[1]} per group x groups={groups})" if groups > 1 else ""
+        raise ShapeError(f"{op}: input has {input.shape[1]} channels, expected {weight.shape[1] * groups}{per} "
+                         f"{shapes}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ShapeError(f"{op}: bias has shape {bias.shape}, expected ({weight.shape[0]},) "
                          f"(one value per output channel; weight shape {weight.shape})")
@@ -354,7 +452,14 @@ def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding:
                             f"got {padding_mode!r}")
     sizes = tuple(input.shape[2:])
     kernel = tuple(weight.shape[2:])
-    pads = resolve_padding(padding, sizes, kernel, strides, dilations, op)
+    if isinstance(padding, str) and padding == "causal":
+        if nd != 1:
+            raise ArgumentError(f"{op}: padding='causal' is for 1-D convolutions (conv1d, Conv1d), got a "
+                                f"{nd}-D one; use padding='same' or sizes")
+        # Keras's causal: all of the padding before, so output t sees inputs <= t (stride 1: L outputs)
+        pads: tuple[tuple[int, int], ...] = ((dilations[0] * (kernel[0] - 1), 0),)
+    else:
+        pads = resolve_padding(padding, sizes, kernel, strides, dilations, op)
     padded = tuple(n + a + b for n, (a, b) in zip(sizes, pads))
     pad_text = format_param([p for ab in pads for p in ab]) if any(a != b for a, b in pads) \
         else format_param([a for a, _ in pads])
@@ -372,50 +477,56 @@ def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding:
             dil += f", effective {format_size(eff)}"
         raise ShapeError(f"{op}: kernel {format_size(kernel)} ({dil}) is larger than the padded input "
                          f"{format_size(padded)} (input {format_size(sizes)}, padding {pad_text})")
-    return strides, pads, dilations
+    return strides, pads, dilations, groups
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, padding_mode: str = "zeros") -> Tensor:
-    """2-D convolution (cross-correlation) of ``input`` (N, C_in, H, W) with ``weight`` (C_out, C_in, kH, kW).
+           dilation: Any = 1, groups: int = 1, padding_mode: str = "zeros") -> Tensor:
+    """2-D convolution (cross-correlation) of ``input`` (N, C_in, H, W) with ``weight``
+    (C_out, C_in/groups, kH, kW), PyTorch's ``F.conv2d`` (``padding_mode`` is gpucnn's addition).
 
     - ``bias``: (C_out,) or None.
     - ``stride``, ``dilation``: an int >= 1 or an (h, w) pair.
     - ``padding``: an int >= 0 or an (h, w) pair; ``"valid"`` (no padding); or ``"same"``: output size
       ``ceil(n / stride)`` per dim, as in Keras/TensorFlow, with the extra row/column (when the total
-      padding is odd) at the bottom/right. For stride 1 and an odd kernel it is PyTorch's "same".
+      padding is odd) at the bottom/right. At stride 1 (any kernel, any dilation) it is PyTorch's "same".
+    - ``groups``: C_in and C_out split into that many groups, output group g reading input group g only
+      (both divisible by it); ``groups == C_in`` is a depthwise convolution (C_out = m * C_in).
     - ``padding_mode``: ``"zeros"``, ``"reflect"`` (mirror without repeating the edge; padding < input
       size), ``"replicate"`` (repeat the edge) or ``"circular"`` (wrap around; padding <= input size).
 
     Returns (N, C_out, H_out, W_out) with ``H_out = floor((H + pad_h - (kH-1)*dilation_h - 1) / stride_h) + 1``.
     """
-    strides, pads, dilations = _validate("conv2d", input, weight, bias, stride, padding, dilation,
-                                         padding_mode, 2)
+    strides, pads, dilations, groups = _validate("conv2d", input, weight, bias, stride, padding, dilation,
+                                                 padding_mode, 2, groups)
     (pt, pb), (pl, pr) = pads
-    return _in_float32(Conv2d(strides, (pt, pb, pl, pr), dilations, padding_mode), input, weight, bias)
+    return _in_float32(Conv2d(strides, (pt, pb, pl, pr), dilations, padding_mode, groups=groups), input, weight,
+                       bias)
 
 
-def _in_float32(op: Conv2d, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+def _in_float32(op: Function, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
     """``op(input, weight, bias)``; float16/bfloat16 run as such on the tensor-core kernels, elsewhere
     through float32 (see ``_HALVES``): the same arithmetic (exact products, FP32 sums, one rounding)."""
-    if input.dtype not in _HALVES or tensor_core_kind(input.device, input.dtype) is not None:
+    if input.dtype not in _HALVES or tensor_core_kind(input.device, input.dtype, op.groups) is not None:
         return op(input, weight, bias)
     up = [None if t is None else t.to(dtypes.float32) for t in (input, weight, bias)]
     return op(*up).to(input.dtype)
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, padding_mode: str = "zeros") -> Tensor:
-    """1-D convolution (cross-correlation) of ``input`` (N, C_in, L) with ``weight`` (C_out, C_in, k).
+           dilation: Any = 1, groups: int = 1, padding_mode: str = "zeros") -> Tensor:
+    """1-D convolution (cross-correlation) of ``input`` (N, C_in, L) with ``weight`` (C_out, C_in/groups, k).
 
     The arguments behave as in :func:`conv2d` along L (``stride``, ``padding``, ``dilation`` are ints, or
-    1-tuples; ``padding="same"`` gives ``ceil(L / stride)`` outputs). It runs as :func:`conv2d` on
-    (N, C_in, 1, L), so both share one implementation.
+    1-tuples; ``padding="same"`` gives ``ceil(L / stride)`` outputs). ``padding="causal"`` (Keras's name,
+    for WaveNet-style stacks) pads ``dilation * (k - 1)`` on the left only: output t reads inputs <= t,
+    and at stride 1 the output is as long as the input. It runs as :func:`conv2d` on (N, C_in, 1, L), so
+    both share one implementation.
     """
-    (s,), ((pl, pr),), (d,) = _validate("conv1d", input, weight, bias, stride, padding, dilation,
-                                        padding_mode, 1)
+    (s,), ((pl, pr),), (d,), groups = _validate("conv1d", input, weight, bias, stride, padding, dilation,
+                                                padding_mode, 1, groups)
     N, C, L = input.shape
-    Co, _, k = weight.shape
-    y = _in_float32(Conv2d((1, s), (0, 0, pl, pr), (1, d), padding_mode, name="conv1d"),
-                    input.reshape(N, C, 1, L), weight.reshape(Co, C, 1, k), bias)
+    Co, Cg, k = weight.shape
+    y = _in_float32(Conv2d((1, s), (0, 0, pl, pr), (1, d), padding_mode, name="conv1d", groups=groups),
+                    input.reshape(N, C, 1, L), weight.reshape(Co, Cg, 1, k), bias)
     return y.reshape(N, Co, y.shape[3])

@@ -8,7 +8,8 @@ from __future__ import annotations
 from . import activation, functional, init
 from .activation import *  # noqa: F401,F403  (ELU, GELU, PReLU, ...: one per activation definition)
 from .container import BasicBlock, ModuleDict, ModuleList, ParameterDict, ParameterList, Residual, Sequential
-from .layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout,
+from .layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
+                     ConvTranspose1d, ConvTranspose2d, Dropout,
                      Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax)
 from .loss import CrossEntropyLoss, Loss
 from .module import Module, Parameter, RemovableHandle
@@ -18,7 +19,8 @@ from .upsample import Upsample, upsample_nearest2d
 
 __all__ = [
     "Module", "Parameter", "RemovableHandle",
-    "Conv2d", "Conv1d", "MaxPool2d", "MaxPool1d", "AvgPool2d", "AvgPool1d", "AdaptiveAvgPool2d",
+    "Conv2d", "Conv1d", "ConvTranspose2d", "ConvTranspose1d",
+    "MaxPool2d", "MaxPool1d", "AvgPool2d", "AvgPool1d", "AdaptiveAvgPool2d",
     "GlobalAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU", "Softmax", "LogSoftmax", "Flatten", "Linear",
     "Dropout", "Identity", "Upsample", "Sequential", "Residual", "BasicBlock",
     "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Loss", "CrossEntropyLoss",

@@ -15,6 +15,7 @@ import numpy as np
 from .. import functional as F
 from ..errors import ArgumentError, ShapeError
 from ..functions._conv_util import PADDING_MODES
+from ..functions.conv_transpose import conv_transpose1d, conv_transpose2d
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -93,11 +94,13 @@ class _ConvNd(Module):
     _op = "conv2d"
     _layout = "4-D (N, C, H, W)"
     config_schema = {"in_channels": "int", "out_channels": "int", "kernel_size": "int|ints",
-                     "stride": "int|ints", "padding": "int|ints|str", "dilation": "int|ints", "bias": "bool",
-                     "padding_mode": "str"}
+                     "stride": "int|ints", "padding": "int|ints|str", "dilation": "int|ints", "groups": "int",
+                     "bias": "bool", "padding_mode": "str"}
+    #: the string paddings this layer takes
+    _paddings: tuple[str, ...] = ("same", "valid")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
-                 padding: Union[str, IntOrTuple] = 0, dilation: IntOrTuple = 1, bias: bool = True,
+                 padding: Union[str, IntOrTuple] = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros") -> None:
         super().__init__()
         name, n = type(self).__name__, self._n
@@ -106,9 +109,14 @@ class _ConvNd(Module):
         self.kernel_size = _ntuple(name, "kernel_size", kernel_size, n)
         self.stride = _ntuple(name, "stride", stride, n)
         self.dilation = _ntuple(name, "dilation", dilation, n)
+        self.groups = _check_int(name, "groups", groups)
+        for arg, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if channels % self.groups:
+                raise ArgumentError(f"{name}: {arg} ({channels}) must be divisible by groups ({self.groups})")
         if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ArgumentError(f"{name}: padding must be 'same', 'valid' or a size, got {padding!r}")
+            if padding not in self._paddings:
+                raise ArgumentError(f"{name}: padding must be {', '.join(repr(p) for p in self._paddings)} or a "
+                                    f"size, got {padding!r}")
             self.padding: Union[str, tuple[int, ...]] = padding
         else:
             self.padding = _ntuple(name, "padding", padding, n, minimum=0)
@@ -116,7 +124,7 @@ class _ConvNd(Module):
             raise ArgumentError(f"{name}: padding_mode must be one of {', '.join(PADDING_MODES)}, "
                                 f"got {padding_mode!r}")
         self.padding_mode = padding_mode
-        self.weight = Parameter(init.empty((self.out_channels, self.in_channels) + self.kernel_size))
+        self.weight = Parameter(init.empty((self.out_channels, self.in_channels // self.groups) + self.kernel_size))
         if _check_bool(name, "bias", bias):
             self.bias = Parameter(init.empty((self.out_channels,)))
         else:
@@ -125,6 +133,7 @@ class _ConvNd(Module):
             self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        # (as PyTorch: fan_in = weight.shape[1] * kernel = in_channels/groups * kernel)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
@@ -148,7 +157,7 @@ class _ConvNd(Module):
             stride, dilation = stride[0], dilation[0]
             padding = padding if isinstance(padding, str) else padding[0]
         return fn(x, self.weight, self.bias, stride=stride, padding=padding, dilation=dilation,
-                  padding_mode=self.padding_mode)
+                  groups=self.groups, padding_mode=self.padding_mode)
 
     def short_description(self) -> str:
         k = _size_str(self.kernel_size) if self._n == 2 else f"kernel {self.kernel_size[0]}"
@@ -162,6 +171,8 @@ class _ConvNd(Module):
             s += f", padding={self.padding}"
         if any(d != 1 for d in self.dilation):
             s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
         if self.padding_mode != "zeros":
@@ -172,16 +183,18 @@ class _ConvNd(Module):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": _compact(self.kernel_size), "stride": _compact(self.stride),
                 "padding": self.padding if isinstance(self.padding, str) else _compact(self.padding),
-                "dilation": _compact(self.dilation), "bias": self.bias is not None,
+                "dilation": _compact(self.dilation), "groups": self.groups, "bias": self.bias is not None,
                 "padding_mode": self.padding_mode}
 
 
 @register_layer
 class Conv2d(_ConvNd):
-    """2-D convolution of (N, C, H, W) inputs; weight (out_channels, in_channels, kh, kw).
+    """2-D convolution of (N, C, H, W) inputs; weight (out_channels, in_channels/groups, kh, kw).
 
     ``padding`` is a size, a pair, ``"valid"`` (0) or ``"same"`` (output size ``ceil(input / stride)``,
-    an odd total padding putting the extra row/column at the bottom/right, as Keras does).
+    an odd total padding putting the extra row/column at the bottom/right, as Keras and PyTorch do).
+    ``groups``: both channel counts split into that many groups, each output group reading its input
+    group only; ``groups == in_channels`` is a depthwise convolution (MobileNet).
     """
     _n = 2
     _op = "conv2d"
@@ -190,9 +203,146 @@ class Conv2d(_ConvNd):
 
 @register_layer
 class Conv1d(_ConvNd):
-    """1-D convolution of (N, C, L) inputs; weight (out_channels, in_channels, k)."""
+    """1-D convolution of (N, C, L) inputs; weight (out_channels, in_channels/groups, k).
+
+    ``padding`` as :class:`Conv2d`'s, plus ``"causal"`` (Keras's name): ``dilation * (k - 1)`` zeros on
+    the left only, so output t sees inputs up to t and, at stride 1, the output is as long as the input
+    (WaveNet-style stacks of dilated convolutions).
+    """
     _n = 1
+    _paddings = ("same", "valid", "causal")
     _op = "conv1d"
+    _layout = "3-D (N, C, L)"
+
+
+class _ConvTransposeNd(Module):
+    _n = 2
+    _op = "conv_transpose2d"
+    _layout = "4-D (N, C, H, W)"
+    config_schema = {"in_channels": "int", "out_channels": "int", "kernel_size": "int|ints",
+                     "stride": "int|ints", "padding": "int|ints", "output_padding": "int|ints", "groups": "int",
+                     "bias": "bool", "dilation": "int|ints", "padding_mode": "str"}
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+                 padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1, bias: bool = True,
+                 dilation: IntOrTuple = 1, padding_mode: str = "zeros") -> None:
+        super().__init__()
+        name, n = type(self).__name__, self._n
+        self.in_channels = _check_int(name, "in_channels", in_channels)
+        self.out_channels = _check_int(name, "out_channels", out_channels)
+        self.kernel_size = _ntuple(name, "kernel_size", kernel_size, n)
+        self.stride = _ntuple(name, "stride", stride, n)
+        self.padding = _ntuple(name, "padding", padding, n, minimum=0)
+        self.output_padding = _ntuple(name, "output_padding", output_padding, n, minimum=0)
+        self.dilation = _ntuple(name, "dilation", dilation, n)
+        self.groups = _check_int(name, "groups", groups)
+        for arg, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if channels % self.groups:
+                raise ArgumentError(f"{name}: {arg} ({channels}) must be divisible by groups ({self.groups})")
+        for p, s_, d in zip(self.output_padding, self.stride, self.dilation):
+            if p >= s_ and p >= d:
+                raise ArgumentError(f"{name}: output_padding must be smaller than the stride or the dilation, got "
+                                    f"output_padding {_compact(self.output_padding)}, stride "
+                                    f"{_compact(self.stride)}, dilation {_compact(self.dilation)}")
+        if padding_mode != "zeros":
+            raise ArgumentError(f"{name}: padding_mode must be 'zeros' (as in PyTorch, transposed convolutions pad "
+                                f"with zeros only), got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        self.weight = Parameter(init.empty((self.in_channels, self.out_channels // self.groups) + self.kernel_size))
+        if _check_bool(name, "bias", bias):
+            self.bias = Parameter(init.empty((self.out_channels,)))
+        else:
+            self.register_parameter("bias", None)
+        if init.initializing():
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # as PyTorch's: fan_in from weight.shape[1] * kernel = out_channels/groups * kernel
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def _output_padding(self, x: Tensor, output_size: Any) -> tuple[int, ...]:
+        """``output_padding``, or the one that gives ``output_size`` (the spatial sizes, or with N and C
+        in front, as PyTorch's forward(input, output_size))."""
+        if output_size is None:
+            return self.output_padding
+        n = self._n
+        sizes = list(output_size)[-n:] if isinstance(output_size, (tuple, list)) else None
+        if sizes is None or len(sizes) != n or not all(_is_int(v) for v in sizes):
+            raise ArgumentError(f"{self._op}: output_size must be {n} sizes (optionally after N and C), "
+                                f"got {output_size!r}")
+        pads = []
+        for i, want in enumerate(sizes):
+            low = ((x.shape[2 + i] - 1) * self.stride[i] - 2 * self.padding[i]
+                   + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            limit = max(self.stride[i], self.dilation[i])
+            if not low <= want < low + limit:
+                raise ShapeError(f"{self._op}: output_size {_compact(sizes)} is out of reach for input "
+                                 f"{_size_str(x.shape[2:])}: dim {i} must be in [{low}, {low + limit - 1}]")
+            pads.append(want - low)
+        return tuple(pads)
+
+    def forward(self, x: Tensor, output_size: Optional[Sequence[int]] = None) -> Tensor:
+        x = _require_tensor(self._op, x)
+        _check_rank(self._op, x, (self._n + 2,), self._layout)
+        if x.shape[1] != self.in_channels:
+            raise ShapeError(f"{self._op}: input has {x.shape[1]} channels, expected {self.in_channels} "
+                             f"(input shape {x.shape}, weight shape {self.weight.shape})")
+        op = self._output_padding(x, output_size)
+        fn = conv_transpose2d if self._n == 2 else conv_transpose1d
+        args = (self.stride, self.padding, op, self.groups, self.dilation)
+        if self._n == 1:
+            args = (self.stride[0], self.padding[0], op[0], self.groups, self.dilation[0])
+        return fn(x, self.weight, self.bias, *args)
+
+    def short_description(self) -> str:
+        k = _size_str(self.kernel_size) if self._n == 2 else f"kernel {self.kernel_size[0]}"
+        s = "" if all(v == 1 for v in self.stride) else f", stride {_size_str(self.stride)}"
+        return f"{self.in_channels}->{self.out_channels}, {k}{s}"
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if any(self.padding):
+            s += f", padding={self.padding}"
+        if any(self.output_padding):
+            s += f", output_padding={self.output_padding}"
+        if any(d != 1 for d in self.dilation):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+    def config(self) -> dict:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": _compact(self.kernel_size), "stride": _compact(self.stride),
+                "padding": _compact(self.padding), "output_padding": _compact(self.output_padding),
+                "groups": self.groups, "bias": self.bias is not None, "dilation": _compact(self.dilation),
+                "padding_mode": self.padding_mode}
+
+
+@register_layer
+class ConvTranspose2d(_ConvTransposeNd):
+    """2-D transposed convolution of (N, C, H, W) inputs (a U-Net decoder's or a GAN generator's
+    upsampling); weight (in_channels, out_channels/groups, kh, kw). Output size as PyTorch's:
+    ``(H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1``; ``forward(x, output_size)``
+    picks the output_padding that gives ``output_size``. It runs as the backward-data GEMM of a conv.
+    """
+    _n = 2
+    _op = "conv_transpose2d"
+    _layout = "4-D (N, C, H, W)"
+
+
+@register_layer
+class ConvTranspose1d(_ConvTransposeNd):
+    """1-D transposed convolution of (N, C, L) inputs; weight (in_channels, out_channels/groups, k); as
+    :class:`ConvTranspose2d` along L."""
+    _n = 1
+    _op = "conv_transpose1d"
     _layout = "3-D (N, C, L)"
 
 

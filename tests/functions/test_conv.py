@@ -138,9 +138,9 @@ def test_forward_matches_reference(kernel, stride, padding, dilation, mode, shap
     pads = _ref_pads(padding, (H, W), kernel, pair(stride, "s", "t"), (dilation, dilation))
     if any(e > n + a + z for e, n, (a, z) in zip(eff, (H, W), pads)):
         with pytest.raises(ShapeError, match="is larger than the padded input"):
-            conv2d(x, w, b, stride, padding, dilation, mode)
+            conv2d(x, w, b, stride, padding, dilation, padding_mode=mode)
         return
-    y = conv2d(x, w, b, stride, padding, dilation, mode)
+    y = conv2d(x, w, b, stride, padding, dilation, padding_mode=mode)
     np.testing.assert_allclose(y.numpy(), ref_conv2d(x.numpy(), w.numpy(), b.numpy(), stride, padding,
                                                      dilation, mode), rtol=1e-12, atol=1e-12)
 
@@ -227,7 +227,7 @@ def test_forward_hypothesis(N, C, O, H, W, kh, kw, sh, sw, dh, dw, padding, mode
     limit_ok = {"zeros": True, "replicate": True,
                 "reflect": all(p < n for n, pp in zip((H, W), pads) for p in pp),
                 "circular": all(p <= n for n, pp in zip((H, W), pads) for p in pp)}[mode]
-    args = (t(x), t(w), None if b is None else t(b), (sh, sw), padding, (dh, dw), mode)
+    args = (t(x), t(w), None if b is None else t(b), (sh, sw), padding, (dh, dw), 1, mode)
     if not limit_ok:
         with pytest.raises(ArgumentError, match=f"padding_mode '{mode}' needs padding"):
             conv2d(*args)
@@ -300,7 +300,7 @@ def test_gradcheck_conv1d(stride, padding, dilation, mode):
     x = rand((2, 3, 7), 23, requires_grad=True)
     w = rand((2, 3, 3), 24, requires_grad=True)
     b = rand((2,), 25, requires_grad=True)
-    gpucnn.gradcheck(lambda x, w, b: conv1d(x, w, b, stride, padding, dilation, mode), [x, w, b])
+    gpucnn.gradcheck(lambda x, w, b: conv1d(x, w, b, stride, padding, dilation, padding_mode=mode), [x, w, b])
 
 
 def test_gradcheck_large_padding_folds_many_rows():
@@ -308,7 +308,7 @@ def test_gradcheck_large_padding_folds_many_rows():
     for mode, p in (("reflect", 4), ("circular", 5), ("replicate", 7)):
         x = rand((1, 1, 5, 5), 26, requires_grad=True)
         w = rand((2, 1, 3, 3), 27, requires_grad=True)
-        gpucnn.gradcheck(lambda x, w: conv2d(x, w, None, 2, p, 1, mode), [x, w])
+        gpucnn.gradcheck(lambda x, w: conv2d(x, w, None, 2, p, 1, padding_mode=mode), [x, w])
 
 
 def test_only_needed_gradients_are_computed():
@@ -358,7 +358,7 @@ def test_no_grad_keeps_no_graph():
                                                      (1, "valid", 3), ((2,), (1,), (1,))])
 def test_conv1d_matches_reference(stride, padding, dilation, mode):
     x, w, b = rand((3, 2, 11), 40), rand((4, 2, 3), 41), rand((4,), 42)
-    y = conv1d(x, w, b, stride, padding, dilation, mode)
+    y = conv1d(x, w, b, stride, padding, dilation, padding_mode=mode)
     s = stride[0] if isinstance(stride, tuple) else stride
     d = dilation[0] if isinstance(dilation, tuple) else dilation
     p = padding[0] if isinstance(padding, tuple) else padding

@@ -92,7 +92,7 @@ def _pads(p):
     """(top, bottom, left, right) as conv2d / conv1d resolve them (conv1d: rows unpadded)."""
     nd = len(p["size"])
     x, w, _ = _data(p)
-    _, pads, _ = conv_mod._validate("conv", gpucnn.tensor(x), gpucnn.tensor(w), None, p["stride"], p["padding"],
+    _, pads, _, _ = conv_mod._validate("conv", gpucnn.tensor(x), gpucnn.tensor(w), None, p["stride"], p["padding"],
                                     p["dilation"], p["mode"], nd)
     return ((0, 0),) * (2 - nd) + tuple(pads)
 

@@ -18,13 +18,14 @@ Ops whose code is the same on every device (written with ``self.xp``) override `
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from . import memory
 from .backend import Device
-from .dtypes import is_floating_point
+from .dtypes import is_floating_point, promote_types
 from .errors import AutogradError, DeviceError
 from .functions._checks import require_tensor
 
@@ -58,6 +59,15 @@ def no_grad() -> contextlib.AbstractContextManager:
     return set_grad_enabled(False)
 
 
+def _is_half(a: Any) -> bool:
+    return a is not None and getattr(a, "dtype", None) is not None and a.dtype.itemsize == 2 and \
+        is_floating_point(a.dtype)
+
+
+def _float32(a: Any) -> Any:
+    return a.astype(np.float32) if _is_half(a) else a
+
+
 class Function:
     """A differentiable op on arrays (see the module docstring)."""
 
@@ -72,6 +82,12 @@ class Function:
     #: the output may be a view of input 0 (reshape, permute, basic indexing): when it shares that
     #: input's memory it shares its version counter, and in-place changes of it reach the input
     view_of_input = False
+    #: inside ``gpucnn.amp.autocast``: ``"lower"`` casts the floating inputs to the autocast dtype first,
+    #: ``"fp32"`` to float32; None runs the op in its inputs' dtypes (see gpucnn.amp.autocast_mode)
+    autocast: Optional[str] = None
+    #: float16/bfloat16 inputs are computed in float32 and the results rounded once to the input dtype
+    #: (GEMMs and reductions: NumPy would accumulate in 16 bits); see :meth:`_guarded`
+    halves_in_float32 = False
 
     inputs: tuple[Optional["Tensor"], ...] = ()
     #: one bool per input: does backward need to produce that gradient?
@@ -90,6 +106,8 @@ class Function:
     def __call__(self, *inputs: Optional["Tensor"]) -> "Tensor":
         from .tensor import Tensor
 
+        if _autocast.active and self.autocast is not None:
+            inputs = _autocast.cast_inputs(self.autocast, inputs)
         for i, t in enumerate(inputs):
             if t is not None:
                 require_tensor(self.name, "input" if i == 0 else f"argument {i}", t)
@@ -152,6 +170,8 @@ class Function:
     def _guarded(self, phase: str, step: Callable[..., Any], xs: tuple, *args: Any) -> Any:
         """``step(xs, *args)`` (this op's forward or backward), with running out of memory reported as an
         :class:`~gpucnn.errors.OutOfMemoryError` naming the op, its inputs and what it was allocating."""
+        if self.halves_in_float32 and any(_is_half(a) for a in xs):
+            step = functools.partial(self._via_float32, phase, step)
         try:
             if _recorder is not None:  # (gpucnn.profiler is recording)
                 return _recorder(self, phase, xs, lambda: step(xs, *args))
@@ -160,6 +180,18 @@ class Function:
             if memory.is_out_of_memory(exc, self.xp):
                 raise memory.out_of_memory_error(self.name, getattr(self, "device", None), exc, xs, phase) from exc
             raise
+
+    @staticmethod
+    def _via_float32(phase: str, step: Callable[..., Any], xs: tuple, *args: Any) -> Any:
+        """``step`` on float32 copies of the 16-bit arrays; the forward's result rounded once to the dtype
+        the inputs promote to, each gradient to its input's dtype (``halves_in_float32``)."""
+        up = tuple(_float32(a) for a in xs)
+        result = step(up, *(_float32(a) for a in args))
+        if phase == "forward":
+            natural = functools.reduce(promote_types, (a.dtype for a in xs if a is not None and
+                                                       is_floating_point(a.dtype)))
+            return result.astype(natural) if is_floating_point(result.dtype) else result
+        return tuple(None if g is None or x is None else g.astype(x.dtype, copy=False) for g, x in zip(result, xs))
 
     # -- forward/backward: override these (or the _cpu/_gpu pairs) ------------------------------
     def forward(self, xs: tuple) -> Any:
@@ -185,3 +217,6 @@ class Function:
 
     def backward_gpu(self, xs: tuple, gy: Any) -> Sequence[Any]:
         raise NotImplementedError(f"{type(self).__name__} has no CUDA kernel backward")
+
+
+from .amp import autocast_mode as _autocast  # noqa: E402  (last: gpucnn.amp imports this module)

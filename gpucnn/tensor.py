@@ -207,6 +207,9 @@ class Tensor:
     def half(self) -> "Tensor":
         return self.to(dtypes.float16)
 
+    def bfloat16(self) -> "Tensor":
+        return self.to(dtypes.bfloat16)
+
     def long(self) -> "Tensor":
         return self.to(int64)
 

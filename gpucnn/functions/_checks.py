@@ -4,11 +4,14 @@ from __future__ import annotations
 import numbers
 from typing import Any, Optional
 
+import ml_dtypes
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: with the 16-bit types, for the ops that take them (``require_float(..., halves=True)``)
+ALL_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16)) + FLOAT_DTYPES
 
 
 def require_tensor(op: str, name: str, x: Any) -> None:
@@ -19,11 +22,13 @@ def require_tensor(op: str, name: str, x: Any) -> None:
                             f"(wrap arrays with gpucnn.tensor(...))")
 
 
-def require_float(op: str, name: str, x: Any, like: Any = None) -> None:
-    """``x`` is a float32/float64 tensor (of ``like``'s dtype, when given: no silent promotion)."""
+def require_float(op: str, name: str, x: Any, like: Any = None, halves: bool = False) -> None:
+    """``x`` is a float32/float64 tensor (also float16/bfloat16 with ``halves``; of ``like``'s dtype, when
+    given: no silent promotion)."""
     require_tensor(op, name, x)
-    if x.dtype not in FLOAT_DTYPES:
-        raise ArgumentError(f"{op}: {name} must have a floating-point dtype (float32 or float64), got {x.dtype}")
+    if x.dtype not in (ALL_FLOAT_DTYPES if halves else FLOAT_DTYPES):
+        kinds = "float16, bfloat16, float32 or float64" if halves else "float32 or float64"
+        raise ArgumentError(f"{op}: {name} must have a floating-point dtype ({kinds}), got {x.dtype}")
     if like is not None and x.dtype != like.dtype:
         raise ArgumentError(f"{op}: {name} has dtype {x.dtype}, expected {like.dtype} like the input "
                             f"(convert one with .to(dtype=...))")

@@ -12,6 +12,8 @@ from ._checks import require_float
 
 class Linear(Function):
     name = "linear"
+    autocast = "lower"
+    halves_in_float32 = True
 
     def forward(self, xs):
         x, w, b = xs
@@ -90,8 +92,8 @@ def _min_features(batch: int, other: int) -> int:
 
 def linear(x, weight, bias=None):
     """x @ weight.T + bias; ``weight`` is (out_features, in_features)."""
-    require_float("linear", "input", x)
-    require_float("linear", "weight", weight, like=x)
+    require_float("linear", "input", x, halves=True)
+    require_float("linear", "weight", weight, like=x, halves=True)
     if bias is not None:
-        require_float("linear", "bias", bias, like=x)
+        require_float("linear", "bias", bias, like=x, halves=True)
     return Linear()(x, weight, bias)

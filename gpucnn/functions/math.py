@@ -166,6 +166,7 @@ class Pow(_Binary):
     """``a ** b`` elementwise (both tensors, broadcast)."""
     name = "pow"
     ufunc = np.power
+    autocast = "fp32"
 
     def forward(self, xs):
         a, b = xs
@@ -227,6 +228,8 @@ class Minimum(_Extremum):
 
 class MatMul(Function):
     name = "matmul"
+    autocast = "lower"
+    halves_in_float32 = True
 
     def reads_inputs(self):
         return _other_inputs(self.needs_input_grad)
@@ -280,6 +283,7 @@ class Neg(Function):
 
 class PowScalar(Function):
     name = "pow"
+    autocast = "fp32"
 
     def __init__(self, exponent: float) -> None:
         self.exponent = exponent
@@ -324,6 +328,7 @@ class _OfOutput(_Unary):
 
 class Exp(_OfOutput):
     name = fn = "exp"
+    autocast = "fp32"
 
     def derivative(self, x, y):
         return y
@@ -360,6 +365,7 @@ class Sigmoid(_OfOutput):
 
 class Log(_Unary):
     name = fn = "log"
+    autocast = "fp32"
 
     def derivative(self, x, y):
         return 1 / x
@@ -367,6 +373,7 @@ class Log(_Unary):
 
 class Log1p(_Unary):
     name = fn = "log1p"
+    autocast = "fp32"
 
     def derivative(self, x, y):
         return 1 / (1 + x)

@@ -38,6 +38,8 @@ def _keep(gy: Any, axes: tuple[int, ...], shape: tuple[int, ...], keepdim: bool)
 
 class Sum(Function):
     name = "sum"
+    autocast = "fp32"
+    halves_in_float32 = True  # (NumPy sums float16 in float16)
 
     def __init__(self, axes: tuple[int, ...], keepdim: bool) -> None:
         self.axes, self.keepdim = axes, keepdim
@@ -207,6 +209,8 @@ def topk(input, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
 class Norm(Function):
     """The p-norm over axes (p >= 1 or inf); the gradient at a zero norm is 0, as in PyTorch."""
     name = "norm"
+    autocast = "fp32"
+    halves_in_float32 = True
     saves_output = True
 
     def __init__(self, p: float, axes: tuple[int, ...], keepdim: bool) -> None:
@@ -257,6 +261,8 @@ def norm(input, p: Any = "fro", dim: Any = None, keepdim: bool = False):
 
 class CumSum(Function):
     name = "cumsum"
+    autocast = "fp32"
+    halves_in_float32 = True
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -276,6 +282,8 @@ class CumSum(Function):
 class LogSumExp(Function):
     """``log(sum(exp(x)))`` over axes without overflow; its gradient is the softmax."""
     name = "logsumexp"
+    autocast = "fp32"
+    halves_in_float32 = True
     saves_output = True
 
     def __init__(self, axes: tuple[int, ...], keepdim: bool) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 from ..backend import DeviceLike, array_device, get_device
 from ..errors import ArgumentError, GpucnnError, ModelFormatError
 from ..tensor import Tensor
+from .. import dtypes
 from ..dtypes import is_floating_point
 
 
@@ -488,6 +489,12 @@ class Module:
 
     def double(self) -> "Module":
         return self.to(dtype=np.float64)
+
+    def half(self) -> "Module":
+        return self.to(dtype=dtypes.float16)
+
+    def bfloat16(self) -> "Module":
+        return self.to(dtype=dtypes.bfloat16)
 
     @property
     def device(self) -> Any:

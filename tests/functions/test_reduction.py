@@ -1,4 +1,5 @@
 """Reductions (gpucnn/functions/reduction.py and Tensor's reduction methods) against PyTorch."""
+import ml_dtypes
 import numpy as np
 import pytest
 import torch
@@ -163,3 +164,18 @@ def test_torch_spelled_functions():
 ])
 def test_reduction_backward_against_finite_differences(f):
     assert gpucnn.gradcheck(f, [gpucnn.tensor(X, requires_grad=True)])
+
+
+@pytest.mark.parametrize("dtype", [gpucnn.float16, gpucnn.bfloat16])
+def test_16_bit_sums_accumulate_in_float32(dtype):
+    """NumPy sums bfloat16 in bfloat16 (20,000 values in [0, 1) stall at 256); gpucnn sums in float32 and
+    rounds once, as PyTorch: within half an ulp of the float64 sum, plus float32's own rounding."""
+    x = np.random.default_rng(0).uniform(0, 1, 20000).astype(dtype)
+    exact = x.astype(np.float64).sum()
+    got = gpucnn.tensor(x).sum()
+    assert got.dtype == dtype
+    eps = float(ml_dtypes.finfo(dtype).eps)
+    assert abs(float(got.item()) - exact) <= 0.5 * eps * exact * 1.001
+    g = gpucnn.tensor(x, requires_grad=True)
+    g.sum().backward()
+    assert g.grad.dtype == dtype and np.all(g.grad.numpy().astype(np.float32) == 1)

@@ -1,0 +1,118 @@
+"""gpucnn.amp.autocast: which dtype each op runs in, the casts being part of the graph (float32 master
+gradients), nesting, the decorator, and bad arguments. The op lists are PyTorch's CUDA lists on every
+device type (PyTorch's CPU autocast keeps exp/log/sum/softmax in bfloat16; see the module docstring)."""
+import numpy as np
+import pytest
+
+import gpucnn
+import gpucnn.nn.functional as F
+from gpucnn.amp import autocast, get_autocast_dtype, is_autocast_enabled
+from gpucnn.errors import ArgumentError
+
+LOW = [gpucnn.float16, gpucnn.bfloat16]
+
+
+def _data(device="cpu"):
+    rng = np.random.default_rng(0)
+    x = gpucnn.tensor(rng.standard_normal((4, 8)).astype(np.float32), device=device)
+    w = gpucnn.tensor(rng.standard_normal((3, 8)).astype(np.float32), device=device, requires_grad=True)
+    b = gpucnn.tensor(rng.standard_normal(3).astype(np.float32), device=device, requires_grad=True)
+    return x, w, b
+
+
+@pytest.mark.parametrize("device", ["cpu", "emu"])
+@pytest.mark.parametrize("low", LOW)
+def test_each_op_runs_in_its_policys_dtype(device, low):
+    x, w, b = _data(device)
+    with autocast(device, dtype=low):
+        y = F.linear(x, w, b)
+        got = {"linear": y.dtype, "matmul": (x @ w.T).dtype, "exp": y.exp().dtype, "log": y.abs().log().dtype,
+               "pow": (y ** 2).dtype, "sum": y.sum().dtype, "mean": y.mean().dtype, "norm": y.norm().dtype,
+               "cumsum": y.cumsum(1).dtype, "logsumexp": y.logsumexp(1).dtype,
+               "relu": F.relu(y).dtype, "times a python float": (y * 2.0).dtype,
+               "plus a float32 tensor": (y + x[:, :3]).dtype, "cat with float32": gpucnn.cat([y, x[:, :3]], 1).dtype,
+               "float64 linear": F.linear(x.double(), w.double()).dtype,
+               "int tensor sum": gpucnn.tensor([1, 2]).sum().dtype}
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    assert got == {"linear": low, "matmul": low, "exp": f32, "log": f32, "pow": f32, "sum": f32, "mean": f32,
+                   "norm": f32, "cumsum": f32, "logsumexp": f32, "relu": low, "times a python float": low,
+                   "plus a float32 tensor": f32, "cat with float32": f32, "float64 linear": f64,
+                   "int tensor sum": np.dtype(np.int64)}
+
+
+@pytest.mark.parametrize("low", LOW)
+def test_the_low_precision_linear_matches_pytorchs_autocast(low):
+    torch = pytest.importorskip("torch")
+    x, w, b = _data()
+    with autocast("cpu", dtype=low):
+        y = F.linear(x, w, b)
+        loss = (y.float() ** 2).sum()
+    loss.backward()
+    tdt = {gpucnn.float16: torch.float16, gpucnn.bfloat16: torch.bfloat16}[low]
+    tx, tw, tb = (torch.tensor(t.numpy(), requires_grad=t.requires_grad) for t in (x, w, b))
+    with torch.autocast("cpu", dtype=tdt):
+        ty = torch.nn.functional.linear(tx, tw, tb)
+        tloss = (ty.float() ** 2).sum()
+    tloss.backward()
+    # Both round x, w, b once to the low dtype, accumulate in float32 and round y once: equal up to the
+    # order of the float32 sums (well below one ulp of y); the gradients are float32, as the weights.
+    eps = {gpucnn.float16: 2.0 ** -10, gpucnn.bfloat16: 2.0 ** -7}[low]
+    np.testing.assert_allclose(y.numpy().astype(np.float32), ty.detach().float().numpy(), rtol=eps, atol=0)
+    assert w.grad.dtype == np.float32 and b.grad.dtype == np.float32
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=2 ** -6, atol=1e-3)
+    np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=2 ** -6, atol=1e-3)
+
+
+def test_nesting_enabled_false_and_the_decorator():
+    x, w, b = _data()
+    assert not is_autocast_enabled("cpu")
+    with autocast("cpu", dtype=gpucnn.float16):
+        assert is_autocast_enabled("cpu") and get_autocast_dtype("cpu") == gpucnn.float16
+        with autocast("cpu", enabled=False):
+            assert not is_autocast_enabled("cpu")
+            assert F.linear(x, w, b).dtype == np.float32
+        with autocast("cpu", dtype=gpucnn.bfloat16):
+            assert F.linear(x, w, b).dtype == gpucnn.bfloat16
+        assert F.linear(x, w, b).dtype == gpucnn.float16
+    assert F.linear(x, w, b).dtype == np.float32 and get_autocast_dtype("cpu") == gpucnn.bfloat16
+
+    @autocast("cpu", dtype=gpucnn.float16)
+    def forward(a):
+        return F.linear(a, w, b)
+
+    assert forward(x).dtype == gpucnn.float16 and forward.__name__ == "forward"
+    assert F.linear(x, w, b).dtype == np.float32
+
+
+def test_a_region_for_another_device_type_changes_nothing():
+    x, w, b = _data("cpu")
+    with autocast("emu"):
+        assert F.linear(x, w, b).dtype == np.float32
+
+
+def test_a_weight_is_cast_once_per_region_and_again_after_it_changes():
+    x, w, b = _data()
+    with autocast("cpu", dtype=gpucnn.float16):
+        y1 = F.linear(x, w, b)
+        y2 = F.linear(x, w, b)
+        assert y1._ctx.parents[1] is y2._ctx.parents[1]  # the same cast node of w
+        with gpucnn.no_grad():
+            w.mul_(2.0)
+        y3 = F.linear(x, w, b)
+        np.testing.assert_allclose(y3.numpy().astype(np.float32) - b.numpy().astype(np.float16),
+                                   2 * (y1.numpy().astype(np.float32) - b.numpy().astype(np.float16)),
+                                   rtol=2e-2, atol=2e-2)
+    with autocast("cpu", dtype=gpucnn.float16, cache_enabled=False):
+        z1, z2 = F.linear(x, w, b), F.linear(x, w, b)
+        assert z1._ctx.parents[1] is not z2._ctx.parents[1]
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ArgumentError, match="device_type must be one of 'cpu', 'cuda', 'emu', got 'tpu'"):
+        autocast("tpu")
+    with pytest.raises(ArgumentError, match="dtype must be gpucnn.float16 or gpucnn.bfloat16, got"):
+        autocast("cpu", dtype=gpucnn.float32)
+    with pytest.raises(ArgumentError, match="dtype must be gpucnn.float16 or gpucnn.bfloat16"):
+        autocast("cpu", dtype="int8")
+    with pytest.raises(ArgumentError, match="enabled must be True or False"):
+        autocast("cpu", enabled="yes")

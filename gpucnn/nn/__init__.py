@@ -11,7 +11,8 @@ from .container import BasicBlock, ModuleDict, ModuleList, ParameterDict, Parame
 from .layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
                      ConvTranspose1d, ConvTranspose2d, Dropout,
                      Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax)
-from .loss import CrossEntropyLoss, Loss
+from . import loss as _loss
+from .loss import *  # noqa: F401,F403  (CrossEntropyLoss, MSELoss, ...)
 from .module import Module, Parameter, RemovableHandle
 from .registry import (build_from_config, get_layer_class, known_layers, layer_from_config, layer_to_config,
                        register_layer, validate_config)
@@ -23,7 +24,7 @@ __all__ = [
     "MaxPool2d", "MaxPool1d", "AvgPool2d", "AvgPool1d", "AdaptiveAvgPool2d",
     "GlobalAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU", "Softmax", "LogSoftmax", "Flatten", "Linear",
     "Dropout", "Identity", "Upsample", "Sequential", "Residual", "BasicBlock",
-    "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Loss", "CrossEntropyLoss",
+    "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
     "register_layer", "layer_from_config", "layer_to_config", "validate_config", "build_from_config",
     "known_layers", "get_layer_class", "upsample_nearest2d", "init", "functional",
-] + activation.__all__
+] + activation.__all__ + _loss.__all__

@@ -23,7 +23,8 @@ import warnings
 from typing import Any, Callable
 
 from ..errors import ArgumentError
-from ..functions.loss import cross_entropy
+from ..functions import loss as F
+from ..functions.loss import legacy_reduction as _legacy_reduction
 from ..tensor import Tensor
 from .module import Module
 
@@ -31,15 +32,6 @@ from .module import Module
 _BUFFERS = ("weight", "pos_weight")
 #: PyTorch's deprecated arguments, folded into ``reduction``
 _LEGACY = ("size_average", "reduce")
-
-
-def _legacy_reduction(size_average: Any, reduce: Any) -> str:
-    """PyTorch's ``_Reduction.legacy_get_string``: None counts as True."""
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    if size_average and reduce:
-        return "mean"
-    return "sum" if reduce else "none"
 
 
 def _is_default(value: Any, default: Any) -> bool:
@@ -109,10 +101,48 @@ class Loss(Module):
         return self._functional(input, target, **{k: getattr(self, k) for k in self._passed})
 
 
-class CrossEntropyLoss(Loss, functional=cross_entropy, weight=None, size_average=None, ignore_index=-100,
+class CrossEntropyLoss(Loss, functional=F.cross_entropy, weight=None, size_average=None, ignore_index=-100,
                        reduce=None, reduction="mean", label_smoothing=0.0):
-    """Softmax cross-entropy of logits ``(N, C)`` against class indices ``(N,)`` (``torch.nn.CrossEntropyLoss``;
-    :func:`gpucnn.functional.cross_entropy`)."""
+    """Softmax cross-entropy of logits ``(N, C)`` / ``(N, C, d1, ...)`` against class indices or class
+    probabilities (``torch.nn.CrossEntropyLoss``; :func:`gpucnn.nn.functional.cross_entropy`)."""
 
 
-__all__ = ["Loss", "CrossEntropyLoss"]
+class NLLLoss(Loss, functional=F.nll_loss, weight=None, size_average=None, ignore_index=-100, reduce=None,
+              reduction="mean"):
+    """Negative log-likelihood of log-probabilities (``torch.nn.NLLLoss``; :func:`gpucnn.nn.functional.nll_loss`)."""
+
+
+class MSELoss(Loss, functional=F.mse_loss, size_average=None, reduce=None, reduction="mean"):
+    """Mean squared error (``torch.nn.MSELoss``; :func:`gpucnn.nn.functional.mse_loss`)."""
+
+
+class L1Loss(Loss, functional=F.l1_loss, size_average=None, reduce=None, reduction="mean"):
+    """Mean absolute error (``torch.nn.L1Loss``; :func:`gpucnn.nn.functional.l1_loss`)."""
+
+
+class SmoothL1Loss(Loss, functional=F.smooth_l1_loss, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """Quadratic below ``beta``, linear above (``torch.nn.SmoothL1Loss``; :func:`gpucnn.nn.functional.smooth_l1_loss`)."""
+
+
+class HuberLoss(Loss, functional=F.huber_loss, reduction="mean", delta=1.0):
+    """Quadratic below ``delta``, linear above (``torch.nn.HuberLoss``; :func:`gpucnn.nn.functional.huber_loss`)."""
+
+
+class BCELoss(Loss, functional=F.binary_cross_entropy, weight=None, size_average=None, reduce=None,
+              reduction="mean"):
+    """Binary cross-entropy of probabilities (``torch.nn.BCELoss``;
+    :func:`gpucnn.nn.functional.binary_cross_entropy`)."""
+
+
+class BCEWithLogitsLoss(Loss, functional=F.binary_cross_entropy_with_logits, weight=None, size_average=None,
+                        reduce=None, reduction="mean", pos_weight=None):
+    """Sigmoid and binary cross-entropy in one stable step (``torch.nn.BCEWithLogitsLoss``;
+    :func:`gpucnn.nn.functional.binary_cross_entropy_with_logits`)."""
+
+
+class KLDivLoss(Loss, functional=F.kl_div, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence of log-probabilities (``torch.nn.KLDivLoss``; :func:`gpucnn.nn.functional.kl_div`)."""
+
+
+__all__ = ["Loss", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss",
+           "BCEWithLogitsLoss", "KLDivLoss"]

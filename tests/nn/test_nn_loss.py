@@ -104,3 +104,53 @@ def test_a_loss_module_trains_a_model():
     x, y = logits_and_targets(n=16, seed=3)
     losses = sgd_losses(nn.Linear(4, 4).double(), nn.CrossEntropyLoss(), x, y, lr=0.5)
     assert losses[-1] < 0.7 * losses[0]
+
+
+def _pair(name, kw_ours, kw_torch):
+    return getattr(nn, name)(**kw_ours), getattr(torch.nn, name)(**kw_torch)
+
+
+def _both(kw):
+    """Constructor arguments for gpucnn and torch: arrays become each library's tensor."""
+    conv = lambda lib: {k: (lib.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+    return conv(gpucnn), conv(torch)
+
+
+MODULE_CASES = [
+    ("CrossEntropyLoss", {"weight": np.array([1.0, 2.0, 0.5, 1.5]), "ignore_index": 1, "label_smoothing": 0.1}, "classes"),
+    ("CrossEntropyLoss", {"label_smoothing": 0.2}, "probabilities"),
+    ("NLLLoss", {"weight": np.array([1.0, 2.0, 0.5, 1.5]), "ignore_index": 2}, "classes"),
+    ("MSELoss", {}, "values"), ("L1Loss", {}, "values"), ("SmoothL1Loss", {"beta": 0.5}, "values"),
+    ("HuberLoss", {"delta": 0.3}, "values"), ("BCELoss", {"weight": np.array([0.5, 1.0, 2.0, 1.0])}, "probabilities"),
+    ("BCEWithLogitsLoss", {"weight": np.array([0.5, 1.0, 2.0, 1.0]), "pos_weight": np.array([1.0, 3.0, 0.5, 2.0])},
+     "values"),
+    ("KLDivLoss", {"log_target": True}, "values"), ("KLDivLoss", {"reduction": "batchmean"}, "log_probabilities"),
+]
+
+
+@pytest.mark.parametrize("name,kw,target", MODULE_CASES, ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_every_loss_module_matches_torch(name, kw, target, reduction):
+    kw = {"reduction": reduction, **kw}
+    ours, theirs = _pair(name, *_both(kw))
+    assert repr(ours) == repr(theirs)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 4))
+    y = {"classes": rng.integers(0, 4, 6), "values": rng.uniform(0, 1, (6, 4)),
+         "probabilities": rng.dirichlet(np.ones(4), 6), "log_probabilities": rng.dirichlet(np.ones(4), 6)}[target]
+    if name == "BCELoss":
+        x = rng.uniform(0.05, 0.95, (6, 4))
+    if name == "KLDivLoss":
+        x = np.log(rng.dirichlet(np.ones(4), 6))
+    a, b = run(ours, x, y, gpucnn), run(theirs, x, y, torch)
+    assert a[0].shape == b[0].shape
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-12)
+    assert sorted(ours.state_dict()) == sorted(theirs.state_dict())  # weight / pos_weight: buffers
+
+
+def test_loss_module_weight_moves_with_to():
+    criterion = nn.CrossEntropyLoss(weight=gpucnn.tensor([1.0, 2.0, 3.0])).to("emu")
+    assert criterion.weight.device == "emu"
+    x = gpucnn.tensor(np.zeros((2, 3), np.float32), device="emu")
+    assert criterion(x, gpucnn.tensor([0, 2], device="emu")).item() == pytest.approx(np.log(3))

@@ -59,6 +59,10 @@ def no_grad() -> contextlib.AbstractContextManager:
     return set_grad_enabled(False)
 
 
+#: ``Function.halves_in_float32 = ON_NUMPY``: through float32 on the NumPy path only
+ON_NUMPY = "numpy path"
+
+
 def _is_half(a: Any) -> bool:
     return a is not None and getattr(a, "dtype", None) is not None and a.dtype.itemsize == 2 and \
         is_floating_point(a.dtype)
@@ -86,8 +90,9 @@ class Function:
     #: ``"fp32"`` to float32; None runs the op in its inputs' dtypes (see gpucnn.amp.autocast_mode)
     autocast: Optional[str] = None
     #: float16/bfloat16 inputs are computed in float32 and the results rounded once to the input dtype
-    #: (GEMMs and reductions: NumPy would accumulate in 16 bits); see :meth:`_guarded`
-    halves_in_float32 = False
+    #: (GEMMs and reductions: NumPy would accumulate in 16 bits; see :meth:`_via_float32`): True on every
+    #: device; ON_NUMPY only where the NumPy path runs (ops whose kernels read and write 16 bits themselves)
+    halves_in_float32: Any = False
 
     inputs: tuple[Optional["Tensor"], ...] = ()
     #: one bool per input: does backward need to produce that gradient?
@@ -170,7 +175,8 @@ class Function:
     def _guarded(self, phase: str, step: Callable[..., Any], xs: tuple, *args: Any) -> Any:
         """``step(xs, *args)`` (this op's forward or backward), with running out of memory reported as an
         :class:`~gpucnn.errors.OutOfMemoryError` naming the op, its inputs and what it was allocating."""
-        if self.halves_in_float32 and any(_is_half(a) for a in xs):
+        if self.halves_in_float32 and (self.halves_in_float32 is not ON_NUMPY or not self.device.uses_kernels) \
+                and any(_is_half(a) for a in xs):
             step = functools.partial(self._via_float32, phase, step)
         try:
             if _recorder is not None:  # (gpucnn.profiler is recording)

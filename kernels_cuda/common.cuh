@@ -2,9 +2,31 @@
 // <cmath>, <cstdio>, use std:: or INFINITY.
 #pragma once
 
-// The scalar type. Each family is compiled once per dtype with -DT=float or -DT=double.
+// The storage type. Each family is compiled once per dtype with -DT=float or -DT=double; the families
+// that also take 16-bit tensors (pooling, batch norm) with -DT=gpucnn_u16 and -DGPUCNN_F16 (float16) or
+// -DGPUCNN_BF16 (bfloat16): the arrays hold the bit patterns.
 #ifndef T
 #define T float
+#endif
+typedef unsigned short gpucnn_u16;
+
+// ACC: the arithmetic type (float for the 16-bit types, else T). Kernels load with gpucnn_load (T -> ACC,
+// exact), compute in ACC and store with gpucnn_store (ACC -> T, rounding once to nearest even), so a
+// 16-bit kernel computes what its float32 twin computes on the same values, then rounds.
+#if defined(GPUCNN_F16) || defined(GPUCNN_BF16)
+#include "lowp.cuh"
+typedef float ACC;
+#if defined(GPUCNN_F16)
+__device__ __forceinline__ float gpucnn_load(gpucnn_u16 v) { return gpucnn_half_bits_to_float(v); }
+__device__ __forceinline__ gpucnn_u16 gpucnn_store(float v) { return gpucnn_float_to_half_bits(v); }
+#else
+__device__ __forceinline__ float gpucnn_load(gpucnn_u16 v) { return gpucnn_bf16_bits_to_float(v); }
+__device__ __forceinline__ gpucnn_u16 gpucnn_store(float v) { return gpucnn_float_to_bf16_bits(v); }
+#endif
+#else
+typedef T ACC;
+__device__ __forceinline__ T gpucnn_load(T v) { return v; }
+__device__ __forceinline__ T gpucnn_store(T v) { return v; }
 #endif
 
 #define GPUCNN_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))

@@ -7,6 +7,10 @@
 // NumPy path, so max pooling and average pooling reproduce it bit for bit (their sums add the same
 // terms in the same order; there is no product to contract into an FMA).
 //
+// Element types: T = float or double, or the 16-bit float types as bit patterns (T = gpucnn_u16 with
+// GPUCNN_F16 / GPUCNN_BF16, see common.cuh): values are loaded into ACC (float for 16 bits), combined there
+// and stored rounded once, so a 16-bit run equals the float32 computation on the same values, rounded.
+//
 // Indexing is 32-bit: the launcher checks that every array has at most 2^31 - 1 elements (and, for the
 // adaptive kernels, that H * OH and W * OW fit as well). Backward passes are gathers: each thread
 // computes one input-gradient element from the outputs whose windows contain it, in a fixed order, with
@@ -54,7 +58,7 @@ max_pool2d_forward(const T* __restrict__ x, int planes, int H, int W, int OH, in
   const int ow = idx % OW, oh = (idx / OW) % OH, p = idx / (OH * OW);
   const T* xp = x + p * H * W;
   const int h0 = oh * sh - ph, w0 = ow * sw - pw;
-  T best = gpucnn_neg_inf(T(0));
+  ACC best = gpucnn_neg_inf(ACC(0));
   int where = -1;
   bool first = true;
   for (int i = 0; i < kh; ++i) {
@@ -63,7 +67,7 @@ max_pool2d_forward(const T* __restrict__ x, int planes, int H, int W, int OH, in
     for (int j = 0; j < kw; ++j) {
       const int iw = w0 + j * dw;
       const bool in = row_in && iw >= 0 && iw < W;
-      const T v = in ? xp[ih * W + iw] : gpucnn_neg_inf(T(0));
+      const ACC v = in ? gpucnn_load(xp[ih * W + iw]) : gpucnn_neg_inf(ACC(0));
       if (first || v > best) {
         best = v;
         where = in ? ih * W + iw : -1;
@@ -73,7 +77,7 @@ max_pool2d_forward(const T* __restrict__ x, int planes, int H, int W, int OH, in
       first = false;
     }
   }
-  y[idx] = best;
+  y[idx] = gpucnn_store(best);  // (exact: best is one of the inputs)
   argmax[idx] = where;
 }
 
@@ -89,7 +93,7 @@ max_pool2d_backward(const T* __restrict__ gy, const int* __restrict__ argmax, in
   const int iw = idx % W, ih = (idx / W) % H, p = idx / (H * W);
   const int me = ih * W + iw;
   const int base = p * OH * OW;
-  T acc = T(0);
+  ACC acc = ACC(0);
   for (int i = 0; i < kh; ++i) {
     const int th = ih + ph - i * dh;  // = oh * sh for the window whose offset i lands here
     if (th < 0) break;                // decreases with i
@@ -101,10 +105,10 @@ max_pool2d_backward(const T* __restrict__ gy, const int* __restrict__ argmax, in
       const int ow = tw / sw;
       if (ow * sw != tw || ow >= OW) continue;
       const int o = base + oh * OW + ow;
-      if (argmax[o] == me) acc += gy[o];
+      if (argmax[o] == me) acc += gpucnn_load(gy[o]);
     }
   }
-  gx[idx] = acc;
+  gx[idx] = gpucnn_store(acc);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -121,12 +125,12 @@ avg_pool2d_forward(const T* __restrict__ x, int planes, int H, int W, int OH, in
   const int h0 = oh * sh - ph, w0 = ow * sw - pw;
   const int h_begin = max(h0, 0), h_end = min(h0 + kh, H);
   const int w_begin = max(w0, 0), w_end = min(w0 + kw, W);
-  T acc = T(0);
+  ACC acc = ACC(0);
   for (int ih = h_begin; ih < h_end; ++ih)
-    for (int iw = w_begin; iw < w_end; ++iw) acc += xp[ih * W + iw];
+    for (int iw = w_begin; iw < w_end; ++iw) acc += gpucnn_load(xp[ih * W + iw]);
   const int div = avg_pool_extent(oh, H, kh, sh, ph, count_include_pad) *
                   avg_pool_extent(ow, W, kw, sw, pw, count_include_pad);
-  y[idx] = acc / T(div);
+  y[idx] = gpucnn_store(acc / ACC(div));
 }
 
 // avg_pool2d_backward: one thread per input element gx[p, ih, iw] (grid-x covers planes * H * W).
@@ -139,7 +143,7 @@ avg_pool2d_backward(const T* __restrict__ gy, int planes, int H, int W, int OH, 
   if (idx < 0) return;
   const int iw = idx % W, ih = (idx / W) % H, p = idx / (H * W);
   const int base = p * OH * OW;
-  T acc = T(0);
+  ACC acc = ACC(0);
   for (int i = 0; i < kh; ++i) {
     const int th = ih + ph - i;
     if (th < 0) break;
@@ -152,10 +156,10 @@ avg_pool2d_backward(const T* __restrict__ gy, int planes, int H, int W, int OH, 
       const int ow = tw / sw;
       if (ow * sw != tw || ow >= OW) continue;
       const int div = div_h * avg_pool_extent(ow, W, kw, sw, pw, count_include_pad);
-      acc += gy[base + oh * OW + ow] / T(div);
+      acc += gpucnn_load(gy[base + oh * OW + ow]) / ACC(div);
     }
   }
-  gx[idx] = acc;
+  gx[idx] = gpucnn_store(acc);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -171,10 +175,10 @@ adaptive_avg_pool2d_forward(const T* __restrict__ x, int planes, int H, int W, i
   const T* xp = x + p * H * W;
   const int h_begin = oh * H / OH, h_end = GPUCNN_CEIL_DIV((oh + 1) * H, OH);
   const int w_begin = ow * W / OW, w_end = GPUCNN_CEIL_DIV((ow + 1) * W, OW);
-  T acc = T(0);
+  ACC acc = ACC(0);
   for (int ih = h_begin; ih < h_end; ++ih)
-    for (int iw = w_begin; iw < w_end; ++iw) acc += xp[ih * W + iw];
-  y[idx] = acc / T((h_end - h_begin) * (w_end - w_begin));
+    for (int iw = w_begin; iw < w_end; ++iw) acc += gpucnn_load(xp[ih * W + iw]);
+  y[idx] = gpucnn_store(acc / ACC((h_end - h_begin) * (w_end - w_begin)));
 }
 
 // adaptive_avg_pool2d_backward: one thread per input element gx[p, ih, iw] (grid-x covers
@@ -189,22 +193,22 @@ adaptive_avg_pool2d_backward(const T* __restrict__ gy, int planes, int H, int W,
   const T* g = gy + p * OH * OW;
   const int oh_begin = ih * OH / H, oh_end = min(GPUCNN_CEIL_DIV((ih + 1) * OH, H), OH);
   const int ow_begin = iw * OW / W, ow_end = min(GPUCNN_CEIL_DIV((iw + 1) * OW, W), OW);
-  T acc = T(0);
+  ACC acc = ACC(0);
   for (int oh = oh_begin; oh < oh_end; ++oh) {
     const int rows = GPUCNN_CEIL_DIV((oh + 1) * H, OH) - oh * H / OH;
     for (int ow = ow_begin; ow < ow_end; ++ow) {
       const int cols = GPUCNN_CEIL_DIV((ow + 1) * W, OW) - ow * W / OW;
-      acc += g[oh * OW + ow] / T(rows * cols);
+      acc += gpucnn_load(g[oh * OW + ow]) / ACC(rows * cols);
     }
   }
-  gx[idx] = acc;
+  gx[idx] = gpucnn_store(acc);
 }
 
 // ---------------------------------------------------------------------------------------------------
 // global_avg_pool2d_forward: one WARP per plane (blockDim.x / 32 planes per block; grid-x covers
 // planes). Lane l sums x[p, l], x[p, l + 32], ... (HW = H * W contiguous values), then a warp-shuffle
 // tree adds the 32 partial sums (fixed order: deterministic), and lane 0 writes y[p] = sum / HW.
-// Accumulates in T: each lane adds HW/32 values, so the rounding error stays below
+// Accumulates in ACC: each lane adds HW/32 values, so the rounding error stays below
 // (HW/32 + 5) ulp of mean|x| (12 ulp for a 14x14 feature map).
 extern "C" __global__ void __launch_bounds__(GAP_THREADS)
 global_avg_pool2d_forward(const T* __restrict__ x, int planes, int HW, T* __restrict__ y) {
@@ -212,10 +216,10 @@ global_avg_pool2d_forward(const T* __restrict__ x, int planes, int HW, T* __rest
   const int p = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (p < planes) {  // the same for all 32 lanes of a warp, so the whole warp reaches the shuffles
     const T* xp = x + p * HW;
-    T acc = T(0);
-    for (int i = lane; i < HW; i += 32) acc += xp[i];
+    ACC acc = ACC(0);
+    for (int i = lane; i < HW; i += 32) acc += gpucnn_load(xp[i]);
     acc = gpucnn_warp_sum(acc);
-    if (lane == 0) y[p] = acc / T(HW);
+    if (lane == 0) y[p] = gpucnn_store(acc / ACC(HW));
   }
 }
 
@@ -225,5 +229,5 @@ extern "C" __global__ void __launch_bounds__(POOL_THREADS)
 global_avg_pool2d_backward(const T* __restrict__ gy, int planes, int HW, T* __restrict__ gx) {
   const int idx = pool_thread_index(planes * HW);
   if (idx < 0) return;
-  gx[idx] = gy[idx / HW] / T(HW);
+  gx[idx] = gpucnn_store(gpucnn_load(gy[idx / HW]) / ACC(HW));
 }

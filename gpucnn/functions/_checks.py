@@ -44,17 +44,20 @@ def require_dim(op: str, dim: Any, shape: tuple[int, ...], name: str = "dim") ->
     return int(dim) % ndim
 
 
-def require_input(op: str, x: Any, min_rank: int, max_rank: Optional[int], layout: str) -> None:
-    """``x`` is a float tensor of rank ``min_rank``..``max_rank`` (None: any above) with a non-empty batch
-    and no empty dimension; ``layout`` names the shapes in messages, e.g. "N, C, H, W"."""
+def require_input(op: str, x: Any, min_rank: int, max_rank: Optional[int], layout: str,
+                  halves: bool = False) -> None:
+    """``x`` is a float tensor (float16/bfloat16 too with ``halves``) of rank ``min_rank``..``max_rank``
+    (None: any above) with a non-empty batch and no empty dimension; ``layout`` names the shapes in
+    messages, e.g. "N, C, H, W"."""
     require_tensor(op, "input", x)
     if x.ndim < min_rank or max_rank is not None and x.ndim > max_rank:
         ranks = f"{min_rank} or more" if max_rank is None else str(min_rank) if min_rank == max_rank else \
             ", ".join(map(str, range(min_rank, max_rank))) + f" or {max_rank}"
         raise ShapeError(f"{op}: input must have rank {ranks} ({layout}), got rank {x.ndim} "
                          f"(input shape {x.shape})")
-    if x.dtype not in FLOAT_DTYPES:
-        raise ArgumentError(f"{op}: input must have a floating-point dtype (float32 or float64), got {x.dtype}")
+    if x.dtype not in (ALL_FLOAT_DTYPES if halves else FLOAT_DTYPES):
+        kinds = "float16, bfloat16, float32 or float64" if halves else "float32 or float64"
+        raise ArgumentError(f"{op}: input must have a floating-point dtype ({kinds}), got {x.dtype}")
     if x.shape[0] == 0:
         raise ShapeError(f"{op}: the input batch is empty (input shape {x.shape}); expected at least one sample")
     if 0 in x.shape:

@@ -30,8 +30,9 @@ import numpy as np
 
 from ..errors import ArgumentError, ShapeError
 from .. import workspace
-from ..function import Function
+from ..function import ON_NUMPY, Function
 from ._checks import require_input
+from ._kernel_types import bits, kernel_defines
 from ._layout import axis_order, like
 from ._conv_util import out_size
 from ..tensor import Tensor
@@ -106,13 +107,6 @@ _GAP_THREADS = 256
 _INT32_MAX = 2**31 - 1
 
 
-def _ctype(op: str, dtype: Any) -> str:
-    """The kernels' -DT for ``dtype``."""
-    if dtype == np.float32:
-        return "float"
-    if dtype == np.float64:
-        return "double"
-    raise ArgumentError(f"{op}: the CUDA kernels support float32 and float64, got {np.dtype(dtype)}")
 
 
 def _check_int32(op: str, **sizes: int) -> None:
@@ -133,6 +127,7 @@ def _i32(*values: int) -> tuple[np.int32, ...]:
 
 class _Pool2d(Function):
     """Shared geometry of the windowed 2-D pooling ops: padded extent and one strided view per offset."""
+    halves_in_float32 = ON_NUMPY  # (the kernels read and write 16 bits themselves)
 
     def __init__(self, kernel_size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                  dilation: tuple[int, int] = (1, 1), ceil_mode: bool = False) -> None:
@@ -161,16 +156,16 @@ class _Pool2d(Function):
         out[:, :, ph:ph + h, pw:pw + w] = x
         return out
 
-    def _gpu_setup(self, x: Any) -> tuple[Any, str, tuple[np.int32, ...]]:
-        """For the kernels: (x as a C-contiguous array, -DT, the geometry arguments planes, H, W, OH, OW,
-        kh, kw, sh, sw, ph, pw)."""
+    def _gpu_setup(self, x: Any) -> tuple[Any, dict, tuple[np.int32, ...]]:
+        """For the kernels: (x as a C-contiguous array, the dtype's defines, the geometry arguments planes,
+        H, W, OH, OW, kh, kw, sh, sw, ph, pw)."""
         x = self.xp.ascontiguousarray(x)
         self._setup(x)
         n, c, h, w = x.shape
         self.in_shape = x.shape
         _check_int32(self.name, input_elements=x.size, output_elements=n * c * self.oh * self.ow)
         geometry = _i32(n * c, h, w, self.oh, self.ow, *self.kernel_size, *self.stride, *self.padding)
-        return x, _ctype(self.name, x.dtype), geometry
+        return x, kernel_defines(self.name, x.dtype), geometry
 
     def _crop(self, gxp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         _, _, h, w = shape
@@ -282,22 +277,22 @@ class MaxPool2d(_Pool2d):
         return gx
 
     def forward_gpu(self, xs):
-        x, T, geometry = self._gpu_setup(xs[0])
+        x, defines, geometry = self._gpu_setup(xs[0])
         n, c = x.shape[:2]
         y = self.xp.empty((n, c, self.oh, self.ow), dtype=x.dtype)
         # The flat index (ih * W + iw) of each output's first maximum, -1 for a maximum in the padding.
         self.argmax_index = self.xp.empty(y.shape, dtype=np.int32)
-        self.geometry, self.ctype = geometry, T
-        kernel = self.device.kernel("pooling", "max_pool2d_forward", T=T)
-        kernel(_grid(y.size), (_THREADS,), (x, *geometry, *_i32(*self.dilation), y, self.argmax_index))
+        self.geometry, self.defines = geometry, defines
+        kernel = self.device.kernel("pooling", "max_pool2d_forward", **defines)
+        kernel(_grid(y.size), (_THREADS,), (bits(x), *geometry, *_i32(*self.dilation), bits(y), self.argmax_index))
         return y
 
     def backward_gpu(self, xs, gy):
         gy = self.xp.ascontiguousarray(gy, dtype=xs[0].dtype)
         gx = self.xp.empty(self.in_shape, dtype=gy.dtype)
-        kernel = self.device.kernel("pooling", "max_pool2d_backward", T=self.ctype)
+        kernel = self.device.kernel("pooling", "max_pool2d_backward", **self.defines)
         kernel(_grid(gx.size), (_THREADS,),
-               (gy, self.argmax_index, *self.geometry, *_i32(*self.dilation), gx))
+               (bits(gy), self.argmax_index, *self.geometry, *_i32(*self.dilation), bits(gx)))
         return (gx,)
 
 
@@ -346,19 +341,19 @@ class AvgPool2d(_Pool2d):
         return (self._crop(gxp, x.shape),)
 
     def forward_gpu(self, xs):
-        x, T, geometry = self._gpu_setup(xs[0])
+        x, defines, geometry = self._gpu_setup(xs[0])
         n, c = x.shape[:2]
         y = self.xp.empty((n, c, self.oh, self.ow), dtype=x.dtype)
-        self.geometry, self.ctype = geometry, T
-        kernel = self.device.kernel("pooling", "avg_pool2d_forward", T=T)
-        kernel(_grid(y.size), (_THREADS,), (x, *geometry, np.int32(self.count_include_pad), y))
+        self.geometry, self.defines = geometry, defines
+        kernel = self.device.kernel("pooling", "avg_pool2d_forward", **defines)
+        kernel(_grid(y.size), (_THREADS,), (bits(x), *geometry, np.int32(self.count_include_pad), bits(y)))
         return y
 
     def backward_gpu(self, xs, gy):
         gy = self.xp.ascontiguousarray(gy, dtype=xs[0].dtype)
         gx = self.xp.empty(self.in_shape, dtype=gy.dtype)
-        kernel = self.device.kernel("pooling", "avg_pool2d_backward", T=self.ctype)
-        kernel(_grid(gx.size), (_THREADS,), (gy, *self.geometry, np.int32(self.count_include_pad), gx))
+        kernel = self.device.kernel("pooling", "avg_pool2d_backward", **self.defines)
+        kernel(_grid(gx.size), (_THREADS,), (bits(gy), *self.geometry, np.int32(self.count_include_pad), bits(gx)))
         return (gx,)
 
 
@@ -374,6 +369,7 @@ def _adaptive_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
 
 class AdaptiveAvgPool2d(Function):
     name = "adaptive_avg_pool2d"
+    halves_in_float32 = ON_NUMPY
 
     def __init__(self, output_size: tuple[int, int]) -> None:
         self.output_size = output_size
@@ -406,8 +402,8 @@ class AdaptiveAvgPool2d(Function):
         _check_int32(self.name, input_elements=x.size, output_elements=n * c * oh * ow,
                      H_times_output_height=h * oh, W_times_output_width=w * ow)
         y = self.xp.empty((n, c, oh, ow), dtype=x.dtype)
-        kernel = self.device.kernel("pooling", "adaptive_avg_pool2d_forward", T=_ctype(self.name, x.dtype))
-        kernel(_grid(y.size), (_THREADS,), (x, *_i32(n * c, h, w, oh, ow), y))
+        kernel = self.device.kernel("pooling", "adaptive_avg_pool2d_forward", **kernel_defines(self.name, x.dtype))
+        kernel(_grid(y.size), (_THREADS,), (bits(x), *_i32(n * c, h, w, oh, ow), bits(y)))
         return y
 
     def backward_gpu(self, xs, gy):
@@ -417,13 +413,14 @@ class AdaptiveAvgPool2d(Function):
         if self.output_size == (1, 1):
             return (_global_avg_pool_backward_gpu(self, x.shape, gy),)
         gx = self.xp.empty(x.shape, dtype=gy.dtype)
-        kernel = self.device.kernel("pooling", "adaptive_avg_pool2d_backward", T=_ctype(self.name, x.dtype))
-        kernel(_grid(gx.size), (_THREADS,), (gy, *_i32(n * c, h, w, *self.output_size), gx))
+        kernel = self.device.kernel("pooling", "adaptive_avg_pool2d_backward", **kernel_defines(self.name, x.dtype))
+        kernel(_grid(gx.size), (_THREADS,), (bits(gy), *_i32(n * c, h, w, *self.output_size), bits(gx)))
         return (gx,)
 
 
 class GlobalAvgPool2d(Function):
     name = "global_avg_pool2d"
+    halves_in_float32 = ON_NUMPY
 
     def forward_cpu(self, xs):
         return xs[0].mean(axis=(2, 3))
@@ -447,8 +444,8 @@ def _global_avg_pool_gpu(op: Function, x: Any) -> Any:
     n, c, h, w = x.shape
     _check_int32(op.name, input_elements=x.size)
     y = op.xp.empty((n, c), dtype=x.dtype)
-    kernel = op.device.kernel("pooling", "global_avg_pool2d_forward", T=_ctype(op.name, x.dtype))
-    kernel(_grid(n * c, _GAP_THREADS // 32), (_GAP_THREADS,), (x, *_i32(n * c, h * w), y))
+    kernel = op.device.kernel("pooling", "global_avg_pool2d_forward", **kernel_defines(op.name, x.dtype))
+    kernel(_grid(n * c, _GAP_THREADS // 32), (_GAP_THREADS,), (bits(x), *_i32(n * c, h * w), bits(y)))
     return y
 
 
@@ -457,8 +454,8 @@ def _global_avg_pool_backward_gpu(op: Function, shape: tuple[int, ...], gy: Any)
     its N * C means (any shape holding them)."""
     n, c, h, w = shape
     gx = op.xp.empty(shape, dtype=gy.dtype)
-    kernel = op.device.kernel("pooling", "global_avg_pool2d_backward", T=_ctype(op.name, gy.dtype))
-    kernel(_grid(gx.size), (_THREADS,), (gy, *_i32(n * c, h * w), gx))
+    kernel = op.device.kernel("pooling", "global_avg_pool2d_backward", **kernel_defines(op.name, gy.dtype))
+    kernel(_grid(gx.size), (_THREADS,), (bits(gy), *_i32(n * c, h * w), bits(gx)))
     return gx
 
 
@@ -471,7 +468,7 @@ def max_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair
     gradient of each output goes to the first maximum of its window (row-major order).
     """
     op = "max_pool2d"
-    require_input(op, input, 4, 4, "N, C, H, W")
+    require_input(op, input, 4, 4, "N, C, H, W", halves=True)
     k, s, p, d = _check_window(op, input, 2, kernel_size, stride, padding, dilation)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     return MaxPool2d(k, s, p, d, ceil_mode)(input)
@@ -484,7 +481,7 @@ def avg_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair
     Zero padding; with ``count_include_pad=False`` each window's divisor counts only real pixels.
     """
     op = "avg_pool2d"
-    require_input(op, input, 4, 4, "N, C, H, W")
+    require_input(op, input, 4, 4, "N, C, H, W", halves=True)
     k, s, p, _ = _check_window(op, input, 2, kernel_size, stride, padding)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
@@ -495,7 +492,7 @@ def max_pool1d(input: Tensor, kernel_size: int, stride: Optional[int] = None, pa
                dilation: int = 1, ceil_mode: bool = False) -> Tensor:
     """1-D max pooling of an (N, C, L) tensor (the 2-D op with H = 1)."""
     op = "max_pool1d"
-    require_input(op, input, 3, 3, "N, C, L")
+    require_input(op, input, 3, 3, "N, C, L", halves=True)
     (k,), (s,), (p,), (d,) = _check_window(op, input, 1, kernel_size, stride, padding, dilation)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     n, c, length = input.shape
@@ -507,7 +504,7 @@ def avg_pool1d(input: Tensor, kernel_size: int, stride: Optional[int] = None, pa
                ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     """1-D average pooling of an (N, C, L) tensor (the 2-D op with H = 1)."""
     op = "avg_pool1d"
-    require_input(op, input, 3, 3, "N, C, L")
+    require_input(op, input, 3, 3, "N, C, L", halves=True)
     (k,), (s,), (p,), _ = _check_window(op, input, 1, kernel_size, stride, padding)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
@@ -521,7 +518,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional
     averages input rows floor(i*H/out) .. ceil((i+1)*H/out) - 1 (likewise columns). ``None`` in
     ``output_size`` keeps that input size; ``output_size=1`` is global average pooling (N, C, 1, 1)."""
     op = "adaptive_avg_pool2d"
-    require_input(op, input, 4, 4, "N, C, H, W")
+    require_input(op, input, 4, 4, "N, C, H, W", halves=True)
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         sizes = tuple(input.shape[2 + i] if v is None else v for i, v in enumerate(output_size))
     else:
@@ -535,5 +532,5 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional
 def global_avg_pool2d(input: Tensor) -> Tensor:
     """The mean over H and W of an (N, C, H, W) tensor, as (N, C) (what a GlobalAvgPool2d layer feeds
     to a Dense layer, like Keras's GlobalAveragePooling2D)."""
-    require_input("global_avg_pool2d", input, 4, 4, "N, C, H, W")
+    require_input("global_avg_pool2d", input, 4, 4, "N, C, H, W", halves=True)
     return GlobalAvgPool2d()(input)

@@ -220,9 +220,9 @@ def test_reductions_are_deterministic_across_thread_orders():
 # -- launcher checks ---------------------------------------------------------------------------------
 def test_other_dtypes_are_refused_on_kernel_devices():
     # Refused at the boundary, as on cpu, before any kernel is specialised.
-    x = gpucnn.tensor(np.zeros((1, 1, 4, 4), np.float16), device="emu")
-    with pytest.raises(ArgumentError, match=r"max_pool2d: input must have a floating-point dtype \(float32 or "
-                                            r"float64\), got float16"):
+    x = gpucnn.tensor(np.zeros((1, 1, 4, 4), np.int32), device="emu")
+    with pytest.raises(ArgumentError, match=r"max_pool2d: input must have a floating-point dtype \(float16, "
+                                            r"bfloat16, float32 or float64\), got int32"):
         max_pool2d(x, 2)
 
 

@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from . import activation, functional, init
+from . import activation, functional, init, utils
 from .activation import *  # noqa: F401,F403  (ELU, GELU, PReLU, ...: one per activation definition)
 from .container import BasicBlock, ModuleDict, ModuleList, ParameterDict, ParameterList, Residual, Sequential
 from .layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,

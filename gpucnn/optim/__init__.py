@@ -19,7 +19,7 @@ from . import lr_scheduler
 from .adam import Adam, AdamW
 from .factory import OPTIMIZER_NAMES, SCHEDULER_NAMES, create_optimizer, create_scheduler
 from .lr_scheduler import (CosineAnnealingLR, ExponentialLR, LambdaLR, LinearLR, LRScheduler, MultiStepLR,
-                           OneCycleLR, StepLR)
+                           OneCycleLR, ReduceLROnPlateau, SequentialLR, StepLR)
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
@@ -27,6 +27,6 @@ from .sgd import SGD
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop",
     "lr_scheduler", "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
-    "OneCycleLR", "LambdaLR",
+    "OneCycleLR", "LambdaLR", "SequentialLR", "ReduceLROnPlateau",
     "create_optimizer", "create_scheduler", "OPTIMIZER_NAMES", "SCHEDULER_NAMES",
 ]

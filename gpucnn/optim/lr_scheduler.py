@@ -453,3 +453,218 @@ class OneCycleLR(LRScheduler):
                 start_step = end_step
             lrs.append(lr)
         return lrs
+
+
+class SequentialLR(LRScheduler):
+    """Runs ``schedulers`` one after another, switching at the ``milestones`` (epochs), as
+    ``torch.optim.lr_scheduler.SequentialLR``: e.g. a warm-up then a decay::
+
+        warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
+        decay = CosineAnnealingLR(opt, T_max=epochs - 5)
+        sched = SequentialLR(opt, [warmup, decay], milestones=[5])
+
+    Each scheduler starts its own schedule (epoch 0) at its milestone. The state dict holds each
+    scheduler's own state dict.
+    """
+
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int],
+                 last_epoch: int = -1) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise ArgumentError(f"{self.name}: optimizer must be a gpucnn.optim.Optimizer, got "
+                                f"{type(optimizer).__name__}")
+        schedulers = list(schedulers) if isinstance(schedulers, (list, tuple)) else schedulers
+        if not isinstance(schedulers, list) or not schedulers:
+            self._bad("schedulers", schedulers, "a non-empty list of schedulers")
+        for i, s in enumerate(schedulers):
+            if not isinstance(s, LRScheduler) or isinstance(s, (ReduceLROnPlateau, SequentialLR)):
+                self._bad(f"schedulers[{i}]", s, "a scheduler with a schedule of its own (not ReduceLROnPlateau "
+                                                 "or SequentialLR)")
+            if s.optimizer is not optimizer:
+                raise ArgumentError(f"{self.name}: schedulers[{i}] ({s.name}) schedules another optimizer than "
+                                    f"the one given")
+        milestones = list(milestones) if isinstance(milestones, (list, tuple)) else milestones
+        if not isinstance(milestones, list) or len(milestones) != len(schedulers) - 1 or \
+                not all(_is_int(m) and m >= 1 for m in milestones) or milestones != sorted(milestones):
+            self._bad("milestones", milestones, f"a sorted list of {len(schedulers) - 1} epoch(s) >= 1, one "
+                                                f"fewer than the schedulers")
+        if not _is_int(last_epoch) or last_epoch < -1:
+            raise ArgumentError(f"{self.name}: last_epoch must be an integer >= -1, got {last_epoch!r}")
+        self.optimizer, self._schedulers, self._milestones = optimizer, schedulers, [int(m) for m in milestones]
+        self.last_epoch = int(last_epoch) + 1
+        self._step_count = 1
+        # As PyTorch: back to the initial rates, undo each scheduler's construction step, then epoch 0 of
+        # the first one.
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for s in schedulers:
+            s.last_epoch -= 1
+        schedulers[0].step()
+        self.base_lrs = [float(g["initial_lr"]) for g in optimizer.param_groups]
+        self._last_lr = schedulers[0].get_last_lr()
+
+    def step(self) -> None:
+        """Advance one epoch: the scheduler in charge steps; at its milestone it starts at its epoch 0."""
+        self._step_count += 1
+        self.last_epoch += 1
+        i = bisect.bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[i]
+        if i > 0 and self._milestones[i - 1] == self.last_epoch:
+            scheduler.last_epoch = -1  # (step(0) in PyTorch: epoch 0 of its closed form)
+        scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+    def get_lr(self) -> list[float]:
+        return self.get_last_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"type", "last_epoch", "milestones", "last_lr", "schedulers": [each one's state dict]}``."""
+        return {"type": self.name, "last_epoch": self.last_epoch, "milestones": list(self._milestones),
+                "last_lr": [float(x) for x in self._last_lr], "step_count": self._step_count,
+                "schedulers": [s.state_dict() for s in self._schedulers]}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        what = f"{self.name}.load_state_dict"
+        if not isinstance(state_dict, Mapping) or state_dict.get("type", self.name) != self.name:
+            raise ModelFormatError(f"{what}: expected the state dict of a SequentialLR, got "
+                                   f"{state_dict.get('type') if isinstance(state_dict, Mapping) else type(state_dict).__name__}")
+        subs, milestones = state_dict.get("schedulers"), state_dict.get("milestones")
+        if not isinstance(subs, (list, tuple)) or len(subs) != len(self._schedulers):
+            raise ModelFormatError(f"{what}: expected {len(self._schedulers)} scheduler state dicts, got {subs!r}")
+        if list(milestones or []) != self._milestones:
+            raise ModelFormatError(f"{what}: the state dict's milestones {milestones!r} differ from this "
+                                   f"scheduler's {self._milestones}")
+        last_epoch = state_dict.get("last_epoch")
+        if not _is_int(last_epoch) or last_epoch < 0:
+            raise ModelFormatError(f"{what}: last_epoch must be an integer >= 0, got {last_epoch!r}")
+        for s, sd in zip(self._schedulers, subs):
+            s.load_state_dict(sd)
+        self.last_epoch = int(last_epoch)
+        self._last_lr = [float(x) for x in state_dict.get("last_lr", [])]
+        self._step_count = int(state_dict.get("step_count", self.last_epoch + 1))
+
+    def __repr__(self) -> str:
+        return f"{self.name}({self._schedulers!r}, milestones={self._milestones}, last_epoch={self.last_epoch})"
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Lower the learning rate by ``factor`` when a metric stops improving, as
+    ``torch.optim.lr_scheduler.ReduceLROnPlateau``: call ``step(metric)`` once an epoch (e.g. with the
+    validation loss). After more than ``patience`` epochs without an improvement (``mode`` "min": lower by
+    more than ``threshold``, relative (``threshold_mode="rel"``) or absolute ("abs"); "max": higher), every
+    group's lr becomes ``max(lr * factor, min_lr)`` (a change smaller than ``eps`` is skipped), then
+    ``cooldown`` epochs pass before counting again. Its state dict is JSON-able.
+    """
+
+    _settings = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lrs", "eps")
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: Union[float, Sequence[float]] = 0, eps: float = 1e-8) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise ArgumentError(f"{self.name}: optimizer must be a gpucnn.optim.Optimizer, got "
+                                f"{type(optimizer).__name__}")
+        n = len(optimizer.param_groups)
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != n:
+                raise ArgumentError(f"{self.name}: expected {n} min_lrs (one per parameter group), got {len(min_lr)}")
+            min_lrs = list(min_lr)
+        else:
+            min_lrs = [min_lr] * n
+        settings = {"mode": mode, "factor": factor, "patience": patience, "threshold": threshold,
+                    "threshold_mode": threshold_mode, "cooldown": cooldown, "min_lrs": min_lrs, "eps": eps}
+        self._check(settings)
+        self.optimizer = optimizer
+        self.mode, self.factor, self.patience = mode, float(factor), int(patience)
+        self.threshold, self.threshold_mode, self.cooldown = float(threshold), threshold_mode, int(cooldown)
+        self.min_lrs, self.eps = [float(m) for m in min_lrs], float(eps)
+        self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+        self.last_epoch = 0
+        self._step_count = 0
+        self._last_lr = [float(g["lr"]) for g in optimizer.param_groups]
+        self.best = self._worse()
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+
+    def _check(self, s: Mapping[str, Any]) -> None:
+        if s["mode"] not in ("min", "max"):
+            self._bad("mode", s["mode"], "'min' or 'max'")
+        if s["threshold_mode"] not in ("rel", "abs"):
+            self._bad("threshold_mode", s["threshold_mode"], "'rel' or 'abs'")
+        if not _is_real(s["factor"]) or not 0 <= s["factor"] < 1:
+            self._bad("factor", s["factor"], "a number in [0, 1) (the lr is multiplied by it)")
+        for k in ("patience", "cooldown"):
+            if not _is_int(s[k]) or s[k] < 0:
+                self._bad(k, s[k], "an integer >= 0 (epochs)")
+        for k in ("threshold", "eps"):
+            if not _is_real(s[k]) or s[k] < 0:
+                self._bad(k, s[k], "a number >= 0")
+        if not isinstance(s["min_lrs"], list) or not all(_is_real(m) and m >= 0 for m in s["min_lrs"]):
+            self._bad("min_lr", s["min_lrs"], "a number >= 0 or a list of them (one per parameter group)")
+
+    def _worse(self) -> float:
+        return math.inf if self.mode == "min" else -math.inf
+
+    def is_better(self, a: float, best: float) -> bool:
+        """Whether ``a`` improves on ``best`` by more than the threshold."""
+        if self.mode == "min":
+            return a < (best * (1 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (1 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+
+    @property
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def step(self, metrics: Any = None) -> None:  # type: ignore[override]
+        """Record this epoch's ``metrics`` (a number, or a 0-d tensor) and lower the lr if it stalled."""
+        if metrics is None:
+            raise ArgumentError(f"{self.name}.step needs the metric to watch, e.g. scheduler.step(val_loss)")
+        if hasattr(metrics, "item"):
+            metrics = metrics.item()
+        if isinstance(metrics, bool) or not isinstance(metrics, numbers.Real):
+            raise ArgumentError(f"{self.name}.step: metrics must be a number, got {metrics!r}")
+        current = float(metrics)
+        self._step_count += 1
+        self.last_epoch += 1
+        if self.is_better(current, self.best):
+            self.best, self.num_bad_epochs = current, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                old = float(group["lr"])
+                new = max(old * self.factor, min_lr)
+                if old - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def get_lr(self) -> list[float]:
+        return self.get_last_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The settings and the counters; ``best`` is None while no metric was seen (JSON has no inf)."""
+        sd = super().state_dict()
+        sd.update(best=None if math.isinf(self.best) else self.best, num_bad_epochs=self.num_bad_epochs,
+                  cooldown_counter=self.cooldown_counter)
+        return sd
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        what = f"{self.name}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise ModelFormatError(f"{what}: expected a dict, got {type(state_dict).__name__}")
+        saved = dict(state_dict)
+        saved.setdefault("base_lrs", self.base_lrs)
+        best = saved.get("best")
+        counters = [saved.get(k, 0) for k in ("num_bad_epochs", "cooldown_counter")]
+        if not (best is None or _is_real(best)) or not all(_is_int(c) and c >= 0 for c in counters):
+            raise ModelFormatError(f"{what}: best must be a number or null and num_bad_epochs, cooldown_counter "
+                                   f"integers >= 0, got {best!r}, {counters}")
+        super().load_state_dict(saved)
+        self.mode = str(self.mode)
+        self.factor, self.threshold, self.eps = float(self.factor), float(self.threshold), float(self.eps)
+        self.min_lrs = [float(m) for m in self.min_lrs]
+        self.best = self._worse() if best is None else float(best)
+        self.num_bad_epochs, self.cooldown_counter = int(counters[0]), int(counters[1])

@@ -10,6 +10,11 @@
 // rounding apart; tests/functions/test_batch_norm.py bounds both); indexing is 32-bit
 // (the launcher checks N * C * L <= 2^31 - 1). Reductions have a fixed order (per-thread strided sums,
 // then gpucnn_block_sum's trees) and there are no atomics: results are deterministic.
+//
+// Element types (see common.cuh): x, y, gy, gx are T, also the 16-bit float types as bit patterns; the
+// per-channel vectors and scalars are ACC (float for 16-bit T: the launcher hands float32 statistics,
+// weight and bias), elements are loaded into ACC and stored rounded once. So a float16 / bfloat16 run
+// computes what float32 computes on the same values (statistics in double, as above), then rounds y.
 #include "common.cuh"
 
 // Threads per block of the per-channel reductions (any multiple of 32 up to this).
@@ -69,16 +74,16 @@ struct ChannelCursor {
 // (x - mean) and its square formed in T (as the NumPy path's float32 d and np.square(d)).
 extern "C" __global__ void __launch_bounds__(BN_THREADS)
 batch_norm_stats_partial(const T* __restrict__ x, int N, int C, int L, int per, int center,
-                         const T* __restrict__ mean, acc_t* __restrict__ part) {
+                         const ACC* __restrict__ mean, acc_t* __restrict__ part) {
   __shared__ acc_t scratch[32];
   const int c = blockIdx.x, s = blockIdx.y;
   const int end = s + 1 < (int)gridDim.y ? (s + 1) * per : N * L;  // (the last split: up to N * L)
-  const T mu = center ? mean[c] : T(0);
+  const ACC mu = center ? mean[c] : ACC(0);
   acc_t sum = acc_t(0);
   for (ChannelCursor it(s * per + threadIdx.x, blockDim.x, L); it.before(end / L, end % L); it.advance()) {
-    const T v = x[it.offset(C, c)];
+    const ACC v = gpucnn_load(x[it.offset(C, c)]);
     if (center) {
-      const T d = v - mu;
+      const ACC d = v - mu;
       sum += acc_t(d * d);
     } else {
       sum += acc_t(v);
@@ -97,20 +102,20 @@ batch_norm_stats_partial(const T* __restrict__ x, int N, int C, int L, int per, 
 // with one_minus_momentum = (1 - m), momentum = m and unbias rounded to T by the launcher, as NumPy
 // rounds those Python floats. With update == 0 the running pointers are not touched (any array).
 extern "C" __global__ void __launch_bounds__(BN_APPLY_THREADS)
-batch_norm_stats_finish(const acc_t* __restrict__ part, int splits, int C, int count, int stage, T eps,
-                        int update, T momentum, T one_minus_momentum, T unbias, T* __restrict__ mean,
-                        T* __restrict__ var, T* __restrict__ invstd, T* running_mean, T* running_var) {
+batch_norm_stats_finish(const acc_t* __restrict__ part, int splits, int C, int count, int stage, ACC eps,
+                        int update, ACC momentum, ACC one_minus_momentum, ACC unbias, ACC* __restrict__ mean,
+                        ACC* __restrict__ var, ACC* __restrict__ invstd, ACC* running_mean, ACC* running_var) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
   acc_t sum = part[c * splits];
   for (int s = 1; s < splits; ++s) sum += part[c * splits + s];
-  const T stat = T(sum / acc_t(count));
+  const ACC stat = ACC(sum / acc_t(count));
   if (stage == 0) {
     mean[c] = stat;
     return;
   }
   var[c] = stat;
-  invstd[c] = T(1) / sqrt(stat + eps);
+  invstd[c] = ACC(1) / sqrt(stat + eps);
   if (update) {
     running_mean[c] = gpucnn_add_rn(gpucnn_mul_rn(one_minus_momentum, running_mean[c]), gpucnn_mul_rn(momentum, mean[c]));
     running_var[c] = gpucnn_add_rn(gpucnn_mul_rn(one_minus_momentum, running_var[c]),
@@ -121,9 +126,9 @@ batch_norm_stats_finish(const acc_t* __restrict__ part, int splits, int C, int c
 // batch_norm_invstd (eval): one thread per channel (grid-x covers C): invstd[c] = 1 / sqrt(var[c] + eps)
 // for the running variance (already cast to T).
 extern "C" __global__ void __launch_bounds__(BN_APPLY_THREADS)
-batch_norm_invstd(const T* __restrict__ var, int C, T eps, T* __restrict__ invstd) {
+batch_norm_invstd(const ACC* __restrict__ var, int C, ACC eps, ACC* __restrict__ invstd) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c < C) invstd[c] = T(1) / sqrt(var[c] + eps);
+  if (c < C) invstd[c] = ACC(1) / sqrt(var[c] + eps);
 }
 
 // batch_norm_forward_apply: grid (C, chunks), block (BN_APPLY_THREADS,): blockIdx.x is the channel c,
@@ -133,19 +138,19 @@ batch_norm_invstd(const T* __restrict__ var, int C, T eps, T* __restrict__ invst
 // (the NumPy path computes (x - mean) * (invstd * weight) + bias, a rounding apart; has_weight /
 // has_bias == 0: that step is skipped, and the pointer is not read: pass any array).
 extern "C" __global__ void __launch_bounds__(BN_APPLY_THREADS)
-batch_norm_forward_apply(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ invstd,
-                         const T* __restrict__ weight, int has_weight, const T* __restrict__ bias,
+batch_norm_forward_apply(const T* __restrict__ x, const ACC* __restrict__ mean, const ACC* __restrict__ invstd,
+                         const ACC* __restrict__ weight, int has_weight, const ACC* __restrict__ bias,
                          int has_bias, int N, int C, int L, T* __restrict__ y) {
   const int c = blockIdx.x;
-  const T mu = mean[c], s = invstd[c];
-  const T w = has_weight ? weight[c] : T(1), b = has_bias ? bias[c] : T(0);
+  const ACC mu = mean[c], s = invstd[c];
+  const ACC w = has_weight ? weight[c] : ACC(1), b = has_bias ? bias[c] : ACC(0);
   for (ChannelCursor it(blockIdx.y * blockDim.x + threadIdx.x, gridDim.y * blockDim.x, L); it.before(N);
        it.advance()) {
     const int o = it.offset(C, c);
-    T v = (x[o] - mu) * s;
+    ACC v = (gpucnn_load(x[o]) - mu) * s;
     if (has_weight) v *= w;
     if (has_bias) v += b;
-    y[o] = v;
+    y[o] = gpucnn_store(v);
   }
 }
 
@@ -155,18 +160,18 @@ batch_norm_forward_apply(const T* __restrict__ x, const T* __restrict__ mean, co
 // (x - mean[c]) * invstd[c] and the product formed in T (the NumPy path sums gy * (x - mean) and scales
 // the sum by invstd[c]: a rounding apart per element), to part_gy[c, s] and part_gy_xhat[c, s].
 extern "C" __global__ void __launch_bounds__(BN_THREADS)
-batch_norm_backward_partial(const T* __restrict__ x, const T* __restrict__ gy, const T* __restrict__ mean,
-                            const T* __restrict__ invstd, int N, int C, int L, int per,
+batch_norm_backward_partial(const T* __restrict__ x, const T* __restrict__ gy, const ACC* __restrict__ mean,
+                            const ACC* __restrict__ invstd, int N, int C, int L, int per,
                             acc_t* __restrict__ part_gy, acc_t* __restrict__ part_gy_xhat) {
   __shared__ acc_t scratch[32];
   const int c = blockIdx.x, s = blockIdx.y;
   const int end = s + 1 < (int)gridDim.y ? (s + 1) * per : N * L;  // (the last split: up to N * L)
-  const T mu = mean[c], is = invstd[c];
+  const ACC mu = mean[c], is = invstd[c];
   acc_t a = acc_t(0), b = acc_t(0);
   for (ChannelCursor it(s * per + threadIdx.x, blockDim.x, L); it.before(end / L, end % L); it.advance()) {
     const int o = it.offset(C, c);
-    const T g = gy[o];
-    const T xhat = (x[o] - mu) * is;
+    const ACC g = gpucnn_load(gy[o]);
+    const ACC xhat = (gpucnn_load(x[o]) - mu) * is;
     a += acc_t(g);
     b += acc_t(g * xhat);
   }
@@ -183,7 +188,7 @@ batch_norm_backward_partial(const T* __restrict__ x, const T* __restrict__ gy, c
 // training-mode input gradient.
 extern "C" __global__ void __launch_bounds__(BN_APPLY_THREADS)
 batch_norm_backward_finish(const acc_t* __restrict__ part_gy, const acc_t* __restrict__ part_gy_xhat, int splits,
-                           int C, T* __restrict__ sum_gy, T* __restrict__ sum_gy_xhat) {
+                           int C, ACC* __restrict__ sum_gy, ACC* __restrict__ sum_gy_xhat) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
   acc_t a = part_gy[c * splits], b = part_gy_xhat[c * splits];
@@ -191,8 +196,8 @@ batch_norm_backward_finish(const acc_t* __restrict__ part_gy, const acc_t* __res
     a += part_gy[c * splits + s];
     b += part_gy_xhat[c * splits + s];
   }
-  sum_gy[c] = T(a);
-  sum_gy_xhat[c] = T(b);
+  sum_gy[c] = ACC(a);
+  sum_gy_xhat[c] = ACC(b);
 }
 
 // batch_norm_backward_dx: grid (C, chunks), block (BN_APPLY_THREADS,), the mapping of
@@ -202,26 +207,26 @@ batch_norm_backward_finish(const acc_t* __restrict__ part_gy, const acc_t* __res
 //   eval:     gx = gy * scale                       (sum_gy, sum_gy_xhat, x, mean not read)
 // x_hat = (x - mean[c]) * invstd[c]; `count` = N * L rounded to T (as NumPy rounds the Python int).
 extern "C" __global__ void __launch_bounds__(BN_APPLY_THREADS)
-batch_norm_backward_dx(const T* __restrict__ x, const T* __restrict__ gy, const T* __restrict__ mean,
-                       const T* __restrict__ invstd, const T* __restrict__ weight, int has_weight,
-                       const T* __restrict__ sum_gy, const T* __restrict__ sum_gy_xhat, int training,
-                       T count, int N, int C, int L, T* __restrict__ gx) {
+batch_norm_backward_dx(const T* __restrict__ x, const T* __restrict__ gy, const ACC* __restrict__ mean,
+                       const ACC* __restrict__ invstd, const ACC* __restrict__ weight, int has_weight,
+                       const ACC* __restrict__ sum_gy, const ACC* __restrict__ sum_gy_xhat, int training,
+                       ACC count, int N, int C, int L, T* __restrict__ gx) {
   const int c = blockIdx.x;
-  const T s = invstd[c];
-  const T scale = has_weight ? weight[c] * s : s;
+  const ACC s = invstd[c];
+  const ACC scale = has_weight ? weight[c] * s : s;
   const int start = blockIdx.y * blockDim.x + threadIdx.x, step = gridDim.y * blockDim.x;
   if (training) {
-    const T mu = mean[c];
-    const T mean_gy = sum_gy[c] / count, mean_gy_xhat = sum_gy_xhat[c] / count;
+    const ACC mu = mean[c];
+    const ACC mean_gy = sum_gy[c] / count, mean_gy_xhat = sum_gy_xhat[c] / count;
     for (ChannelCursor it(start, step, L); it.before(N); it.advance()) {
       const int o = it.offset(C, c);
-      const T xhat = (x[o] - mu) * s;
-      gx[o] = scale * ((gy[o] - mean_gy) - xhat * mean_gy_xhat);
+      const ACC xhat = (gpucnn_load(x[o]) - mu) * s;
+      gx[o] = gpucnn_store(scale * ((gpucnn_load(gy[o]) - mean_gy) - xhat * mean_gy_xhat));
     }
   } else {
     for (ChannelCursor it(start, step, L); it.before(N); it.advance()) {
       const int o = it.offset(C, c);
-      gx[o] = gy[o] * scale;
+      gx[o] = gpucnn_store(gpucnn_load(gy[o]) * scale);
     }
   }
 }

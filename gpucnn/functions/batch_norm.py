@@ -44,10 +44,12 @@ import numpy as np
 
 from .. import workspace
 from ..backend import array_device
+from ..dtypes import is_floating_point
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
 from ._checks import require_input
+from ._kernel_types import bits, kernel_defines
 from ._layout import axis_order
 
 # -- the CUDA kernel launches (kernels_cuda/batch_norm.cu; devices cuda and emu) --------------------
@@ -74,13 +76,10 @@ def _splits(channels: int, count: int) -> tuple[int, int]:
     return -(-count // per), per  # (no empty split)
 
 
-def _ctype(dtype: Any) -> str:
-    """The kernels' -DT for ``dtype``."""
-    if dtype == np.float32:
-        return "float"
-    if dtype == np.float64:
-        return "double"
-    raise ArgumentError(f"batch_norm: the CUDA kernels support float32 and float64, got {np.dtype(dtype)}")
+def _stats_dtype(dtype: Any) -> np.dtype:
+    """The dtype of the statistics (and of the arithmetic) for an input of ``dtype``: float32 for the
+    16-bit types (PyTorch's rule; their range and precision would not hold a variance), else itself."""
+    return np.dtype(np.float32) if np.dtype(dtype).itemsize == 2 else np.dtype(dtype)
 
 
 def _check_int32(x: Any) -> None:
@@ -242,6 +241,8 @@ class BatchNorm(Function):
     # -- the NumPy path (device cpu): see the module docstring ----------------------------------------
     def forward_cpu(self, xs):
         x, w, b, running_mean, running_var = xs
+        if x.dtype.itemsize == 2:
+            return self._forward_cpu_16bit(xs)
         x3, order = _channels_view(x)
         A, C, B = x3.shape
         dt, eps = x.dtype, self.eps
@@ -297,8 +298,26 @@ class BatchNorm(Function):
             _by_channel_groups(x3, group, 1)
         return _unview(y3, x.shape, order)
 
+    def _forward_cpu_16bit(self, xs):
+        """float16/bfloat16 x: the float32 path on the same values (statistics float32), y rounded once;
+        16-bit running statistics (a ``model.half()``) are updated through float32 copies."""
+        x, w, b, running_mean, running_var = xs
+        f32 = np.float32
+        stats = [None if a is None else a if a.dtype == f32 else a.astype(f32) for a in (running_mean, running_var)]
+        y = self.forward_cpu((x.astype(f32), *(None if a is None else a.astype(f32, copy=False) for a in (w, b)),
+                              *stats))
+        for kept, updated in zip((running_mean, running_var), stats):
+            if kept is not None and updated is not kept:
+                kept[...] = updated
+        return y.astype(x.dtype)
+
     def backward_cpu(self, xs, gy):
         x, w, b = xs[:3]
+        if x.dtype.itemsize == 2:  # (see _forward_cpu_16bit)
+            f32 = np.float32
+            grads = self.backward_cpu((x.astype(f32), *(None if a is None else a.astype(f32, copy=False)
+                                                        for a in xs[1:])), gy.astype(f32))
+            return tuple(None if g is None else g.astype(a.dtype) for g, a in zip(grads, xs))
         need_x, need_w, need_b = self.needs_input_grad[:3]
         need_w, need_b = need_w and w is not None, need_b and b is not None
         x3, order = _channels_view(x)
@@ -363,26 +382,28 @@ class BatchNorm(Function):
         x = xp.ascontiguousarray(x)
         _check_int32(x)
         n, c, length = self._gpu_layout(x)
-        T = self.ctype = _ctype(x.dtype)
-        scalar = np.float32 if T == "float" else np.float64
-        self.mean = mean = xp.empty(c, dtype=x.dtype)
-        self.inv_std = invstd = xp.empty(c, dtype=x.dtype)
+        self.defines = defines = kernel_defines(self.name, x.dtype)
+        sdt = _stats_dtype(x.dtype)
+        scalar = sdt.type
+        self.mean = mean = xp.empty(c, dtype=sdt)
+        self.inv_std = invstd = xp.empty(c, dtype=sdt)
         if self.training:
             count = n * length
-            var = xp.empty(c, dtype=x.dtype)
-            # Running statistics of the input's dtype, contiguous, are updated in place by the kernel;
+            var = xp.empty(c, dtype=sdt)
+            # Running statistics of the statistics' dtype, contiguous, are updated in place by the kernel;
             # others (e.g. float64 buffers for a float32 input) by the NumPy path's formula below.
             stats = (running_mean, running_var)
             in_kernel = running_mean is not None and all(
-                a.dtype == x.dtype and a.flags.c_contiguous for a in stats)
+                a.dtype == sdt and a.flags.c_contiguous for a in stats)
             m = self.momentum
             splits, per = _splits(c, count)
             part = xp.empty((c, splits), dtype=np.float64)
-            partial = self.device.kernel("batch_norm", "batch_norm_stats_partial", T=T)
-            finish = self.device.kernel("batch_norm", "batch_norm_stats_finish", T=T)
+            partial = self.device.kernel("batch_norm", "batch_norm_stats_partial", **defines)
+            finish = self.device.kernel("batch_norm", "batch_norm_stats_finish", **defines)
             for stage in (0, 1):  # the mean, then the variance about it (two passes over x)
                 partial((c, splits), (_THREADS,),
-                        (x, np.int32(n), np.int32(c), np.int32(length), np.int32(per), np.int32(stage), mean, part))
+                        (bits(x), np.int32(n), np.int32(c), np.int32(length), np.int32(per), np.int32(stage), mean,
+                         part))
                 finish((-(-c // _APPLY_THREADS),), (_APPLY_THREADS,),
                        (part, np.int32(splits), np.int32(c), np.int32(count), np.int32(stage), scalar(self.eps),
                         np.int32(in_kernel), scalar(m), scalar(1 - m), scalar(count / (count - 1)), mean, var,
@@ -394,16 +415,16 @@ class BatchNorm(Function):
             # Copies in the input's dtype (as the NumPy path): later in-place updates of the running
             # statistics must not change what backward sees.
             mean[...] = running_mean
-            var = xp.array(running_var, dtype=x.dtype)
-            kernel = self.device.kernel("batch_norm", "batch_norm_invstd", T=T)
+            var = xp.array(running_var, dtype=sdt)
+            kernel = self.device.kernel("batch_norm", "batch_norm_invstd", **defines)
             kernel((max(1, -(-c // _APPLY_THREADS)),), (_APPLY_THREADS,),
                    (var, np.int32(c), scalar(self.eps), invstd))
         y = xp.empty_like(x)
-        kernel = self.device.kernel("batch_norm", "batch_norm_forward_apply", T=T)
+        kernel = self.device.kernel("batch_norm", "batch_norm_forward_apply", **defines)
         kernel(self._apply_grid(n, c, length), (_APPLY_THREADS,),
-               (x, mean, invstd, mean if w is None else xp.ascontiguousarray(w), np.int32(w is not None),
-                mean if b is None else xp.ascontiguousarray(b), np.int32(b is not None),
-                np.int32(n), np.int32(c), np.int32(length), y))
+               (bits(x), mean, invstd, mean if w is None else xp.ascontiguousarray(w, dtype=sdt),
+                np.int32(w is not None), mean if b is None else xp.ascontiguousarray(b, dtype=sdt),
+                np.int32(b is not None), np.int32(n), np.int32(c), np.int32(length), bits(y)))
         return y
 
     def backward_gpu(self, xs, gy):
@@ -411,33 +432,34 @@ class BatchNorm(Function):
         xp = self.xp
         x = xp.ascontiguousarray(x)
         gy = xp.ascontiguousarray(gy, dtype=x.dtype)
-        w = None if w is None else xp.ascontiguousarray(w)
+        sdt = _stats_dtype(x.dtype)
+        w = None if w is None else xp.ascontiguousarray(w, dtype=sdt)
         n, c, length = self._gpu_layout(x)
-        T = self.ctype
+        defines = self.defines
         need_x, need_w, need_b = self.needs_input_grad[:3]
         sum_gy = sum_gy_xhat = None
         if need_w or need_b or (need_x and self.training):
-            sum_gy, sum_gy_xhat = xp.empty(c, dtype=x.dtype), xp.empty(c, dtype=x.dtype)
+            sum_gy, sum_gy_xhat = xp.empty(c, dtype=sdt), xp.empty(c, dtype=sdt)
             splits, per = _splits(c, n * length)
             parts = xp.empty((2, c, splits), dtype=np.float64)
-            self.device.kernel("batch_norm", "batch_norm_backward_partial", T=T)(
-                (c, splits), (_THREADS,), (x, gy, self.mean, self.inv_std, np.int32(n), np.int32(c),
+            self.device.kernel("batch_norm", "batch_norm_backward_partial", **defines)(
+                (c, splits), (_THREADS,), (bits(x), bits(gy), self.mean, self.inv_std, np.int32(n), np.int32(c),
                                            np.int32(length), np.int32(per), parts[0], parts[1]))
-            self.device.kernel("batch_norm", "batch_norm_backward_finish", T=T)(
+            self.device.kernel("batch_norm", "batch_norm_backward_finish", **defines)(
                 (-(-c // _APPLY_THREADS),), (_APPLY_THREADS,),
                 (parts[0], parts[1], np.int32(splits), np.int32(c), sum_gy, sum_gy_xhat))
         gx = None
         if need_x:
             gx = xp.empty_like(x)
             sums = (sum_gy, sum_gy_xhat) if self.training else (self.mean, self.mean)  # (not read in eval)
-            scalar = np.float32 if T == "float" else np.float64
-            kernel = self.device.kernel("batch_norm", "batch_norm_backward_dx", T=T)
+            kernel = self.device.kernel("batch_norm", "batch_norm_backward_dx", **defines)
             kernel(self._apply_grid(n, c, length), (_APPLY_THREADS,),
-                   (x, gy, self.mean, self.inv_std, self.mean if w is None else w, np.int32(w is not None),
-                    *sums, np.int32(self.training), scalar(n * length), np.int32(n), np.int32(c),
-                    np.int32(length), gx))
-        gw = sum_gy_xhat if need_w and w is not None else None
-        gb = sum_gy if need_b and xs[2] is not None else None
+                   (bits(x), bits(gy), self.mean, self.inv_std, self.mean if w is None else w, np.int32(w is not None),
+                    *sums, np.int32(self.training), sdt.type(n * length), np.int32(n), np.int32(c),
+                    np.int32(length), bits(gx)))
+        # The parameter gradients in the parameters' dtypes (float32 sums; 16-bit for a model.half()).
+        gw = sum_gy_xhat.astype(xs[1].dtype, copy=False) if need_w and w is not None else None
+        gb = sum_gy.astype(xs[2].dtype, copy=False) if need_b and xs[2] is not None else None
         return gx, gw, gb, None, None
 
 
@@ -467,7 +489,7 @@ def batch_norm(input: Tensor, running_mean: Any, running_var: Any, weight: Any =
     ``y = x_hat * weight + bias`` per channel where ``weight``/``bias`` are given.
     """
     op = "batch_norm"
-    require_input(op, input, 2, None, "N, C, ...")
+    require_input(op, input, 2, None, "N, C, ...", halves=True)
     shape = input.shape
     if not isinstance(training, (bool, np.bool_)):
         raise ArgumentError(f"{op}: training must be True or False, got {training!r}")
@@ -488,13 +510,16 @@ def batch_norm(input: Tensor, running_mean: Any, running_var: Any, weight: Any =
         if t.shape[0] != channels:
             raise ShapeError(f"{op}: input has {channels} channels, expected {t.shape[0]} "
                              f"(input shape {shape}, {name} shape {t.shape})")
-        if t.dtype.kind != "f":
+        if not is_floating_point(t.dtype):
             raise ArgumentError(f"{op}: {name} must have a floating-point dtype, got {t.dtype}")
+    # A 16-bit input may come with float32 parameters (autocast over a float32 model), as in PyTorch.
+    allowed = {input.dtype} | ({np.dtype(np.float32)} if input.dtype.itemsize == 2 else set())
     for name in ("weight", "bias"):
         t = tensors[name]
-        if t is not None and t.dtype != input.dtype:
-            raise ArgumentError(f"{op}: {name} has dtype {t.dtype}, expected {input.dtype} (the input's dtype); "
-                                f"convert one with .to(dtype=...)")
+        if t is not None and t.dtype not in allowed:
+            expected = " or ".join(str(d) for d in sorted(allowed, key=str))
+            raise ArgumentError(f"{op}: {name} has dtype {t.dtype}, expected {expected} (the input is "
+                                f"{input.dtype}); convert one with .to(dtype=...)")
     rm, rv = tensors["running_mean"], tensors["running_var"]
     if (rm is None) != (rv is None):
         raise ArgumentError(f"{op}: pass both running_mean and running_var, or neither "

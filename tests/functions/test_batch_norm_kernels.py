@@ -266,9 +266,9 @@ def test_reductions_are_deterministic_across_thread_orders(monkeypatch):
 # -- launcher checks ---------------------------------------------------------------------------------
 def test_other_dtypes_are_refused_on_kernel_devices():
     # Refused at the boundary, as on cpu, before any kernel is specialised.
-    x = gpucnn.tensor(np.zeros((4, 2), np.float16), device="emu")
-    with pytest.raises(ArgumentError, match=r"batch_norm: input must have a floating-point dtype \(float32 or "
-                                            r"float64\), got float16"):
+    x = gpucnn.tensor(np.zeros((4, 2), np.int16), device="emu")
+    with pytest.raises(ArgumentError, match=r"batch_norm: input must have a floating-point dtype \(float16, "
+                                            r"bfloat16, float32 or float64\), got int16"):
         batch_norm(x, None, None, training=True)
 
 

@@ -30,6 +30,7 @@ from .resolve import DATASET_NAMES, resolve_dataset
 from .segmentation import (SegmentationDataset, colorize_mask, load_segmentation_folder, load_segmentation_npz,
                            save_mask_png)
 from .shapes import SHAPES_CLASSES, ShapesDataset
+from .signals import NextSampleDataset, mu_law_decode, mu_law_encode, persistence_baseline, sine_mixture
 from .transforms import (
     Compose,
     Normalize,
@@ -52,4 +53,5 @@ __all__ = [
     "transform_from_config",
     "SegmentationDataset", "load_segmentation_folder", "load_segmentation_npz", "colorize_mask", "save_mask_png",
     "ShapesDataset", "SHAPES_CLASSES",
+    "sine_mixture", "mu_law_encode", "mu_law_decode", "NextSampleDataset", "persistence_baseline",
 ]

@@ -147,11 +147,18 @@ _PRECISION = click.option(
 @_PRECISION
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
               help="Use only N training images (quick tries).")
+@click.option("--clip-grad-norm", type=click.FloatRange(min=0, min_open=True), default=None, metavar="X",
+              help="Clip the gradients' total 2-norm to X before each step (torch.nn.utils.clip_grad_norm_).")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="X",
+              help="Cross-entropy label smoothing (PyTorch's label_smoothing).")
+@click.option("--warmup-epochs", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Warm the lr up linearly over the first N epochs, then run --schedule (SequentialLR).")
 @click.pass_context
 def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size: int, lr: float, optimizer: str,
           momentum: Optional[float], weight_decay: float, schedule: str, device: str, seed: int, out: Optional[Path],
           resume: Optional[Path], patience: Optional[int], augment: bool, normalize: str, val_fraction: float,
-          confusion_matrix: bool, precision: str, limit: Optional[int]) -> None:
+          confusion_matrix: bool, precision: str, limit: Optional[int], clip_grad_norm: Optional[float],
+          label_smoothing: float, warmup_epochs: int) -> None:
     """Train a model; writes checkpoint.npz, model.npz, metrics.json and curves.png into the output directory.
 
     With no options: keras-mnist on the 5,000 embedded MNIST digits, 5 epochs (about a minute on two cores).
@@ -186,7 +193,8 @@ def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size:
                         optimizer=optimizer.lower(), momentum=momentum, weight_decay=weight_decay,
                         schedule=schedule.lower(), device=device.lower(), seed=seed, patience=patience,
                         augment=augment, normalize=normalize.lower(), limit=limit, val_fraction=val_fraction,
-                        confusion_matrix=confusion_matrix, precision=precision)
+                        confusion_matrix=confusion_matrix, precision=precision, clip_grad_norm=clip_grad_norm,
+                        label_smoothing=label_smoothing, warmup_epochs=warmup_epochs)
         if out is None:
             base = Path("runs") / model_name(model)
             out = _free_out_dir(base)

@@ -46,6 +46,12 @@ class RunConfig:
     confusion_matrix: bool = False
     #: float32 GEMM precision (gpucnn.set_float32_matmul_precision): "highest" (FP32) or "high" (TF32)
     precision: str = "highest"
+    #: clip the gradients' total 2-norm to this before each step (gpucnn.nn.utils.clip_grad_norm_)
+    clip_grad_norm: Optional[float] = None
+    #: cross_entropy's label_smoothing (training, validation and test losses)
+    label_smoothing: float = 0.0
+    #: linear warm-up of the lr over the first N epochs (LinearLR), then the schedule (SequentialLR)
+    warmup_epochs: int = 0
     #: the text of a .json/.toml model file, kept so a resumed run does not depend on the file
     model_file: Optional[dict[str, str]] = None
 
@@ -77,6 +83,17 @@ class RunConfig:
             raise ArgumentError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not 0.0 <= float(self.val_fraction) < 1.0:
             raise ArgumentError(f"val-fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.clip_grad_norm is not None and not float(self.clip_grad_norm) > 0:
+            raise ArgumentError(f"clip-grad-norm must be a positive number, got {self.clip_grad_norm!r}")
+        if not 0.0 <= float(self.label_smoothing) <= 1.0:
+            raise ArgumentError(f"label-smoothing must be in [0, 1], got {self.label_smoothing!r}")
+        w = self.warmup_epochs
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 0:
+            raise ArgumentError(f"warmup-epochs must be a non-negative integer, got {w!r}")
+        if w and w >= self.epochs:
+            raise ArgumentError(f"warmup-epochs ({w}) must be fewer than the epochs ({self.epochs})")
+        if w and self.schedule.lower() == "onecycle":
+            raise ArgumentError("warmup-epochs cannot be combined with the onecycle schedule, which warms up itself")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -195,6 +212,22 @@ def _describe_transform_one(cfg: Mapping[str, Any]) -> str:
     return kind
 
 
+def _schedule(cfg: RunConfig, optimizer: Any) -> Any:
+    """The run's lr scheduler (stepped once an epoch): ``cfg.schedule``, after ``cfg.warmup_epochs`` of
+    linear warm-up from lr / (warmup + 1) (SequentialLR(LinearLR, schedule); LinearLR alone without a
+    schedule: it stays at the lr once warm)."""
+    from ..optim import LinearLR, SequentialLR, create_scheduler
+
+    w = int(cfg.warmup_epochs)
+    if not w:
+        return None if cfg.schedule == "none" else create_scheduler(cfg.schedule, optimizer, cfg.epochs)
+    warmup = LinearLR(optimizer, start_factor=1.0 / (w + 1), end_factor=1.0, total_iters=w)
+    if cfg.schedule == "none":
+        return warmup
+    main = create_scheduler(cfg.schedule, optimizer, cfg.epochs - w)
+    return SequentialLR(optimizer, [warmup, main], milestones=[w])
+
+
 def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) -> RunParts:
     """Seed gpucnn with ``cfg.seed``, load and split the data, build transforms, the model (on
     ``cfg.device``), optimizer, scheduler and the loaders. ``describe`` gets human-readable lines."""
@@ -264,13 +297,17 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
     if cfg.weight_decay:
         opt_kw["weight_decay"] = float(cfg.weight_decay)
     optimizer = create_optimizer(cfg.optimizer.lower(), model.parameters(), lr=float(cfg.lr), **opt_kw)
-    scheduler = None if cfg.schedule == "none" else create_scheduler(cfg.schedule, optimizer, cfg.epochs)
+    scheduler = _schedule(cfg, optimizer)
     mom = optimizer.param_groups[0].get("momentum")
     opt_text = f"{cfg.optimizer}" + (f" (momentum {mom:g})" if mom else "")
     say(f"training: {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}, batch {cfg.batch_size}, "
         f"optimizer {opt_text}, lr {cfg.lr:g}"
         + (f", weight decay {cfg.weight_decay:g}" if cfg.weight_decay else "")
-        + f", schedule {cfg.schedule}, seed {cfg.seed}, device {device}"
+        + f", schedule {cfg.schedule}"
+        + (f" after a {cfg.warmup_epochs}-epoch linear warm-up" if cfg.warmup_epochs else "")
+        + (f", gradient norm clipped at {cfg.clip_grad_norm:g}" if cfg.clip_grad_norm else "")
+        + (f", label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")
+        + f", seed {cfg.seed}, device {device}"
         + (f", precision {cfg.precision} (TF32 GEMM operands)" if cfg.precision == "high" else "")
         + (f", early stopping patience {cfg.patience}" if cfg.patience else ""))
     if cfg.patience and not cfg.val_fraction > 0:

@@ -37,6 +37,7 @@ before the bad step is applied and without touching the last good checkpoint.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import signal
@@ -298,7 +299,8 @@ class Trainer:
         val_data, test_data: optional; evaluated after every epoch (validation) and once at the end (test).
             Datasets are wrapped in loaders with ``eval_batch_size`` and ``eval_transform``.
         epochs: the total number of epochs (a resumed run continues up to it).
-        scheduler: a learning-rate scheduler, stepped once per epoch.
+        scheduler: a learning-rate scheduler, stepped once per epoch (a ReduceLROnPlateau with the
+            validation loss, or the training loss without validation data).
         device: move the model there first (default: where its parameters are).
         out_dir: where checkpoints, the model, metrics and plots go (None: keep nothing on disk).
         patience: early stopping: stop after this many epochs without a lower validation loss (training
@@ -316,6 +318,8 @@ class Trainer:
         plot_every_epoch: redraw ``curves.png`` after every epoch (default: at the end only).
         verbose: 0 silent, 1 epoch lines plus a progress bar on a terminal, 2 epoch lines only.
         loss_fn: ``loss_fn(logits, targets) -> scalar tensor`` (default: cross entropy).
+        clip_grad_norm: clip the gradients' total 2-norm to this before every step
+            (:func:`gpucnn.nn.utils.clip_grad_norm_`; None: no clipping).
     """
 
     def __init__(self, model: Any, optimizer: Any, train_data: Any, val_data: Any = None, *, epochs: int = 1,
@@ -325,7 +329,7 @@ class Trainer:
                  eval_transform: Any = None, classes: Optional[Sequence[str]] = None,
                  config: Optional[Mapping[str, Any]] = None, confusion_matrix: bool = False,
                  plot_every_epoch: bool = False, verbose: int = 1, loss_fn: Optional[Callable] = None,
-                 metadata: Optional[Mapping[str, Any]] = None) -> None:
+                 metadata: Optional[Mapping[str, Any]] = None, clip_grad_norm: Optional[float] = None) -> None:
         from .. import functional as F
         from ..backend import get_device
 
@@ -367,6 +371,9 @@ class Trainer:
         self.plot_every_epoch = bool(plot_every_epoch)
         self.verbose = int(verbose)
         self.loss_fn = loss_fn or F.cross_entropy
+        if clip_grad_norm is not None and (isinstance(clip_grad_norm, bool) or not float(clip_grad_norm) > 0):
+            raise ArgumentError(f"clip_grad_norm must be a positive number (or None), got {clip_grad_norm!r}")
+        self.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
 
         self.epoch = 0                    # epochs completed
         self.history = History.empty()
@@ -393,7 +400,11 @@ class Trainer:
         kwargs = dict(epochs=cfg.epochs, scheduler=parts.scheduler, out_dir=out_dir, patience=cfg.patience,
                       test_data=parts.test_loader, seed=cfg.seed, eval_transform=parts.eval_transform,
                       classes=parts.classes, config={"run_config": cfg.to_dict()},
-                      confusion_matrix=cfg.confusion_matrix, verbose=verbose, metadata=parts.metadata)
+                      confusion_matrix=cfg.confusion_matrix, verbose=verbose, metadata=parts.metadata,
+                      clip_grad_norm=cfg.clip_grad_norm)
+        if cfg.label_smoothing:
+            from .. import functional as F
+            kwargs["loss_fn"] = functools.partial(F.cross_entropy, label_smoothing=float(cfg.label_smoothing))
         kwargs.update(overrides)
         return cls(parts.model, parts.optimizer, parts.train_loader, parts.val_loader, **kwargs)
 
@@ -666,6 +677,9 @@ class Trainer:
                         f"(e.g. --lr {lr / 10:g}) or check the data for huge values ({kept})")
                 optimizer.zero_grad()
                 loss.backward()
+                if self.clip_grad_norm is not None:
+                    from ..nn.utils import clip_grad_norm_
+                    clip_grad_norm_(model.parameters(), self.clip_grad_norm)
                 optimizer.step()
                 n = len(y)
                 total_loss += value * n
@@ -743,7 +757,11 @@ class Trainer:
                 val = evaluate(self.model, self.val_loader, device=self.device, loss_fn=self.loss_fn) \
                     if self.val_loader is not None else None
                 if self.scheduler is not None:
-                    self.scheduler.step()
+                    from ..optim.lr_scheduler import ReduceLROnPlateau
+                    if isinstance(self.scheduler, ReduceLROnPlateau):  # (watches what early stopping watches)
+                        self.scheduler.step(loss if val is None else val["loss"])
+                    else:
+                        self.scheduler.step()
                 h = self.history
                 h["epoch"].append(epoch)
                 h["loss"].append(loss)

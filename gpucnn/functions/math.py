@@ -85,6 +85,9 @@ def floating(x):
 class _Binary(Function):
     #: the NumPy ufunc of ``compute``: same-shape float operands on the NumPy path run it split over threads
     ufunc: np.ufunc
+    #: 16-bit operands: forward and backward in float32, each result rounded once (PyTorch's "opmath":
+    #: a backward like a / b**2 rounded at every step would lose several ulps)
+    halves_in_float32 = True
 
     def forward(self, xs):
         a, b = xs
@@ -284,6 +287,7 @@ class Neg(Function):
 class PowScalar(Function):
     name = "pow"
     autocast = "fp32"
+    halves_in_float32 = True
 
     def __init__(self, exponent: float) -> None:
         self.exponent = exponent
@@ -304,6 +308,8 @@ class _Unary(Function):
     """An elementwise function ``f`` with ``f'`` given by :meth:`derivative` (from x and/or y = f(x))."""
     #: the xp function's name
     fn = ""
+    #: 16-bit inputs: f and f' in float32, rounded once (tanh's 1 - y*y in float16 would cancel to ~10 %)
+    halves_in_float32 = True
 
     def forward(self, xs):
         with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, sqrt(-1) = nan, as PyTorch

@@ -1,0 +1,54 @@
+"""The elementwise and reduction ops in float16 and bfloat16, on cpu and emu, against float64 on the same
+16-bit values: each computed in float32 and rounded once (PyTorch's opmath), so within one epsilon of
+the float64 result, relative, forward and backward (plus float32's own error where a sum cancels)."""
+import ml_dtypes
+import numpy as np
+import pytest
+
+import gpucnn
+import gpucnn.nn.functional as F
+
+HALVES = [gpucnn.float16, gpucnn.bfloat16]
+F32_SLACK = 64 * float(np.finfo(np.float32).eps)
+
+pos = np.abs  # inputs prepared in float64 before the cast, so that each case is ONE op on 16-bit values
+OPS = {  # name: (op, input a, input b)
+    "add": (lambda a, b: a + b, None, None), "sub": (lambda a, b: a - b, None, None),
+    "mul": (lambda a, b: a * b, None, None), "div": (lambda a, b: a / b, None, lambda v: pos(v) + 0.5),
+    "pow": (lambda a, b: a ** b, lambda v: pos(v) + 0.1, None),
+    "maximum": (lambda a, b: gpucnn.maximum(a, b), None, None), "exp": (lambda a, b: a.exp(), None, None),
+    "log": (lambda a, b: a.log(), lambda v: pos(v) + 0.1, None), "log1p": (lambda a, b: a.log1p(), pos, None),
+    "sqrt": (lambda a, b: a.sqrt(), lambda v: pos(v) + 0.1, None), "tanh": (lambda a, b: a.tanh(), lambda v: 3 * v, None),
+    "sigmoid": (lambda a, b: a.sigmoid(), lambda v: 3 * v, None), "abs": (lambda a, b: a.abs(), None, None),
+    "neg": (lambda a, b: -a, None, None), "clamp": (lambda a, b: a.clamp(-0.5, 0.7), None, None),
+    "square": (lambda a, b: a ** 2, None, None), "relu": (lambda a, b: F.relu(a), None, None),
+    "sum": (lambda a, b: a.sum(1), None, None), "mean": (lambda a, b: a.mean(0), None, None),
+    "amax": (lambda a, b: a.amax(1), None, None), "norm": (lambda a, b: a.norm(dim=1), None, None),
+    "cumsum": (lambda a, b: a.cumsum(1), None, None), "logsumexp": (lambda a, b: a.logsumexp(1), None, None),
+    "matmul": (lambda a, b: a @ b.T, None, None), "cat": (lambda a, b: gpucnn.cat([a, b], 1), None, None),
+    "index": (lambda a, b: a[1:, ::2], None, None), "transpose": (lambda a, b: a.T, None, None),
+    "where": (lambda a, b: gpucnn.where(a > 0, a, b), None, None),
+}
+
+
+@pytest.mark.parametrize("device", ["cpu", "emu"])
+@pytest.mark.parametrize("dtype", HALVES, ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("name", list(OPS))
+def test_op_in_16_bits_is_within_an_epsilon_of_float64(name, dtype, device):
+    op, *prepare = OPS[name]
+    rng = np.random.default_rng(7)
+    arrays = [(f or (lambda v: v))(rng.standard_normal((6, 9))).astype(dtype) for f in prepare]
+    ts = [gpucnn.tensor(a, device=device, requires_grad=True) for a in arrays]
+    ref = [gpucnn.tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
+    y, y64 = op(*ts), op(*ref)
+    assert y.dtype == dtype
+    gy = rng.standard_normal(y64.shape).astype(dtype)
+    y.backward(gpucnn.tensor(gy, device=device))
+    y64.backward(gpucnn.tensor(gy.astype(np.float64)))
+    eps = float(ml_dtypes.finfo(dtype).eps)
+    pairs = [(y, y64)] + [(t.grad, r.grad) for t, r in zip(ts, ref) if r.grad is not None]
+    for got, want in pairs:
+        assert got.dtype == dtype
+        g, w = got.numpy().astype(np.float64), want.numpy()
+        err = np.abs(g - w)
+        assert np.all(err <= eps * np.abs(w) + F32_SLACK * np.abs(w).max()), (name, err.max())

@@ -178,11 +178,24 @@ def _conv_tc_variants(all_tiles: bool) -> list[Variant]:
     return out
 
 
+def _element_variants(all_tiles: bool) -> list[Variant]:
+    """The element-wise families that also take 16-bit tensors (pooling, batch norm), as
+    ``gpucnn.functions._kernel_types`` specialises them: T = float, double, and the 16-bit float types as
+    bit patterns (``T=gpucnn_u16`` with ``GPUCNN_F16`` / ``GPUCNN_BF16``)."""
+    from .functions import _kernel_types
+
+    names = {"float32": "float", "float64": "double", "float16": "half", "bfloat16": "bfloat16"}
+    return [Variant(names[dt.name], define_t=False, defines=tuple(defines.items()))
+            for dt, defines in _kernel_types._DEFINES.items()]
+
+
 #: Families compiled as more than T = float and double, by name: a function of ``all_tiles`` (False: the
 #: variants the runtime uses by default; True: also every tile its autotuner may pick) giving the variants.
 FAMILY_VARIANTS: dict[str, Callable[[bool], list[Variant]]] = {
     "conv": _conv_variants,
     "conv_tc": _conv_tc_variants,
+    "pooling": _element_variants,
+    "batch_norm": _element_variants,
 }
 
 

@@ -49,7 +49,9 @@ depthwise_forward(const T* __restrict__ x, const T* __restrict__ w, const T* __r
 // padded positions that map onto (h, w) (conv_pad_preimage: the position itself for zeros padding, plus
 // border images for the other modes) of w[c*m + j, r, s] * gy[n, c*m + j, oh, ow] for each output (oh, ow)
 // whose tap (r, s) reads that position (conv_out_range: no position is tested one by one).
-extern "C" __global__ void __launch_bounds__(DW_THREADS)
+// __launch_bounds__(DW_THREADS, 1): as conv.cu's GEMMs, lets ptxas use the registers the preimage loop
+// nest needs (without the minimum it held this kernel to 32 registers and spilled 60 bytes in double).
+extern "C" __global__ void __launch_bounds__(DW_THREADS, 1)
 depthwise_backward_data(const T* __restrict__ gy, const T* __restrict__ w, T* __restrict__ gx, int N, int C,
                         int H, int W, int m, int kH, int kW, int OH, int OW, int sh, int sw, int dh, int dw,
                         int pt, int pb, int pl, int pr, int mode) {

@@ -261,3 +261,12 @@ def test_grouped_tf32_runs_the_simt_kernels_with_rounded_operands():
     for e, c, ex in zip(emu_high, cpu_high, exact):
         np.testing.assert_allclose(e, c, rtol=2e-5, atol=2e-5)
     assert np.abs(emu_high[0] - exact[0]).max() > 1e-5  # TF32 rounding is visible
+
+
+def test_host_block_size_matches_depthwise_cu():
+    import re
+
+    from gpucnn.functions import conv as conv_mod
+    from kernels_cuda import kernel_path
+    text = kernel_path("depthwise").read_text()
+    assert int(re.search(r"#define DW_THREADS (\d+)", text).group(1)) == conv_mod._DW_THREADS

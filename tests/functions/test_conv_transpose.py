@@ -168,3 +168,32 @@ def test_summary_counts_and_shapes():
     text = model.summary((3, 8, 8))
     assert "(None, 6, 6, 6)" in text and "(None, 4, 12, 12)" in text
     assert "Total params: 160" in text  # 6*1*9 + 6 and 6*4*2*2 + 4
+
+
+@pytest.mark.parametrize("dtype", [gpucnn.float32, gpucnn.bfloat16])
+def test_tensor_core_path_for_groups_1(monkeypatch, dtype):
+    """groups == 1 under TF32 / 16-bit runs the tensor-core GEMMs (forward = their backward-data, backward =
+    their forward and backward-filter) and agrees with the NumPy path's same rounding, to an ulp of the
+    result's dtype (the 16-bit result is rounded once, with the bias added in float32 on both)."""
+    from gpucnn.functions import _conv_tc
+    used = []
+    for name in ("conv2d_tc_forward", "conv2d_tc_backward_data", "conv2d_tc_backward_filter"):
+        orig = getattr(_conv_tc, name)
+        monkeypatch.setattr(_conv_tc, name, lambda *a, _o=orig, _n=name: used.append(_n) or _o(*a))
+    gpucnn.set_float32_matmul_precision("high")
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((1, 4, 3, 3)), rng.standard_normal((4, 5, 3, 3)), rng.standard_normal(5)
+
+    def run(device):
+        ts = [gpucnn.tensor(a.astype(np.float32), device=device).to(dtype) for a in (x, w, b)]
+        for t in ts:
+            t.requires_grad_()
+        conv_transpose2d(*ts, 2, 1, 1).sum().backward()
+        y = conv_transpose2d(*ts, 2, 1, 1)
+        return [a.to(gpucnn.float32).numpy() for a in (y, ts[0].grad, ts[1].grad, ts[2].grad)]
+
+    ref, got = run("cpu"), run("emu")
+    assert sorted(set(used)) == ["conv2d_tc_backward_data", "conv2d_tc_backward_filter", "conv2d_tc_forward"]
+    ulp = 2.0 ** -7 if dtype == gpucnn.bfloat16 else 2.0 ** -20
+    for r, o in zip(ref, got):
+        np.testing.assert_allclose(o, r, rtol=ulp, atol=ulp)

@@ -145,7 +145,11 @@ def test_family_variants():
     assert [v.label for v in kc.variants("conv")] == ["float-64x64x16_8x4", "double-64x64x16_8x4"]
     assert len(kc.variants("conv", all_tiles=True)) == 2 * len(_conv_tiles.CANDIDATES)
     assert dict(kc.variants("conv")[0].defines) == _conv_tiles.DEFAULT.defines
-    assert [v.label for v in kc.variants("pooling")] == ["float", "double"]
+    assert [v.label for v in kc.variants("pooling")] == ["float", "double", "half", "bfloat16"]
+    # depthwise.cu: the runtime passes only T = float / double (16-bit depthwise convs run in float32;
+    # DW_THREADS is its default, mirrored by conv.py), so the undeclared-family default is what runs
+    assert [v.label for v in kc.variants("depthwise")] == ["float", "double"]
+    assert [v.defines for v in kc.variants("depthwise")] == [(), ()]
     tc = {v.dtype: v for v in kc.variants("conv_tc")}
     assert set(tc) == {"float", "half", "bfloat16"} and tc["float"].precision == "tf32"
     assert all(v.min_sm == 80 and v.sass for v in tc.values())

@@ -21,6 +21,10 @@ def randn(*shape, seed=0, dtype=np.float32):
 @pytest.mark.parametrize("make, fan_in", [
     (lambda: nn.Conv2d(16, 64, 3), 16 * 9),
     (lambda: nn.Conv1d(8, 32, 5), 8 * 5),
+    # fan_in per group, as PyTorch (enough bias values for the mean check)
+    (lambda: nn.Conv2d(16, 2048, 3, groups=4), 4 * 9),
+    (lambda: nn.Conv2d(64, 2048, 3, groups=64), 9),               # depthwise, multiplier 32
+    (lambda: nn.ConvTranspose2d(8, 2048, 2, groups=2), 1024 * 4),  # weight (8, 2048/2, 2, 2): fan_in from dim 1
     (lambda: nn.Linear(400, 300), 400),
 ])
 def test_default_init_is_pytorch_kaiming_uniform(make, fan_in):
@@ -294,3 +298,29 @@ def test_nn_functional_is_gpucnn_functional():
     assert set(functional.__all__) <= set(NF.__all__) and "upsample_nearest2d" in NF.__all__
     with pytest.raises(AttributeError):
         NF.no_such_op
+
+
+# -- grouped / transposed conv layers -------------------------------------------------------------------
+@pytest.mark.parametrize("make, torch_make", [
+    (lambda: nn.Conv2d(8, 16, 3, groups=4), "Conv2d(8, 16, 3, groups=4)"),
+    (lambda: nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), "Conv2d(8, 8, 3, padding=1, groups=8, bias=False)"),
+    (lambda: nn.Conv1d(6, 12, 3, groups=3), "Conv1d(6, 12, 3, groups=3)"),
+    (lambda: nn.ConvTranspose2d(8, 4, 2, stride=2, groups=2), "ConvTranspose2d(8, 4, 2, stride=2, groups=2)"),
+    (lambda: nn.ConvTranspose1d(4, 6, 3, stride=2, output_padding=1), "ConvTranspose1d(4, 6, 3, stride=2, output_padding=1)"),
+])
+def test_conv_family_shapes_and_config_match_pytorch(make, torch_make):
+    torch = pytest.importorskip("torch")
+    layer, ref = make(), eval("torch.nn." + torch_make)
+    assert [tuple(p.shape) for p in layer.parameters()] == [tuple(p.shape) for p in ref.parameters()]
+    back = nn.layer_from_config(nn.layer_to_config(layer))
+    assert type(back) is type(layer) and back.config() == layer.config()
+    assert back.weight.shape == layer.weight.shape
+
+
+def test_depthwise_separable_block_summary():
+    """MobileNet's depthwise-separable block: parameter counts as PyTorch's."""
+    block = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                          nn.Conv2d(32, 64, 1, bias=False))
+    text = block.summary((32, 16, 16))
+    assert "Trainable params: 2,400" in text  # 32*9 + 2*32 + 32*64
+    assert "(None, 64, 16, 16)" in text

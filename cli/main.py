@@ -729,6 +729,7 @@ def _model_names(models: Any) -> list[str]:
 
 # -- commands kept in their own modules (cli/<command>.py); one line each -------------------------------
 from cli.filter import filter_command; cli.add_command(filter_command)  # noqa: E402, E702
+from cli.export import export as _export; cli.add_command(_export)  # noqa: E402, E702
 
 
 if __name__ == "__main__":  # pragma: no cover

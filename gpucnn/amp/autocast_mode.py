@@ -119,6 +119,44 @@ class autocast:
         return f"autocast({self.device_type!r}, dtype={self.fast_dtype}, enabled={self.enabled})"
 
 
+class AutocastError(ArgumentError):
+    """An op that autocast refuses to run (PyTorch's list of ops unsafe to autocast)."""
+
+
+def autocast_function(policy: str) -> Callable[[F], F]:
+    """Decorator for a public function whose tensor arguments are cast by ``policy`` before it runs
+    (``"lower"``, ``"fp32"``, or ``"banned"``: refused inside a region, as PyTorch refuses
+    binary_cross_entropy). For functionals that check or combine their arguments before any op
+    (convolutions, the losses); an op that is one Function declares ``Function.autocast`` instead."""
+    if policy not in POLICIES + ("banned",):
+        raise ValueError(f"autocast_function: unknown policy {policy!r}")
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if active:
+                if policy == "banned":
+                    _refuse(fn.__name__, list(args) + list(kwargs.values()))
+                else:
+                    args = cast_inputs(policy, args)
+                    kwargs = dict(zip(kwargs, cast_inputs(policy, tuple(kwargs.values()))))
+            return fn(*args, **kwargs)
+        wrapper.autocast = policy  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+    return deco
+
+
+def _refuse(name: str, args: Sequence[Any]) -> None:
+    from ..tensor import Tensor
+
+    for t in args:
+        if isinstance(t, Tensor) and _state.dtypes.get(t.device.name) is not None:
+            raise AutocastError(
+                f"{name} is unsafe to autocast (as in PyTorch): a sigmoid before it in 16 bits loses the "
+                f"probabilities near 0 and 1; use binary_cross_entropy_with_logits (nn.BCEWithLogitsLoss) on the "
+                f"logits, which autocast runs in float32, or leave the autocast region for this loss")
+
+
 def _eligible(t: Any) -> bool:
     """PyTorch's rule: floating-point, and not float64."""
     return t is not None and hasattr(t, "dtype") and dtypes.is_floating_point(t.dtype) \

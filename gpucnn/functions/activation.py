@@ -72,6 +72,8 @@ class ReLU(Function):
 class LogSoftmax(Function):
     name = "log_softmax"
     saves_output = True
+    autocast = "fp32"
+    halves_in_float32 = True
 
     def reads_inputs(self):
         return ()
@@ -92,6 +94,8 @@ class LogSoftmax(Function):
 class Softmax(Function):
     name = "softmax"
     saves_output = True
+    autocast = "fp32"
+    halves_in_float32 = True
 
     def reads_inputs(self):
         return ()
@@ -113,6 +117,7 @@ class Softmax(Function):
 class Dropout(Function):
     """Inverted dropout: kept activations are scaled by 1/(1-p) so eval needs no rescaling."""
     name = "dropout"
+    halves_in_float32 = True  # (the same random numbers as float32, and NumPy draws no float16)
 
     def __init__(self, p: float) -> None:
         self.p = p
@@ -139,7 +144,7 @@ def relu(x, inplace: bool = False):
 
 
 def _softmax_dim(op, x, dim):
-    require_float(op, "input", x)
+    require_float(op, "input", x, halves=True)
     return require_dim(op, dim, x.shape)
 
 
@@ -156,7 +161,7 @@ def log_softmax(x, dim: int = -1):
 def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Zero each element with probability ``p`` while training (scaling the rest by 1/(1-p));
     ``inplace=True`` writes the result into x's storage."""
-    require_float("dropout", "input", x)
+    require_float("dropout", "input", x, halves=True)
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
         raise ArgumentError(f"dropout: p must be a number in [0, 1], got {p!r}")
     if not training or p == 0.0:
@@ -184,6 +189,8 @@ class Elementwise(Function):
     of_output = False
     #: PyTorch's module class name (default: the class name)
     module_name = ""
+    #: 16-bit inputs: f and df in float32, rounded once (PyTorch's opmath)
+    halves_in_float32 = True
 
     def __init__(self, **params: Any) -> None:
         self.params = params
@@ -259,7 +266,7 @@ def activation(cls: type) -> type:
         bound.apply_defaults()
         values = dict(bound.arguments)
         x = values.pop("input")
-        require_float(op, "input", x)
+        require_float(op, "input", x, halves=True)
         values = {k: _check_argument(op, k, v, cls.arguments[k], cls.choices.get(k)) for k, v in values.items()}
         cls.check(values)
         inplace = values.pop("inplace", False)
@@ -461,6 +468,7 @@ class Softplus(Elementwise):
     """``log(1 + exp(beta * x)) / beta``, and ``x`` itself where ``beta * x > threshold``
     (``torch.nn.functional.softplus``)."""
     name = "softplus"
+    autocast = "fp32"
     arguments = {"beta": 1.0, "threshold": 20.0}
 
     @classmethod
@@ -479,7 +487,7 @@ class Softplus(Elementwise):
 
 def _method(op: str, method: str) -> Callable[..., Any]:
     def functional(input: Any) -> Any:
-        require_float(op, "input", input)
+        require_float(op, "input", input, halves=True)
         return getattr(input, method)()
     return functional
 
@@ -497,6 +505,8 @@ class PReLU(Function):
     """``where(x > 0, x, w * x)`` with ``w`` (one value, or one per channel of dim 1), broadcast; both
     gradients, the derivative at 0 being ``w`` as PyTorch's."""
     name = "prelu"
+    autocast = "lower"  # (PyTorch's CUDA list)
+    halves_in_float32 = True
 
     def forward(self, xs):
         x, w = xs
@@ -520,8 +530,8 @@ class PReLU(Function):
 def prelu(input: Any, weight: Any) -> Any:
     """``max(0, x) + weight * min(0, x)`` with ``weight`` of one value or one per channel (dim 1 of the
     input) (``torch.nn.functional.prelu``)."""
-    require_float("prelu", "input", input)
-    require_float("prelu", "weight", weight, like=input)
+    require_float("prelu", "input", input, halves=True)
+    require_float("prelu", "weight", weight, like=input, halves=True)
     channels = input.shape[1] if input.ndim >= 2 else 1
     if weight.ndim > 1 or weight.numel() not in (1, channels):
         raise ShapeError(f"prelu: weight has shape {weight.shape}; expected 1 value or {channels} (one per "

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
+from ..amp.autocast_mode import autocast_function
 from ._checks import require_float
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -61,7 +62,7 @@ def _as_tensor(x: Any, like: Any) -> Any:
 def _float_like(op: str, name: str, t: Any, input: Any) -> Any:
     """``t`` (a tensor or array-like) as a float tensor of input's dtype and device."""
     t = _as_tensor(t, input)
-    require_float(op, name, t)
+    require_float(op, name, t, halves=True)
     if t.dtype != input.dtype:
         raise ArgumentError(f"{op}: {name} has dtype {t.dtype}, expected {input.dtype} like the input "
                             f"(convert one with .to(dtype=...))")
@@ -131,6 +132,7 @@ class CrossEntropy(Function):
     The gradient in x is ``softmax * sum_c q - q``; for probability targets also ``-(1 - eps) w log p``
     in the target.
     """
+    halves_in_float32 = True  # (16-bit inputs: computed in float32, the loss rounded once)
     name = "cross_entropy"
 
     def __init__(self, reduction: str, ignore_index: int, label_smoothing: float, probabilities: bool) -> None:
@@ -204,6 +206,7 @@ class CrossEntropy(Function):
 class NLLLoss(Function):
     """``-w[t] * x[i, t]`` per prediction (x: log-probabilities); ``mean`` divides by ``sum(w[t])`` over
     the predictions not ignored."""
+    halves_in_float32 = True  # (16-bit inputs: computed in float32, the loss rounded once)
     name = "nll_loss"
 
     def __init__(self, reduction: str, ignore_index: int) -> None:
@@ -282,6 +285,7 @@ def _ignore_index(op: str, ignore_index: Any) -> int:
     return int(ignore_index)
 
 
+@autocast_function("fp32")
 def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: Optional[bool] = None,
                   ignore_index: int = -100, reduce: Optional[bool] = None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Any:
@@ -291,7 +295,7 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: Opt
     targets), ``label_smoothing`` in [0, 1]; ``reduction="mean"`` with class targets is PyTorch's
     weighted mean (divided by the summed weights of the targets not ignored)."""
     op = "cross_entropy"
-    require_float(op, "input", input)
+    require_float(op, "input", input, halves=True)
     reduction = _reduction(op, reduction, size_average, reduce)
     ignore_index = _ignore_index(op, ignore_index)
     label_smoothing = _finite_number(op, "label_smoothing", label_smoothing, 0.0, True)
@@ -323,13 +327,14 @@ def cross_entropy(input: Any, target: Any, weight: Any = None, size_average: Opt
     return out.reshape(()) if unbatched and reduction == "none" else out
 
 
+@autocast_function("fp32")
 def nll_loss(input: Any, target: Any, weight: Any = None, size_average: Optional[bool] = None,
              ignore_index: int = -100, reduce: Optional[bool] = None, reduction: str = "mean") -> Any:
     """Negative log-likelihood of log-probabilities ``input`` ``(N, C)``, ``(C,)`` or ``(N, C, d1, ...)``
     (e.g. from ``log_softmax``) at class indices ``target``, as ``torch.nn.functional.nll_loss``
     (``weight`` per class, ``ignore_index``, PyTorch's weighted mean)."""
     op = "nll_loss"
-    require_float(op, "input", input)
+    require_float(op, "input", input, halves=True)
     reduction = _reduction(op, reduction, size_average, reduce)
     ignore_index = _ignore_index(op, ignore_index)
     target = _as_tensor(target, input)
@@ -353,6 +358,7 @@ class Pointwise(Function):
     ``weighted_mean``: ``"weights"`` divides a weighted mean by ``sum(weight)`` (PyTorch's mse/l1),
     ``"count"`` by the number of elements (the others).
     """
+    halves_in_float32 = True  # (16-bit inputs: computed in float32, the loss rounded once)
     weighted_mean = "count"
 
     def __init__(self, reduction: str, **params: Any) -> None:
@@ -510,7 +516,7 @@ class KLDiv(Pointwise):
 def _pointwise(cls: type, input: Any, target: Any, reduction: str, weight: Any = None, *extra: Any,
                weight_shape: str = "broadcast", **params: Any) -> Any:
     op = cls.name
-    require_float(op, "input", input)
+    require_float(op, "input", input, halves=True)
     target = _float_like(op, "target", target, input)
     _same_shape(op, target, input)
     if weight is not None:
@@ -521,6 +527,7 @@ def _pointwise(cls: type, input: Any, target: Any, reduction: str, weight: Any =
     return cls(reduction, **params)(input, target, weight, *extra)
 
 
+@autocast_function("fp32")
 def mse_loss(input: Any, target: Any, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
              reduction: str = "mean", weight: Any = None) -> Any:
     """Mean squared error ``(input - target)^2`` (``torch.nn.functional.mse_loss``); ``weight`` (the
@@ -529,6 +536,7 @@ def mse_loss(input: Any, target: Any, size_average: Optional[bool] = None, reduc
     return _pointwise(MSE, input, target, reduction, weight, weight_shape="same")
 
 
+@autocast_function("fp32")
 def l1_loss(input: Any, target: Any, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
             reduction: str = "mean", weight: Any = None) -> Any:
     """Mean absolute error ``|input - target|`` (``torch.nn.functional.l1_loss``); ``weight`` as in
@@ -537,6 +545,7 @@ def l1_loss(input: Any, target: Any, size_average: Optional[bool] = None, reduce
     return _pointwise(L1, input, target, reduction, weight, weight_shape="same")
 
 
+@autocast_function("fp32")
 def smooth_l1_loss(input: Any, target: Any, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                    reduction: str = "mean", beta: float = 1.0) -> Any:
     """Quadratic below ``beta``, linear above (``torch.nn.functional.smooth_l1_loss``; ``beta >= 0``)."""
@@ -545,6 +554,7 @@ def smooth_l1_loss(input: Any, target: Any, size_average: Optional[bool] = None,
     return _pointwise(SmoothL1, input, target, reduction, beta=beta)
 
 
+@autocast_function("fp32")
 def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 1.0, weight: Any = None) -> Any:
     """Quadratic below ``delta``, ``delta``-scaled linear above (``torch.nn.functional.huber_loss``;
     ``delta > 0``); ``weight`` (the input's shape) multiplies each element, ``mean`` stays the plain mean
@@ -554,6 +564,7 @@ def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 
     return _pointwise(Huber, input, target, reduction, weight, weight_shape="same", delta=delta)
 
 
+@autocast_function("banned")
 def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_average: Optional[bool] = None,
                          reduce: Optional[bool] = None, reduction: str = "mean") -> Any:
     """Binary cross-entropy of probabilities ``input`` in [0, 1] (``torch.nn.functional.binary_cross_entropy``;
@@ -561,7 +572,7 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_avera
     :func:`binary_cross_entropy_with_logits` on logits (stable)."""
     op = "binary_cross_entropy"
     reduction = _reduction(op, reduction, size_average, reduce)
-    require_float(op, "input", input)
+    require_float(op, "input", input, halves=True)
     if input.numel():
         lo, hi = input.device.xp.stack((input.data.min(), input.data.max())).tolist()  # (one host transfer)
         if not (lo >= 0 and hi <= 1):
@@ -570,6 +581,7 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any = None, size_avera
     return _pointwise(BinaryCrossEntropy, input, target, reduction, weight)
 
 
+@autocast_function("fp32")
 def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None,
                                      size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                                      reduction: str = "mean", pos_weight: Any = None) -> Any:
@@ -578,13 +590,14 @@ def binary_cross_entropy_with_logits(input: Any, target: Any, weight: Any = None
     ``pos_weight`` (e.g. one per class, the last dim) weighs the positive term."""
     op = "binary_cross_entropy_with_logits"
     reduction = _reduction(op, reduction, size_average, reduce)
-    require_float(op, "input", input)
+    require_float(op, "input", input, halves=True)
     if pos_weight is not None:
         pos_weight = _float_like(op, "pos_weight", pos_weight, input)
         _broadcastable(op, "pos_weight", pos_weight, input.shape)
     return _pointwise(BinaryCrossEntropyWithLogits, input, target, reduction, weight, pos_weight)
 
 
+@autocast_function("fp32")
 def kl_div(input: Any, target: Any, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
            reduction: str = "mean", log_target: bool = False) -> Any:
     """Kullback-Leibler divergence ``target * (log target - input)`` for log-probabilities ``input``

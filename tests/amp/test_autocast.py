@@ -116,3 +116,25 @@ def test_bad_arguments_are_refused():
         autocast("cpu", dtype="int8")
     with pytest.raises(ArgumentError, match="enabled must be True or False"):
         autocast("cpu", enabled="yes")
+
+
+@pytest.mark.parametrize("low", LOW)
+def test_activations_softmax_and_losses_follow_the_lists(low):
+    x, w, b = _data()
+    y = gpucnn.tensor(np.array([0, 2, 1, 0]))
+    with autocast("cpu", dtype=low):
+        h = F.linear(x, w, b)  # low
+        got = {"softmax": F.softmax(h, 1).dtype, "log_softmax": F.log_softmax(h, 1).dtype,
+               "cross_entropy": F.cross_entropy(h, y).dtype, "nll_loss": F.nll_loss(h, y).dtype,
+               "mse_loss": F.mse_loss(h, h.detach().float()).dtype, "softplus": F.softplus(h).dtype,
+               "bce_with_logits": F.binary_cross_entropy_with_logits(h, h.detach().float().sigmoid()).dtype,
+               "gelu": F.gelu(h).dtype, "relu": F.relu(h).dtype, "dropout": F.dropout(h, 0.5).dtype,
+               "prelu": F.prelu(x, gpucnn.tensor([0.25])).dtype}
+        with pytest.raises(gpucnn.amp.autocast_mode.AutocastError,
+                           match="binary_cross_entropy is unsafe to autocast .*binary_cross_entropy_with_logits"):
+            F.binary_cross_entropy(h.float().sigmoid(), h.detach().float().sigmoid())
+    f32 = np.dtype(np.float32)
+    assert got == {"softmax": f32, "log_softmax": f32, "cross_entropy": f32, "nll_loss": f32, "mse_loss": f32,
+                   "softplus": f32, "bce_with_logits": f32, "gelu": low, "relu": low, "dropout": low, "prelu": low}
+    # outside the region binary_cross_entropy runs
+    assert F.binary_cross_entropy(x.sigmoid(), x.sigmoid().detach()).dtype == f32

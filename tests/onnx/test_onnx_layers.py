@@ -145,3 +145,11 @@ def test_dropout_is_removed_from_a_network(tmp_path):
     m = _seeded(lambda: nn.Sequential(nn.Linear(6, 5), nn.Dropout(0.5), nn.ReLU(), nn.Linear(5, 2)))
     m.train()
     assert op_types(check_export(m, (6,), tmp_path)) == ["Gemm", "Relu", "Gemm"]
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_grouped_conv2d(tmp_path, groups):
+    m = _seeded(lambda: nn.Conv2d(4, 8, 3, padding=1, groups=groups, padding_mode="reflect"))
+    proto = check_export(m, (4, 6, 7), tmp_path)
+    conv = next(n for n in proto.graph.node if n.op_type == "Conv")
+    assert next(a.i for a in conv.attribute if a.name == "group") == groups

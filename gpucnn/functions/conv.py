@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .. import autotune, dtypes
+from ..amp.autocast_mode import autocast_function
 from ..errors import ArgumentError, ShapeError
 from ..function import Function
 from ..kernels import kernel_source
@@ -480,6 +481,7 @@ def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding:
     return strides, pads, dilations, groups
 
 
+@autocast_function("lower")
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, groups: int = 1, padding_mode: str = "zeros") -> Tensor:
     """2-D convolution (cross-correlation) of ``input`` (N, C_in, H, W) with ``weight``
@@ -513,6 +515,7 @@ def _in_float32(op: Function, input: Tensor, weight: Tensor, bias: Optional[Tens
     return op(*up).to(input.dtype)
 
 
+@autocast_function("lower")
 def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, groups: int = 1, padding_mode: str = "zeros") -> Tensor:
     """1-D convolution (cross-correlation) of ``input`` (N, C_in, L) with ``weight`` (C_out, C_in/groups, k).

@@ -23,6 +23,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import dtypes
+from ..amp.autocast_mode import autocast_function
 from ..errors import ArgumentError, ShapeError
 from ..function import Function, no_grad
 from ..precision import round_tf32, rounded
@@ -174,6 +175,7 @@ def _in_float32(op: ConvTranspose2d, input: Tensor, weight: Tensor, bias: Option
     return op(*up).to(input.dtype)
 
 
+@autocast_function("lower")
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> Tensor:
     """2-D transposed convolution of ``input`` (N, C_in, H, W) with ``weight`` (C_in, C_out/groups, kH, kW),
@@ -194,6 +196,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
     return _in_float32(ConvTranspose2d(s, p, op, d, g), input, weight, bias)
 
 
+@autocast_function("lower")
 def conv_transpose1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1, dilation: Any = 1) -> Tensor:
     """1-D transposed convolution of ``input`` (N, C_in, L) with ``weight`` (C_in, C_out/groups, k), as

@@ -138,3 +138,25 @@ def test_activations_softmax_and_losses_follow_the_lists(low):
                    "softplus": f32, "bce_with_logits": f32, "gelu": low, "relu": low, "dropout": low, "prelu": low}
     # outside the region binary_cross_entropy runs
     assert F.binary_cross_entropy(x.sigmoid(), x.sigmoid().detach()).dtype == f32
+
+
+@pytest.mark.parametrize("device", ["cpu", "emu"])
+@pytest.mark.parametrize("low", LOW)
+def test_convolutions_run_in_the_low_dtype_with_float32_master_gradients(device, low):
+    rng = np.random.default_rng(2)
+    x = gpucnn.tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32), device=device)
+    conv = gpucnn.nn.Conv2d(3, 4, 3, padding=1).to(device)
+    deconv = gpucnn.nn.ConvTranspose2d(4, 2, 2, stride=2).to(device)
+    conv1 = gpucnn.nn.Conv1d(3, 2, 3).to(device)
+    with autocast(device, dtype=low):
+        h = conv(x)
+        z = deconv(h)
+        s = conv1(x[:, :, 0, :])
+        loss = z.float().sum() + s.float().sum()
+    assert (h.dtype, z.dtype, s.dtype) == (low, low, low)
+    loss.backward()
+    for p in list(conv.parameters()) + list(deconv.parameters()) + list(conv1.parameters()):
+        assert p.dtype == np.float32 and p.grad.dtype == np.float32
+    # the same values as the 16-bit conv on the casts (one cast of x, w and b; FP32 accumulation)
+    ref = F.conv2d(x.to(low), conv.weight.to(low), conv.bias.to(low), padding=1)
+    np.testing.assert_array_equal(h.numpy().view(np.uint16), ref.numpy().view(np.uint16))

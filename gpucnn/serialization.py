@@ -40,6 +40,7 @@ from .atomic import atomic_open
 from .backend import DeviceLike, _cupy
 from .errors import ArgumentError, GpucnnError, ModelFormatError
 from .tensor import Tensor
+from . import dtypes
 from .dtypes import is_floating_point
 
 META_KEY = "__meta__"
@@ -51,6 +52,10 @@ STATE_VERSION = 1
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+#: the dtypes a saved model may have (bfloat16 only in .safetensors files: .npy has no bfloat16)
+_MODEL_DTYPES = ("float32", "float64", "float16", "bfloat16")
+
+
 # -- archives ---------------------------------------------------------------------------------------
 def _host_array(value: Any, what: str) -> np.ndarray:
     if isinstance(value, Tensor):
@@ -59,6 +64,9 @@ def _host_array(value: Any, what: str) -> np.ndarray:
     if cp is not None and isinstance(value, cp.ndarray):
         value = value.get()
     arr = np.asarray(value)
+    if arr.dtype.name == "bfloat16":  # .npy has no bfloat16 (it would read back as raw 2-byte voids)
+        raise ArgumentError(f"{what}: a bfloat16 array cannot go into a .npz archive; save to a .safetensors "
+                            f"path (bfloat16 round-trips bit-exactly there), or convert with .float() first")
     if arr.dtype.kind not in "biufc":
         raise ArgumentError(f"{what}: arrays must be numeric (bool, int, float, complex), got dtype {arr.dtype}")
     return arr
@@ -427,8 +435,8 @@ def _check_model_meta(path: str, meta: dict) -> None:
     if not isinstance(meta.get("architecture"), dict):
         raise ModelFormatError(f"{path}: the 'architecture' entry is missing or not a layer table")
     dtype = meta.get("dtype", "float32")
-    if dtype not in ("float32", "float64"):
-        raise ModelFormatError(f"{path}: 'dtype' must be 'float32' or 'float64', got {dtype!r}")
+    if dtype not in _MODEL_DTYPES:
+        raise ModelFormatError(f"{path}: 'dtype' must be one of {', '.join(map(repr, _MODEL_DTYPES))}, got {dtype!r}")
     shape = meta.get("input_shape")
     if shape is not None and not (isinstance(shape, list) and 0 < len(shape) <= 8 and all(
             isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 2 ** 31 for d in shape)):
@@ -570,7 +578,7 @@ def _build_model(path: str, arrays: dict[str, np.ndarray], meta: dict, dev: Any)
         raise ModelFormatError(msg if msg.startswith(path) else f"{path}: architecture: {msg}") from e
     except (GpucnnError, TypeError, ValueError, OverflowError, MemoryError, RecursionError) as e:
         raise ModelFormatError(f"{path}: architecture cannot be built: {type(e).__name__}: {e}") from e
-    dtype = np.dtype(meta.get("dtype", "float32"))
+    dtype = dtypes.as_dtype(meta.get("dtype", "float32"))
     if dtype != np.float32:
         model.to(dtype=dtype)
 

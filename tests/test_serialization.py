@@ -584,3 +584,29 @@ def test_saved_files_respect_the_umask(tmp_path, mask, expected):
         os.umask(old)
     for name in ("model.npz", "state.npz"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == expected, name
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_16_bit_models_round_trip_bit_exactly(tmp_path, dtype):
+    dt = gpucnn.dtypes.as_dtype(dtype)
+    model = gpucnn.nn.Sequential(gpucnn.nn.Conv2d(1, 2, 3), gpucnn.nn.BatchNorm2d(2)).to(dtype=dt)
+    suffixes = ["safetensors"] + (["npz"] if dtype == "float16" else [])
+    for suffix in suffixes:
+        path = tmp_path / f"m.{suffix}"
+        gpucnn.save(model, path)
+        back = gpucnn.load(path)
+        for (k, a), (_, b) in zip(model.state_dict().items(), back.state_dict().items()):
+            assert a.dtype == b.dtype, k
+            np.testing.assert_array_equal(a.numpy().view(np.uint8), b.numpy().view(np.uint8))
+    # load_state_dict takes bfloat16 arrays (NumPy reports their kind as "V", not "f")
+    fresh = gpucnn.nn.Sequential(gpucnn.nn.Conv2d(1, 2, 3), gpucnn.nn.BatchNorm2d(2)).to(dtype=dt)
+    fresh.load_state_dict({k: v.numpy() for k, v in model.state_dict().items()})
+    np.testing.assert_array_equal(fresh[0].weight.numpy().view(np.uint16), model[0].weight.numpy().view(np.uint16))
+
+
+def test_a_bfloat16_model_is_not_written_to_npz(tmp_path):
+    model = gpucnn.nn.Linear(2, 2).bfloat16()
+    with pytest.raises(gpucnn.ArgumentError, match="a bfloat16 array cannot go into a .npz archive; save to a "
+                                                   ".safetensors path"):
+        gpucnn.save(model, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()

@@ -409,7 +409,8 @@ class Module:
                 problems.append(f"{key}: shape {_shape_str(tuple(array.shape))} in the state dict, "
                                 f"{_shape_str(target.shape)} in the model")
                 continue
-            if getattr(array, "dtype", np.dtype(np.float32)).kind not in "biuf":
+            dtype = getattr(array, "dtype", np.dtype(np.float32))
+            if dtype.kind not in "biuf" and not is_floating_point(dtype):  # (bfloat16's kind is "V")
                 problems.append(f"{key}: dtype {array.dtype} is not numeric")
                 continue
             values[key] = array

@@ -102,6 +102,10 @@ def _schedule_names() -> list[str]:
     return list(SCHEDULES)
 
 
+_AMP = click.option(
+    "--amp", type=click.Choice(["fp16", "bf16"]), default=None,
+    help="Mixed precision: run the forward passes under gpucnn.amp.autocast in float16 (with loss scaling, "
+         "gpucnn.amp.GradScaler) or bfloat16; the weights stay float32. Default: off (float32).")
 _PRECISION = click.option(
     "--precision", type=click.Choice(["highest", "high"]), default="highest", show_default=True,
     help="float32 conv/linear GEMMs: 'highest' = FP32; 'high' = TF32 operands with FP32 accumulation (the "
@@ -153,12 +157,13 @@ _PRECISION = click.option(
               help="Cross-entropy label smoothing (PyTorch's label_smoothing).")
 @click.option("--warmup-epochs", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Warm the lr up linearly over the first N epochs, then run --schedule (SequentialLR).")
+@_AMP
 @click.pass_context
 def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size: int, lr: float, optimizer: str,
           momentum: Optional[float], weight_decay: float, schedule: str, device: str, seed: int, out: Optional[Path],
           resume: Optional[Path], patience: Optional[int], augment: bool, normalize: str, val_fraction: float,
           confusion_matrix: bool, precision: str, limit: Optional[int], clip_grad_norm: Optional[float],
-          label_smoothing: float, warmup_epochs: int) -> None:
+          label_smoothing: float, warmup_epochs: int, amp: Optional[str]) -> None:
     """Train a model; writes checkpoint.npz, model.npz, metrics.json and curves.png into the output directory.
 
     With no options: keras-mnist on the 5,000 embedded MNIST digits, 5 epochs (about a minute on two cores).
@@ -194,7 +199,7 @@ def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size:
                         schedule=schedule.lower(), device=device.lower(), seed=seed, patience=patience,
                         augment=augment, normalize=normalize.lower(), limit=limit, val_fraction=val_fraction,
                         confusion_matrix=confusion_matrix, precision=precision, clip_grad_norm=clip_grad_norm,
-                        label_smoothing=label_smoothing, warmup_epochs=warmup_epochs)
+                        label_smoothing=label_smoothing, warmup_epochs=warmup_epochs, amp=amp)
         if out is None:
             base = Path("runs") / model_name(model)
             out = _free_out_dir(base)

@@ -30,6 +30,8 @@ DEVICE_TYPES = ("cpu", "cuda", "emu")
 #: PyTorch's defaults: float16 on CUDA (and our emulator of it), bfloat16 on the CPU
 DEFAULT_DTYPES = {"cpu": dtypes.bfloat16, "cuda": dtypes.float16, "emu": dtypes.float16}
 LOW_DTYPES = (dtypes.float16, dtypes.bfloat16)
+#: the short names of the CLI's ``--amp`` and ``Trainer(amp=...)``
+AMP_NAMES = {"fp16": dtypes.float16, "bf16": dtypes.bfloat16}
 POLICIES = ("lower", "fp32")
 
 F = TypeVar("F", bound=Callable[..., Any])

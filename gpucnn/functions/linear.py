@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import workspace
+from ..amp.autocast_mode import autocast_function
 from ..errors import ShapeError
 from ..function import Function
 from ..precision import rounded, tf32_operands
@@ -12,7 +13,6 @@ from ._checks import require_float
 
 class Linear(Function):
     name = "linear"
-    autocast = "lower"
     halves_in_float32 = True
 
     def forward(self, xs):
@@ -90,6 +90,7 @@ def _min_features(batch: int, other: int) -> int:
     return max(1, (1 << 20) // max(1, batch * other))
 
 
+@autocast_function("lower")  # (before the checks: they want one dtype)
 def linear(x, weight, bias=None):
     """x @ weight.T + bias; ``weight`` is (out_features, in_features)."""
     require_float("linear", "input", x, halves=True)

@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .. import functional as F
+from ..amp.autocast_mode import is_autocast_enabled
 from ..errors import ArgumentError, ShapeError
 from ..functions._conv_util import PADDING_MODES
 from ..functions.conv_transpose import conv_transpose1d, conv_transpose2d
@@ -698,7 +699,7 @@ class Linear(Module):
             hint = " (is the input shape or the Flatten before it right?)" if x.ndim == 2 else ""
             raise ShapeError(f"linear: input has {features} features (input shape {x.shape}), expected "
                              f"{self.in_features} (weight shape {self.weight.shape}){hint}")
-        if x.dtype != self.weight.dtype:
+        if x.dtype != self.weight.dtype and not is_autocast_enabled(x.device.name):  # (autocast casts both)
             raise ArgumentError(f"linear: input has dtype {x.dtype}, the layer's weight {self.weight.dtype}; "
                                 f"convert the input with .to(dtype=...) or the model with .float()/.double()")
         return F.linear(x, self.weight, self.bias)

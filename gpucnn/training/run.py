@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
+from ..amp.autocast_mode import AMP_NAMES
 from ..errors import ArgumentError
 from ..optim.factory import OPTIMIZER_NAMES, SCHEDULER_NAMES
 from ..precision import PRECISIONS, set_float32_matmul_precision
@@ -50,6 +51,8 @@ class RunConfig:
     clip_grad_norm: Optional[float] = None
     #: cross_entropy's label_smoothing (training, validation and test losses)
     label_smoothing: float = 0.0
+    #: mixed precision: "fp16" (autocast float16 + loss scaling), "bf16" (autocast bfloat16), or None
+    amp: Optional[str] = None
     #: linear warm-up of the lr over the first N epochs (LinearLR), then the schedule (SequentialLR)
     warmup_epochs: int = 0
     #: the text of a .json/.toml model file, kept so a resumed run does not depend on the file
@@ -85,6 +88,8 @@ class RunConfig:
             raise ArgumentError(f"val-fraction must be in [0, 1), got {self.val_fraction!r}")
         if self.clip_grad_norm is not None and not float(self.clip_grad_norm) > 0:
             raise ArgumentError(f"clip-grad-norm must be a positive number, got {self.clip_grad_norm!r}")
+        if self.amp is not None and self.amp not in AMP_NAMES:
+            raise ArgumentError(f"unknown amp {self.amp!r}; choose one of {', '.join(AMP_NAMES)} (or none)")
         if not 0.0 <= float(self.label_smoothing) <= 1.0:
             raise ArgumentError(f"label-smoothing must be in [0, 1], got {self.label_smoothing!r}")
         w = self.warmup_epochs
@@ -309,6 +314,8 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
         + (f", label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")
         + f", seed {cfg.seed}, device {device}"
         + (f", precision {cfg.precision} (TF32 GEMM operands)" if cfg.precision == "high" else "")
+        + ({"fp16": ", amp fp16 (autocast float16, loss scaling)", "bf16": ", amp bf16 (autocast bfloat16)"}
+           .get(cfg.amp or "", ""))
         + (f", early stopping patience {cfg.patience}" if cfg.patience else ""))
     if cfg.patience and not cfg.val_fraction > 0:
         say("warning: early stopping watches the validation loss, and validation is the test split: the epoch "

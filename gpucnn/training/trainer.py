@@ -56,12 +56,14 @@ from ..errors import ArgumentError, ModelFormatError, ShapeError, TrainingError
 from . import checkpoint as ckpt
 from .progress import ProgressBar, format_duration
 
-HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec")
+HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec",
+                "skipped_steps")
 
 
 class History(dict):
     """The per-epoch metrics: a dict of lists (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
-    ``lr``, ``time``, ``images_per_sec``, ``epoch``). Like Keras's ``History``, ``.history`` is the dict
+    ``lr``, ``time``, ``images_per_sec``, ``epoch``, and ``skipped_steps``: optimizer steps the float16
+    loss scaler skipped for inf/NaN gradients). Like Keras's ``History``, ``.history`` is the dict
     and ``.epoch`` the list of epoch numbers."""
 
     @property
@@ -123,6 +125,24 @@ def _eval_mode(model: Any) -> Iterator[None]:
     finally:
         for m, flag in flags:
             object.__setattr__(m, "training", flag)
+
+
+def _amp_dtype(amp: Any) -> Optional[np.dtype]:
+    """``amp`` ("fp16", "bf16", a 16-bit dtype or its name, or None) as the autocast dtype."""
+    from .. import dtypes
+    from ..amp.autocast_mode import AMP_NAMES, LOW_DTYPES
+
+    if amp is None:
+        return None
+    name = AMP_NAMES.get(amp, amp) if isinstance(amp, str) else amp
+    try:
+        dt = dtypes.as_dtype(name)
+    except Exception:
+        dt = None
+    if dt not in LOW_DTYPES:
+        raise ArgumentError(f"amp must be one of {', '.join(AMP_NAMES)} (or gpucnn.float16 / gpucnn.bfloat16) or "
+                            f"None, got {amp!r}")
+    return dt
 
 
 def _model_device(model: Any) -> Any:
@@ -250,17 +270,22 @@ def _epoch_batches(loader: Any) -> Iterator[Any]:
 
 
 def evaluate(model: Any, data: Any, *, device: Any = None, loss_fn: Optional[Callable] = None,
-             batch_size: int = 256, transform: Any = None, predictions: bool = False) -> dict[str, Any]:
+             batch_size: int = 256, transform: Any = None, predictions: bool = False,
+             amp: Any = None) -> dict[str, Any]:
     """Mean loss and accuracy of ``model`` over ``data`` (a DataLoader, an ArrayDataset or an
     ``(images, labels)`` pair), in eval mode under ``no_grad``, batch by batch. The model's train/eval
     mode is restored afterwards. With ``predictions=True`` the result also holds ``targets`` and
-    ``predictions`` (NumPy int64 arrays) for a confusion matrix."""
+    ``predictions`` (NumPy int64 arrays) for a confusion matrix. ``amp``: run the model under
+    :class:`gpucnn.amp.autocast` with that dtype ("fp16", "bf16"), as the training did."""
     from .. import functional as F
+    from ..amp import autocast
+    from ..backend import get_device
     from ..function import no_grad
 
     loader = _loader(data, batch_size=batch_size, shuffle=False, seed=0, transform=transform)
     loss_fn = loss_fn or F.cross_entropy
     device = device if device is not None else _model_device(model)
+    amp_dtype = _amp_dtype(amp)
     total_loss, correct, seen = 0.0, 0, 0
     all_targets: list[np.ndarray] = []
     all_preds: list[np.ndarray] = []
@@ -268,8 +293,10 @@ def evaluate(model: Any, data: Any, *, device: Any = None, loss_fn: Optional[Cal
         with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for x, y in _epoch_batches(loader):
                 xb, yt, y = _on_device(x, y, device)
-                logits = model(xb)
-                total_loss += float(loss_fn(logits, yt).item()) * len(y)
+                with autocast(get_device(device).name, dtype=amp_dtype or np.float16, enabled=amp_dtype is not None):
+                    logits = model(xb)
+                    batch_loss = loss_fn(logits, yt)
+                total_loss += float(batch_loss.item()) * len(y)
                 pred = _as_host(logits.data.argmax(axis=1))
                 correct += int((pred == y).sum())
                 seen += len(y)
@@ -320,6 +347,10 @@ class Trainer:
         loss_fn: ``loss_fn(logits, targets) -> scalar tensor`` (default: cross entropy).
         clip_grad_norm: clip the gradients' total 2-norm to this before every step
             (:func:`gpucnn.nn.utils.clip_grad_norm_`; None: no clipping).
+        amp: mixed precision: ``"fp16"`` or ``"bf16"`` (or the dtype): the forward passes and the loss
+            run under :class:`gpucnn.amp.autocast` with that dtype, the weights stay float32; float16
+            also scales the loss with a :class:`gpucnn.amp.GradScaler` (its state is checkpointed).
+            None: float32 throughout.
     """
 
     def __init__(self, model: Any, optimizer: Any, train_data: Any, val_data: Any = None, *, epochs: int = 1,
@@ -329,8 +360,10 @@ class Trainer:
                  eval_transform: Any = None, classes: Optional[Sequence[str]] = None,
                  config: Optional[Mapping[str, Any]] = None, confusion_matrix: bool = False,
                  plot_every_epoch: bool = False, verbose: int = 1, loss_fn: Optional[Callable] = None,
-                 metadata: Optional[Mapping[str, Any]] = None, clip_grad_norm: Optional[float] = None) -> None:
+                 metadata: Optional[Mapping[str, Any]] = None, clip_grad_norm: Optional[float] = None,
+                 amp: Any = None) -> None:
         from .. import functional as F
+        from ..amp import GradScaler
         from ..backend import get_device
 
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or int(epochs) < 1:
@@ -374,6 +407,9 @@ class Trainer:
         if clip_grad_norm is not None and (isinstance(clip_grad_norm, bool) or not float(clip_grad_norm) > 0):
             raise ArgumentError(f"clip_grad_norm must be a positive number (or None), got {clip_grad_norm!r}")
         self.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
+        self.amp_dtype = _amp_dtype(amp)
+        # Loss scaling for float16 only: bfloat16 has float32's exponent range (PyTorch's practice too).
+        self.scaler = GradScaler(self.device.name, enabled=self.amp_dtype == np.float16)
 
         self.epoch = 0                    # epochs completed
         self.history = History.empty()
@@ -401,7 +437,7 @@ class Trainer:
                       test_data=parts.test_loader, seed=cfg.seed, eval_transform=parts.eval_transform,
                       classes=parts.classes, config={"run_config": cfg.to_dict()},
                       confusion_matrix=cfg.confusion_matrix, verbose=verbose, metadata=parts.metadata,
-                      clip_grad_norm=cfg.clip_grad_norm)
+                      clip_grad_norm=cfg.clip_grad_norm, amp=cfg.amp)
         if cfg.label_smoothing:
             from .. import functional as F
             kwargs["loss_fn"] = functools.partial(F.cross_entropy, label_smoothing=float(cfg.label_smoothing))
@@ -455,6 +491,8 @@ class Trainer:
         }
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
+        if self.scaler.is_enabled():
+            state["grad_scaler"] = self.scaler.state_dict()
         if self._best_state is not None:
             state["best_model"] = self._best_state
         return state
@@ -489,6 +527,12 @@ class Trainer:
                     raise ModelFormatError("the checkpoint has no scheduler state but this run has a scheduler")
                 self.scheduler.load_state_dict(state["scheduler"])
             self.train_loader.load_state_dict(state["loader"])
+            if self.scaler.is_enabled():
+                if "grad_scaler" not in state:
+                    raise ModelFormatError("the checkpoint has no loss-scaler state but this run trains with "
+                                           "float16 autocast (--amp fp16): resume it with the precision it "
+                                           "was started with")
+                self.scaler.load_state_dict(state["grad_scaler"])
         except (ModelFormatError, ArgumentError, ShapeError) as exc:
             raise ModelFormatError(f"{source}: cannot restore the checkpoint into this run: {exc}") from None
         set_rng_state(state["rng"])
@@ -496,6 +540,8 @@ class Trainer:
         history = History.empty()
         for key, values in (state.get("history") or {}).items():
             history[key] = list(values)
+        if len(history["skipped_steps"]) != len(history["epoch"]):  # (a checkpoint from before the key)
+            history["skipped_steps"] = [0] * len(history["epoch"])
         self.history = history
         es = state.get("early_stopping") or {}
         self.best_value = float(es.get("best", math.inf))
@@ -583,6 +629,10 @@ class Trainer:
             out["confusion_matrix"] = self.confusion.tolist()
         if self.config:
             out["config"] = self.config
+        if self.amp_dtype is not None:
+            out["amp"] = {"dtype": str(self.amp_dtype), "loss_scaling": self.scaler.is_enabled(),
+                          "skipped_steps": int(sum(self.history["skipped_steps"])),
+                          "loss_scale": self.scaler.get_scale() if self.scaler.is_enabled() else None}
         return out
 
     def _monitor(self) -> str:
@@ -652,7 +702,8 @@ class Trainer:
         total = len(loader)
         bar = ProgressBar(total, f"epoch {epoch}/{self.epochs}",
                           enabled=None if self.verbose == 1 else False)
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, skipped = 0.0, 0, 0, 0
+        scaler = self.scaler
         start = time.perf_counter()
         quiet = contextlib.ExitStack()
         try:
@@ -660,8 +711,9 @@ class Trainer:
             quiet.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
             for step, (x, y) in enumerate(_epoch_batches(loader), 1):
                 xb, yb, y = _on_device(x, y, self.device)
-                logits = model(xb)
-                loss = self.loss_fn(logits, yb)
+                with self._autocast():
+                    logits = model(xb)
+                    loss = self.loss_fn(logits, yb)
                 # The loss and the batch's correct count in one device-to-host transfer (on cuda each
                 # transfer waits for every queued kernel).
                 xp = self.device.xp
@@ -676,11 +728,15 @@ class Trainer:
                         f"diverged, usually because the learning rate ({lr:g}) is too high; try a lower one "
                         f"(e.g. --lr {lr / 10:g}) or check the data for huge values ({kept})")
                 optimizer.zero_grad()
-                loss.backward()
+                scaler.scale(loss).backward()
                 if self.clip_grad_norm is not None:
                     from ..nn.utils import clip_grad_norm_
+                    scaler.unscale_(optimizer)  # (clip the true gradients)
                     clip_grad_norm_(model.parameters(), self.clip_grad_norm)
-                optimizer.step()
+                scale = scaler.get_scale()
+                scaler.step(optimizer)
+                scaler.update()
+                skipped += scaler.get_scale() < scale  # (the scale backs off exactly when a step is skipped)
                 n = len(y)
                 total_loss += value * n
                 correct += int(hit)
@@ -693,7 +749,15 @@ class Trainer:
         if seen == 0:
             raise TrainingError("the training loader yielded no batches (is the dataset smaller than one batch "
                                 "with drop_last=True?)")
+        self._skipped = skipped
         return total_loss / seen, correct / seen, seen, elapsed
+
+    def _autocast(self) -> Any:
+        from ..amp import autocast
+
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return autocast(self.device.name, dtype=self.amp_dtype)
 
     def _update_early_stopping(self, value: float, epoch: int) -> bool:
         """Record ``value``; True when it is the best so far."""
@@ -732,6 +796,8 @@ class Trainer:
         if h["val_loss"] and h["val_loss"][-1] is not None:
             parts += [f"val_loss {h['val_loss'][-1]:.4f}", f"val_acc {h['val_accuracy'][-1] * 100:6.2f}%"]
         parts += [f"lr {h['lr'][-1]:.3g}", format_duration(h["time"][-1]), f"{h['images_per_sec'][-1]:,.0f} img/s"]
+        if self.scaler.is_enabled():
+            parts.append(f"{h['skipped_steps'][-1]} steps skipped (loss scale {self.scaler.get_scale():g})")
         return "  ".join(parts)
 
     def fit(self, until_epoch: Optional[int] = None) -> History:
@@ -754,8 +820,8 @@ class Trainer:
                 epoch_start = time.perf_counter()
                 lr = self._lr()
                 loss, acc, seen, train_time = self._train_epoch(epoch)
-                val = evaluate(self.model, self.val_loader, device=self.device, loss_fn=self.loss_fn) \
-                    if self.val_loader is not None else None
+                val = evaluate(self.model, self.val_loader, device=self.device, loss_fn=self.loss_fn,
+                               amp=self.amp_dtype) if self.val_loader is not None else None
                 if self.scheduler is not None:
                     from ..optim.lr_scheduler import ReduceLROnPlateau
                     if isinstance(self.scheduler, ReduceLROnPlateau):  # (watches what early stopping watches)
@@ -771,6 +837,7 @@ class Trainer:
                 h["lr"].append(lr)
                 h["images_per_sec"].append(seen / train_time if train_time > 0 else 0.0)
                 h["time"].append(time.perf_counter() - epoch_start)
+                h["skipped_steps"].append(int(self._skipped))
                 improved = self._update_early_stopping(loss if val is None else val["loss"], epoch)
                 self.epoch = epoch
                 if self.out_dir is not None:
@@ -818,11 +885,11 @@ class Trainer:
                        f"{self.best_value:.4f})")
         if self.test_loader is not None:
             self.test_metrics = evaluate(self.model, self.test_loader, device=self.device, loss_fn=self.loss_fn,
-                                         predictions=self.confusion_matrix)
+                                         predictions=self.confusion_matrix, amp=self.amp_dtype)
         cm_source = self.test_metrics if self.test_loader is not None else None
         if self.confusion_matrix and cm_source is None and self.val_loader is not None:
             cm_source = evaluate(self.model, self.val_loader, device=self.device, loss_fn=self.loss_fn,
-                                 predictions=True)
+                                 predictions=True, amp=self.amp_dtype)
         if self.confusion_matrix and cm_source is not None:
             from .plots import confusion_matrix, format_confusion
 

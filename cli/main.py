@@ -562,13 +562,14 @@ def info() -> None:
 @_PRECISION
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
               help="float16/bfloat16: the convolution rows only, both frameworks in that dtype.")
+@_AMP
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the results as JSON to this file.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="Write <date>-<device>-<host>.json and .md into DIR (e.g. benchmarks/results).")
 def bench(device: str, batch_sizes: Sequence[int], layer_batch: int, inference_batch: int, block_batch: int,
           groups: Sequence[str], rounds: Optional[int], warmup: Optional[int], with_torch: bool, memory: bool, quick: bool,
-          precision: str, dtype: str, json_path: Optional[Path], out_dir: Optional[Path]) -> None:
+          precision: str, dtype: str, amp: Optional[str], json_path: Optional[Path], out_dir: Optional[Path]) -> None:
     """Time gpucnn against PyTorch, interleaved in one process: per-layer forward and forward+backward,
     training steps and inference; images/s and ratios (PyTorch time / gpucnn time: > 1 = gpucnn faster).
 
@@ -576,7 +577,7 @@ def bench(device: str, batch_sizes: Sequence[int], layer_batch: int, inference_b
     from gpucnn import bench as gbench
 
     chosen: dict[str, Any] = dict(device=device.lower(), torch=with_torch, memory=memory, precision=precision,
-                                  dtype=dtype)
+                                  dtype=dtype, amp=amp)
     if rounds is not None:
         chosen["rounds"] = rounds
     if warmup is not None:
@@ -611,8 +612,9 @@ def bench(device: str, batch_sizes: Sequence[int], layer_batch: int, inference_b
               help="Group the times by layer, by op, or by op and input shape.")
 @click.option("--top", type=click.IntRange(min=1), default=None, metavar="N", help="Show the N slowest rows.")
 @_PRECISION
+@_AMP
 def profile(model_spec: str, batch_size: int, device: str, steps: int, warmup: int, inference: bool, by: str,
-            top: Optional[int], precision: str) -> None:
+            top: Optional[int], precision: str, amp: Optional[str]) -> None:
     """Time each layer's forward and backward in training steps (or inference) of a model on random
     data: where the time of a step goes. (On cuda the device is synchronised around every op: use the
     rows to find hot spots, `gpucnn bench` for throughput.)"""
@@ -627,13 +629,21 @@ def profile(model_spec: str, batch_size: int, device: str, steps: int, warmup: i
     else:
         from gpucnn.models import build_model
         model = build_model(model_spec).to(dev)
-    prof = profile_model(model, batch_size, steps=steps, warmup=warmup, train=not inference, by=by)
+    prof = profile_model(model, batch_size, steps=steps, warmup=warmup, train=not inference, by=by, amp=amp)
     per_step = prof.wall_seconds / steps
     what = "forward passes (eval, no_grad)" if inference else "training steps (SGD, momentum 0.9)"
-    click.echo(f"gpucnn profile: {getattr(model, 'name', model_spec)}, batch {batch_size}, device {dev.name}: "
-               f"{steps} {what} after {warmup} untimed: {per_step * 1e3:,.2f} ms a step, "
-               f"{batch_size / per_step:,.0f} images/s")
+    click.echo(f"gpucnn profile: {getattr(model, 'name', model_spec)}, batch {batch_size}, device {dev.name}"
+               f"{f', amp {amp}' if amp else ''}: {steps} {what} after {warmup} untimed: {per_step * 1e3:,.2f} ms "
+               f"a step, {batch_size / per_step:,.0f} images/s")
     click.echo(prof.table(limit=top))
+    if amp and not model_spec.lower().endswith(".npz"):
+        from gpucnn.profiler import step_peak_memory
+
+        kw = dict(device=dev.name, steps=min(steps, 3), train=not inference)
+        low, full = (step_peak_memory(model_spec, batch_size, amp=a, **kw) for a in (amp, None))
+        click.echo(f"peak RSS (MiB, a fresh process each, {kw['steps']} steps): amp {amp} {low['peak_rss_mib']:,.0f}, "
+                   f"float32 {full['peak_rss_mib']:,.0f} (after setup {low['setup_rss_mib']:,.0f} / "
+                   f"{full['setup_rss_mib']:,.0f})")
 
 
 @cli.command()

@@ -33,6 +33,11 @@ dtype (PyTorch's half-precision convolutions against our tensor-core kernels on 
 and the whole-network rows need every op in half precision, which mixed-precision training brings. The
 check then allows :func:`tolerance`'s few units of the dtype's epsilon.
 
+``amp`` (``gpucnn bench --amp fp16|bf16``): the training and inference rows under autocast on both sides
+(``gpucnn.amp.autocast`` / ``torch.autocast``, float32 weights; float16 steps through each framework's
+GradScaler), checked to the 16-bit tolerance, and the peak memory of each training step beside the same
+step in float32.
+
 On ``cuda``, PyTorch runs cuDNN with TF32 OFF (``torch.backends.cudnn.allow_tf32 = False``,
 ``torch.backends.cuda.matmul.allow_tf32 = False``): a float32-to-float32 comparison. Times come from CUDA
 events: ``cupyx.profiler.benchmark`` for gpucnn, ``torch.cuda.Event`` for PyTorch. On ``cpu`` and ``emu``
@@ -40,7 +45,7 @@ host timers are used (``emu`` runs our CUDA kernels in the CPU emulator, thousan
 then runs on the CPU, so its ratios say nothing about GPUs).
 
 Peak memory: the training step runs in a fresh subprocess per configuration and framework, which
-reports its RSS high-water mark (``VmHWM``; see :func:`_rss_mib` for why not ``getrusage`` on Linux;
+reports its RSS high-water mark (``VmHWM``; see :func:`gpucnn.memory.rss_mib` for why not ``getrusage`` on Linux;
 on cuda also the GPU memory peak).
 
 :func:`run` returns the results as a JSON-able dict; :func:`format_table` renders it; :func:`write_results`
@@ -48,6 +53,7 @@ writes ``<date>-<device>-<host>.json`` and ``.md``.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import gc
 import json
@@ -67,6 +73,7 @@ import numpy as np
 
 from .atomic import write_text
 from .errors import GpucnnError
+from .memory import rss_mib
 
 FORMAT = "gpucnn-bench"
 VERSION = 1
@@ -103,6 +110,7 @@ class Settings:
     copy_mib: Optional[int] = None                  # the reference copy (None: 512 MiB on cuda, else 64)
     precision: str = "highest"                      # gpucnn.set_float32_matmul_precision; "high": TF32 both sides
     dtype: str = "float32"                          # float16/bfloat16: the convolution rows in that dtype
+    amp: Optional[str] = None                       # "fp16"/"bf16": train and inference rows under autocast
 
     @classmethod
     def quick(cls, **overrides: Any) -> "Settings":
@@ -379,6 +387,15 @@ class _Env:
             raise BenchmarkError(f"bench: dtype must be one of {', '.join(DTYPES)}, got {settings.dtype!r}")
         self.dtype = gpucnn.dtypes.as_dtype(settings.dtype)
         self.tdtype = getattr(self.torch, settings.dtype) if self.torch is not None else None
+        from .amp.autocast_mode import AMP_NAMES
+        if settings.amp is not None and settings.amp not in AMP_NAMES:
+            raise BenchmarkError(f"bench: amp must be one of {', '.join(AMP_NAMES)} or None, got {settings.amp!r}")
+        if settings.amp is not None and settings.dtype != "float32":
+            raise BenchmarkError(f"bench: --amp runs float32 models under autocast; it does not combine with "
+                                 f"--dtype {settings.dtype}")
+        self.amp = AMP_NAMES.get(settings.amp) if settings.amp else None
+        #: what results are checked to: the autocast dtype, else the run's
+        self.check_dtype = self.amp if self.amp is not None else self.dtype
         gpucnn.set_float32_matmul_precision(settings.precision)
         if self.torch is not None and self.on_cuda:
             # The same precision on both sides: FP32, or TF32 operands with FP32 accumulation.
@@ -415,6 +432,22 @@ class _Env:
             return []
         found = [("torch", False)] + ([("torch_cl", True)] if self.channels_last else [])
         return [v for v in found if self.only is None or v[0] == self.only]
+
+    def g_autocast(self) -> Any:
+        """gpucnn's autocast region of the run (a no-op region without --amp)."""
+        return self.gpucnn.amp.autocast(self.device.name, dtype=self.amp if self.amp is not None else None,
+                                        enabled=self.amp is not None)
+
+    def t_autocast(self) -> Any:
+        dtype = getattr(self.torch, self.amp.name) if self.amp is not None else None
+        return self.torch.autocast(self.tdev, dtype=dtype, enabled=self.amp is not None)
+
+    def g_scaler(self) -> Any:
+        """A loss scaler for float16 (a pass-through otherwise), as a training loop would hold."""
+        return self.gpucnn.amp.GradScaler(self.device.name, enabled=self.amp == np.float16)
+
+    def t_scaler(self) -> Any:
+        return self.torch.amp.GradScaler(self.tdev, enabled=self.amp == np.float16)
 
     def sync(self) -> None:
         if self.on_cuda:
@@ -486,26 +519,32 @@ def _train_case(env: _Env, settings: Settings, model_name: str, batch: int) -> _
         work = f"train {_block_label(settings)}"
     x, y = env.g(xa), (env.g(ya) if ya is not None else None)
     gopt = SGD(gm.parameters(), lr=LR, momentum=MOMENTUM)
+    gscaler = env.g_scaler()
     tms = {name: env.tmodule(gm, cl) for name, cl in env.variants()}
     topts = {name: env.torch.optim.SGD(tm.parameters(), lr=LR, momentum=MOMENTUM) for name, tm in tms.items()}
+    tscalers = {name: env.t_scaler() for name in tms}
     txs = {name: env.t(xa, cl=cl) for name, cl in env.variants()}
     ty = env.t(ya) if (ya is not None and env.torch is not None) else None
 
     def g_step() -> Any:
         gopt.zero_grad()
-        loss = _loss_gpucnn(model_name, gm(x), y)
-        loss.backward()
-        gopt.step()
+        with env.g_autocast():
+            loss = _loss_gpucnn(model_name, gm(x), y)
+        gscaler.scale(loss).backward()
+        gscaler.step(gopt)
+        gscaler.update()
         return loss
 
     def t_step(name: str) -> Callable[[], Any]:
-        tm, opt, tx = tms[name], topts[name], txs[name]
+        tm, opt, tx, scaler = tms[name], topts[name], txs[name], tscalers[name]
 
         def step() -> Any:
             opt.zero_grad()
-            loss = _loss_torch(env.torch, model_name, tm(tx), ty)
-            loss.backward()
-            opt.step()
+            with env.t_autocast():
+                loss = _loss_torch(env.torch, model_name, tm(tx), ty)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             return loss
         return step
 
@@ -520,7 +559,7 @@ def _train_case(env: _Env, settings: Settings, model_name: str, batch: int) -> _
             pairs = [("the loss", g_loss, t_loss)]
             pairs += [(f"{k} after one SGD step", v, t_state[k]) for k, v in g_state.items()
                       if not k.endswith("num_batches_tracked")]
-            errors[name] = _check(f"{work} (batch {batch})", pairs)
+            errors[name] = _check(f"{work} (batch {batch})", pairs, env.check_dtype)
         return errors
 
     return _Case(work, "train", model_name, batch, g_step, {n: t_step(n) for n in tms}, check)
@@ -539,20 +578,21 @@ def _inference_case(env: _Env, settings: Settings, model_name: str, batch: int) 
     txs = {name: env.t(xa, cl=cl) for name, cl in env.variants()}
 
     def g_run() -> Any:
-        with env.gpucnn.no_grad():
+        with env.gpucnn.no_grad(), env.g_autocast():
             return gm(x)
 
     def t_run(name: str) -> Callable[[], Any]:
         tm, tx = tms[name], txs[name]
 
         def run_() -> Any:
-            with env.torch.inference_mode():
+            with env.torch.inference_mode(), env.t_autocast():
                 return tm(tx)
         return run_
 
     def check() -> dict[str, float]:
         out = g_run()
-        return {name: _check(f"{work} (batch {batch})", [("the output", out, t_run(name)())]) for name in tms}
+        return {name: _check(f"{work} (batch {batch})", [("the output", out, t_run(name)())], env.check_dtype)
+                for name in tms}
 
     return _Case(work, "inference", model_name, batch, g_run, {n: t_run(n) for n in tms}, check)
 
@@ -736,24 +776,6 @@ def _copy_case(env: _Env, settings: Settings) -> _Case:
 
 
 # -- peak memory (fresh subprocesses) ------------------------------------------------------------------
-def _rss_mib() -> tuple[float, float]:
-    """(current RSS, RSS high-water mark) of this process in MiB.
-
-    Linux: VmRSS/VmHWM of /proc/self/status. Not ``getrusage``'s ``ru_maxrss`` there: Linux folds the
-    high-water mark of the pre-exec address space into it, so a child started by a process that had
-    imported PyTorch would report at least the parent's RSS. Elsewhere: ``ru_maxrss`` (both values).
-    """
-    try:
-        with open("/proc/self/status") as f:
-            fields = dict(line.split(":", 1) for line in f if ":" in line)
-        return int(fields["VmRSS"].split()[0]) / 1024.0, int(fields["VmHWM"].split()[0]) / 1024.0
-    except (OSError, KeyError, ValueError):
-        import resource
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024.0
-        return peak, peak
-
-
 def _memory_child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run in a fresh process: build the training step of ``spec`` (framework, model, batch, device, ...),
     run it, and report the RSS after setup and the process's RSS high-water mark after the steps (MiB)."""
@@ -768,11 +790,11 @@ def _memory_child(spec: dict[str, Any]) -> dict[str, Any]:
     fn = case.gpucnn if framework == "gpucnn" else case.torch[framework]
     env.sync()
     gc.collect()
-    setup, _ = _rss_mib()
+    setup, _ = rss_mib()
     for _ in range(spec["steps"]):
         fn()
     env.sync()
-    _, peak = _rss_mib()
+    _, peak = rss_mib()
     out = {"peak_rss_mib": peak, "setup_rss_mib": setup}
     if env.on_cuda:
         if framework == "gpucnn":
@@ -866,7 +888,7 @@ def environment(env: Optional[_Env] = None) -> dict[str, Any]:
 # -- the run ---------------------------------------------------------------------------------------------------
 def _cases(env: _Env, settings: Settings) -> list[_Case]:
     cases: list[_Case] = []
-    if "layers" in settings.groups:
+    if "layers" in settings.groups and env.amp is None:  # (--amp: whole steps; layer rows take --dtype)
         cases += _layer_cases(env, settings)
     if _half(env):
         return cases  # the whole-network rows need every op in 16 bits (mixed-precision training)
@@ -909,6 +931,10 @@ def run(settings: Optional[Settings] = None, progress: Optional[Callable[[str], 
     if _half(env):
         notes.append(f"{settings.dtype}: the convolution rows only, both frameworks in {settings.dtype} "
                      f"(FP32 accumulation; checked to {tolerance(env.dtype):.1e} relative)")
+    if env.amp is not None:
+        notes.append(f"--amp {settings.amp}: the training and inference rows under autocast ({env.amp}) on both "
+                     f"sides{', float16 with loss scaling' if env.amp == np.float16 else ''}; checked to "
+                     f"{tolerance(env.amp):.1e} relative; no layer rows (those take --dtype)")
     if notes:
         results["note"] = "; ".join(notes)
     cases = _cases(env, settings)
@@ -945,6 +971,10 @@ def run(settings: Optional[Settings] = None, progress: Optional[Callable[[str], 
             for fw in frameworks:
                 say(f"peak memory: {fw} {model_name} batch {batch}")
                 entry[fw] = measure_memory(settings, fw, model_name, batch)
+                if env.amp is not None:  # the same step in float32, beside it
+                    say(f"peak memory: {fw} {model_name} batch {batch}, float32")
+                    entry[f"{fw}_float32"] = measure_memory(dataclasses.replace(settings, amp=None), fw,
+                                                            model_name, batch)
             results["memory"].append(entry)
     results["seconds"] = round(time.time() - started, 1)
     return results
@@ -966,6 +996,7 @@ def format_table(results: dict[str, Any]) -> str:
     variants = results.get("torch_variants", [])
     s = results["settings"]
     in_dtype = f", {s['dtype']}" if s.get("dtype", "float32") != "float32" else ""
+    in_dtype += f", amp {s['amp']}" if s.get("amp") else ""
     lines = [f"gpucnn bench: device {results['device']}{in_dtype}, {results['date']}, host {results['host']}",
              f"machine: {e.get('gpu', e['cpu'])}, {e['cpu_count']} CPUs" +
              (f" (CPU {e['cpu']})" if "gpu" in e else ""),
@@ -1037,6 +1068,10 @@ def format_table(results: dict[str, Any]) -> str:
             if "torch" in m:
                 ratio = f"; gpucnn/PyTorch {m['gpucnn']['peak_rss_mib'] / m['torch']['peak_rss_mib']:.2f}"
             lines.append(f"  {m['model']} batch {m['batch']}: " + ", ".join(parts) + ratio)
+            if any(f"{fw}_float32" in m for fw in ["gpucnn"] + variants):
+                same = [f"{_VARIANT_TITLES[fw]} {m[fw + '_float32']['peak_rss_mib']:.0f}"
+                        for fw in ["gpucnn"] + variants if fw + "_float32" in m]
+                lines.append("    the same step in float32: " + ", ".join(same))
     if results.get("note"):
         lines += ["", results["note"]]
     return "\n".join(lines)

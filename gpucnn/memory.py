@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -95,3 +96,21 @@ def out_of_memory_error(op: str, device: Any, exc: BaseException, xs: tuple, pha
     return OutOfMemoryError(
         f"{op}: out of memory{where} in the {phase} pass while allocating {_allocation(exc)} "
         f"(inputs: {shapes or 'none'}); {hint} [{type(exc).__name__}: {str(exc).strip()[:200]}]")
+
+
+def rss_mib() -> tuple[float, float]:
+    """(current RSS, RSS high-water mark) of this process in MiB.
+
+    Linux: VmRSS/VmHWM of /proc/self/status. Not ``getrusage``'s ``ru_maxrss`` there: Linux folds the
+    high-water mark of the pre-exec address space into it, so a child started by a process that had
+    imported PyTorch would report at least the parent's RSS. Elsewhere: ``ru_maxrss`` (both values).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["VmRSS"].split()[0]) / 1024.0, int(fields["VmHWM"].split()[0]) / 1024.0
+    except (OSError, KeyError, ValueError):
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024.0
+        return peak, peak

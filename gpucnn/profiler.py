@@ -147,26 +147,43 @@ def profile(by: str = "op") -> Iterator[Profile]:
 
 
 def profile_model(model: Any, batch_size: int, *, steps: int = 10, warmup: int = 3, train: bool = True,
-                  by: str = "layer", seed: int = 0) -> Profile:
+                  by: str = "layer", seed: int = 0, amp: Any = None) -> Profile:
     """Profile ``steps`` training steps of ``model`` (forward, softmax cross-entropy, backward, an SGD
     step with momentum 0.9) or, with ``train=False``, forward passes in eval mode under ``no_grad``,
     after ``warmup`` untimed ones. The inputs are uniform random values in [0, 1) of the model's
     ``input_shape`` and its parameters' dtype, on its device; the targets random classes (per pixel
     for an output with spatial axes, such as a U-Net's). The steps run on a copy of ``model``: its
-    weights, running statistics and train/eval mode stay as they were. The Profile's ``steps`` attribute
-    is ``steps``."""
+    weights, running statistics and train/eval mode stay as they were. ``amp`` ("fp16", "bf16"): the
+    forward and the loss under :class:`gpucnn.amp.autocast`, float16 through a GradScaler, as
+    ``gpucnn train --amp`` runs them. The Profile's ``steps`` attribute is ``steps``."""
+    if steps < 1 or warmup < 0 or batch_size < 1:
+        raise ArgumentError(f"profile_model: expected steps >= 1, warmup >= 0 and batch_size >= 1, got "
+                            f"steps={steps}, warmup={warmup}, batch_size={batch_size}")
+    step = model_step(model, batch_size, train=train, seed=seed, amp=amp)
+    for _ in range(warmup):
+        step()
+    with profile(by) as prof:
+        for _ in range(steps):
+            step()
+    prof.steps = steps
+    return prof
+
+
+def model_step(model: Any, batch_size: int, *, train: bool = True, seed: int = 0,
+               amp: Any = None) -> Callable[[], None]:
+    """One training step (or, ``train=False``, one eval forward pass) of a copy of ``model`` on random data,
+    as a function: what :func:`profile_model` times and :func:`step_peak_memory` measures."""
     import copy
 
     import numpy as np
 
+    from .amp import GradScaler, autocast
     from .function import no_grad
     from .functional import cross_entropy
     from .optim import SGD
     from .tensor import tensor
+    from .training.trainer import _amp_dtype
 
-    if steps < 1 or warmup < 0 or batch_size < 1:
-        raise ArgumentError(f"profile_model: expected steps >= 1, warmup >= 0 and batch_size >= 1, got "
-                            f"steps={steps}, warmup={warmup}, batch_size={batch_size}")
     shape = getattr(model, "input_shape", None)
     if shape is None:
         raise ArgumentError("profile_model: the model has no input_shape (build it with gpucnn.models."
@@ -175,32 +192,71 @@ def profile_model(model: Any, batch_size: int, *, steps: int = 10, warmup: int =
     params = list(model.parameters())
     device = params[0].device if params else "cpu"
     dtype = params[0].dtype if params else np.float32
+    low = _amp_dtype(amp)
+    name = getattr(device, "name", str(device))
+    region = (lambda: autocast(name, dtype=low)) if low is not None else contextlib.nullcontext
     rng = np.random.default_rng(seed)
     x = tensor(rng.random((batch_size, *shape)).astype(dtype), device=device)
     model.train(train)
     if not train:
-        def step() -> None:
-            with no_grad():
+        def forward() -> None:
+            with no_grad(), region():
                 model(x)
-    else:
-        with no_grad():
-            out_shape = model(x).shape
-        classes = out_shape[1]
-        target = tensor(rng.integers(0, classes, (batch_size, *out_shape[2:])).reshape(-1), device=device)
-        optimizer = SGD(params, lr=1e-3, momentum=0.9)
+        return forward
+    with no_grad(), region():
+        out_shape = model(x).shape
+    classes = out_shape[1]
+    target = tensor(rng.integers(0, classes, (batch_size, *out_shape[2:])).reshape(-1), device=device)
+    optimizer = SGD(params, lr=1e-3, momentum=0.9)
+    scaler = GradScaler(name, enabled=low == np.float16)
 
-        def step() -> None:
-            optimizer.zero_grad()
+    def step() -> None:
+        optimizer.zero_grad()
+        with region():
             out = model(x)
             if out.ndim > 2:  # per-pixel logits: (N*H*W, classes)
                 out = out.permute(0, *range(2, out.ndim), 1).reshape(-1, classes)
-            cross_entropy(out, target).backward()
-            optimizer.step()
+            loss = cross_entropy(out, target)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return step
 
-    for _ in range(warmup):
+
+def step_peak_memory(model_spec: str, batch_size: int, *, device: str = "cpu", amp: Any = None, steps: int = 3,
+                     train: bool = True) -> dict[str, float]:
+    """The peak RSS (MiB; and the RSS after setup) of ``steps`` steps of :func:`model_step` for the model
+    ``model_spec`` (a built-in name or model file), each measurement in a fresh Python process (the
+    high-water mark of a process only grows)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spec = {"model": model_spec, "batch": batch_size, "device": device, "amp": amp, "steps": steps, "train": train}
+    code = ("import json, sys; from gpucnn.profiler import _memory_child; "
+            "print(json.dumps(_memory_child(json.loads(sys.argv[1]))))")
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, env=env,
+                          timeout=1800)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise ArgumentError(f"step_peak_memory: the probe of {model_spec} failed: {tail[0]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _memory_child(spec: dict[str, Any]) -> dict[str, float]:
+    from .memory import rss_mib
+    from .models import build_model
+
+    model = build_model(spec["model"]).to(spec["device"])
+    step = model_step(model, spec["batch"], train=spec["train"], amp=spec["amp"])
+    del model
+    setup, _ = rss_mib()
+    for _ in range(spec["steps"]):
         step()
-    with profile(by) as prof:
-        for _ in range(steps):
-            step()
-    prof.steps = steps
-    return prof
+    _, peak = rss_mib()
+    return {"peak_rss_mib": peak, "setup_rss_mib": setup}

@@ -230,3 +230,24 @@ def test_the_16_bit_check_fails_where_float32_would_pass(monkeypatch):
 def test_an_unknown_dtype_is_refused():
     with pytest.raises(bench.BenchmarkError, match="dtype must be one of float32, float16, bfloat16, got 'int8'"):
         bench.run(bench.Settings.quick(dtype="int8", torch=False, **TINY))
+
+
+@pytest.mark.parametrize("amp", ["fp16", "bf16"])
+def test_amp_runs_the_steps_under_autocast_on_both_sides_with_float32_memory_beside(amp):
+    pytest.importorskip("torch")
+    results = bench.run(bench.Settings.quick(amp=amp, rounds=2, warmup=1, settle_s=0.0, memory_steps=1))
+    groups = {r["group"] for r in results["rows"]}
+    assert groups == {"train", "inference"}  # no layer rows under --amp
+    low = {"fp16": gpucnn.float16, "bf16": gpucnn.bfloat16}[amp]
+    for r in results["rows"]:
+        assert r["check"] and all(e <= bench.tolerance(low) for e in r["check"].values())
+    for m in results["memory"]:
+        assert m["gpucnn"]["peak_rss_mib"] > 0 and m["gpucnn_float32"]["peak_rss_mib"] > 0
+    table = bench.format_table(results)
+    assert f"amp {amp}" in table and "the same step in float32: gpucnn" in table
+
+
+def test_amp_with_a_16_bit_dtype_is_refused():
+    with pytest.raises(bench.BenchmarkError, match="--amp runs float32 models under autocast; it does not combine "
+                                                   "with --dtype float16"):
+        bench.run(bench.Settings.quick(amp="fp16", dtype="float16", torch=False, **TINY))

@@ -5,6 +5,7 @@ from .functions.activation import dropout, log_softmax, relu, softmax
 from .functions.array import cat, flatten
 from .functions.batch_norm import batch_norm
 from .functions.conv import conv1d, conv2d
+from .functions.conv_transpose import conv_transpose1d, conv_transpose2d
 from .functions.encoding import one_hot
 from .functions.interpolate import interpolate
 from .functions.linear import linear
@@ -13,8 +14,15 @@ from .functions.padding import pad
 from .functions.pooling import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, global_avg_pool2d, max_pool1d,
                                 max_pool2d)
 
-__all__ = [
-    "conv2d", "conv1d", "max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool2d",
-    "global_avg_pool2d", "batch_norm", "relu", "softmax", "log_softmax", "dropout", "linear", "flatten", "cat",
-    "cross_entropy", "pad", "interpolate", "one_hot",
-]
+from .functions import activation as _activation
+from .functions import loss as _loss
+
+# The activations (elu, gelu, prelu, ...) and losses (nll_loss, mse_loss, ...): each module lists its own.
+globals().update({name: getattr(_activation, name) for name in _activation.FUNCTIONALS})
+globals().update({name: getattr(_loss, name) for name in _loss.FUNCTIONALS})
+
+__all__ = list(dict.fromkeys([
+    "conv2d", "conv1d", "conv_transpose2d", "conv_transpose1d", "max_pool2d", "avg_pool2d", "max_pool1d",
+    "avg_pool1d", "adaptive_avg_pool2d", "global_avg_pool2d", "batch_norm", "relu", "softmax", "log_softmax",
+    "dropout", "linear", "flatten", "cat", "cross_entropy", "pad", "interpolate", "one_hot",
+] + _activation.FUNCTIONALS + _loss.FUNCTIONALS))

@@ -58,6 +58,7 @@ def _axis_sum(xp: Any, gy: Any, axis: int, src: np.ndarray, n_in: int) -> Any:
 
 class InterpolateNearest(Function):
     name = "interpolate"
+    halves_in_float32 = True  # (16 bits: the backward's sums over each dim in float32, rounded once)
 
     def __init__(self, sources: Sequence[np.ndarray]) -> None:
         self.sources = sources  # per spatial dim, host index arrays

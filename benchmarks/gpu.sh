@@ -52,9 +52,15 @@ for dt in float16 bfloat16; do
     python3 -m cli.main bench --device "$device" --dtype $dt --only layers "${quick[@]}" --out "$out/$dt" 2>&1 \
         | tee "$out/$stamp-bench-$dt.log"
 done
+# Mixed precision: the training and inference steps under autocast on both sides (against torch.autocast).
+for a in fp16 bf16; do
+    python3 -m cli.main bench --device "$device" --amp $a --only train --only inference "${quick[@]}" \
+        --out "$out/amp-$a" 2>&1 | tee "$out/$stamp-bench-amp-$a.log"
+done
 # Where a training step's time goes on this device, layer by layer (seconds each).
 if [ ${#quick[@]} -eq 0 ]; then steps=(--steps 10); else steps=(--steps 1 --warmup 0 --batch-size 4); fi
 {
     python3 -m cli.main profile --device "$device" --model keras-mnist --batch-size 256 "${steps[@]}"
     python3 -m cli.main profile --device "$device" --model resnet-cifar --batch-size 128 "${steps[@]}"
+    python3 -m cli.main profile --device "$device" --model resnet-cifar --batch-size 128 --amp bf16 "${steps[@]}"
 } 2>&1 | tee "$out/$stamp-profile.log"

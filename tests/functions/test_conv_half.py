@@ -92,3 +92,41 @@ def test_half_is_unchanged_by_tf32_precision():
         np.testing.assert_array_equal(F.conv2d(x, w).numpy(), exact)  # halves are exact in TF32
     finally:
         gpucnn.set_float32_matmul_precision("highest")
+
+
+FAMILY = {  # (op, x shape, w shape, keyword arguments): the grouped, depthwise and transposed convolutions
+    "groups 2": (F.conv2d, (2, 4, 6, 6), (6, 2, 3, 3), dict(padding=1, groups=2)),
+    "depthwise x2": (F.conv2d, (2, 3, 7, 7), (6, 1, 3, 3), dict(stride=2, padding=1, groups=3)),
+    "conv1d causal": (F.conv1d, (2, 3, 9), (4, 3, 3), dict(padding="causal", dilation=2)),
+    "transposed": (F.conv_transpose2d, (2, 3, 4, 5), (3, 4, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    "transposed groups": (F.conv_transpose2d, (1, 4, 3, 3), (4, 1, 2, 2), dict(stride=2, groups=2)),
+    "transposed 1d": (F.conv_transpose1d, (2, 3, 6), (3, 2, 4), dict(stride=3, dilation=1)),
+}
+
+
+@pytest.mark.filterwarnings("ignore:conv2d. grouped:RuntimeWarning")  # (said once: not on the tensor cores)
+@pytest.mark.parametrize("device", ["cpu", "emu"])
+@pytest.mark.parametrize("dtype", HALVES)
+@pytest.mark.parametrize("name", list(FAMILY))
+def test_grouped_depthwise_and_transposed_convs_in_16_bits(device, dtype, name):
+    op, xs, ws, kw = FAMILY[name]
+    rng = np.random.default_rng(4)
+    x, w = _halves(rng, xs, dtype), _halves(rng, ws, dtype)
+    transposed = op in (F.conv_transpose1d, F.conv_transpose2d)
+    b = _halves(rng, (ws[1] * kw.get("groups", 1) if transposed else ws[0],), dtype)
+
+    def run(d, device_):
+        ts = [gpucnn.tensor(a.astype(d), device=device_, requires_grad=True) for a in (x, w, b)]
+        y = op(*ts, **kw)
+        return y, ts
+
+    y64, ref = run(np.float64, "cpu")
+    gy = _halves(rng, y64.shape, dtype)
+    y64.backward(gpucnn.tensor(gy.astype(np.float64)))
+    y, ts = run(dtype, device)
+    y.backward(gpucnn.tensor(gy, device=device))
+    eps = float(ml_dtypes.finfo(dtype).eps)
+    for what, g, r in [("y", y, y64)] + [(f"grad {i}", t.grad, rt.grad) for i, (t, rt) in enumerate(zip(ts, ref))]:
+        assert g.dtype == dtype, what
+        exact = r.numpy()
+        assert np.abs(g.numpy().astype(np.float64) - exact).max() <= 2 * eps * np.abs(exact).max(), (name, what)

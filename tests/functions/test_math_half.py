@@ -1,15 +1,14 @@
 """The elementwise and reduction ops in float16 and bfloat16, on cpu and emu, against float64 on the same
 16-bit values: each computed in float32 and rounded once (PyTorch's opmath), so within one epsilon of
 the float64 result, relative, forward and backward (plus float32's own error where a sum cancels)."""
-import ml_dtypes
 import numpy as np
 import pytest
 
 import gpucnn
 import gpucnn.nn.functional as F
+from half_ref import check_against_float64
 
 HALVES = [gpucnn.float16, gpucnn.bfloat16]
-F32_SLACK = 64 * float(np.finfo(np.float32).eps)
 
 pos = np.abs  # inputs prepared in float64 before the cast, so that each case is ONE op on 16-bit values
 OPS = {  # name: (op, input a, input b)
@@ -42,17 +41,4 @@ def test_op_in_16_bits_is_within_an_epsilon_of_float64(name, dtype, device):
     op, *prepare = OPS[name]
     rng = np.random.default_rng(7)
     arrays = [(f or (lambda v: v))(rng.standard_normal((6, 9))).astype(dtype) for f in prepare]
-    ts = [gpucnn.tensor(a, device=device, requires_grad=True) for a in arrays]
-    ref = [gpucnn.tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
-    y, y64 = op(*ts), op(*ref)
-    assert y.dtype == dtype
-    gy = rng.standard_normal(y64.shape).astype(dtype)
-    y.backward(gpucnn.tensor(gy, device=device))
-    y64.backward(gpucnn.tensor(gy.astype(np.float64)))
-    eps = float(ml_dtypes.finfo(dtype).eps)
-    pairs = [(y, y64)] + [(t.grad, r.grad) for t, r in zip(ts, ref) if r.grad is not None]
-    for got, want in pairs:
-        assert got.dtype == dtype
-        g, w = got.numpy().astype(np.float64), want.numpy()
-        err = np.abs(g - w)
-        assert np.all(err <= eps * np.abs(w) + F32_SLACK * np.abs(w).max()), (name, err.max())
+    check_against_float64(op, arrays, dtype, device, rng, name)

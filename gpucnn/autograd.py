@@ -70,29 +70,56 @@ def _accumulate_leaf(t: "Tensor", g: Any, handed_out: set[int]) -> None:
 
 
 def run_backward(root: "Tensor", g: Any, retain_graph: bool) -> None:
-    """Accumulate d(root)/d(leaf), given d(root) = ``g``, into ``.grad`` of the leaves of root's graph."""
+    """Accumulate d(root)/d(leaf), given d(root) = ``g``, into ``.grad`` of the leaves of root's graph.
+    A leaf's post-accumulate-grad hooks run right after the last op with an edge to it has passed its
+    gradient on (so once per backward, with the whole of it in ``.grad``)."""
     handed_out: set[int] = set()
     if root._ctx is None:
         _accumulate_leaf(root, g, handed_out)
+        _run_post_accumulate_hooks(root)
         return
+    order = _functions_in_order(root._ctx)
+    due = _hooked_leaves_by_last_edge(order)
+    accumulated: set[int] = set()
     grads: dict[int, Any] = {id(root._ctx): g}
-    for fn in _functions_in_order(root._ctx):
+    for position, fn in enumerate(order):
         g = grads.pop(id(fn), None)
-        if g is None:
-            continue
-        fn._check_saved_versions()
-        xs = tuple(None if x is None else x.data for x in fn.inputs)
-        gxs = fn._guarded("backward", fn.backward, xs, g)
-        for parent, gx in zip(fn.parents, gxs):
-            if parent is None or gx is None:
-                continue
-            if isinstance(parent, Function):
-                key = id(parent)
-                grads[key] = gx if key not in grads else grads[key] + gx
-            else:
-                _accumulate_leaf(parent, gx, handed_out)
-        if not retain_graph:
-            fn._release()
+        if g is not None:
+            fn._check_saved_versions()
+            xs = tuple(None if x is None else x.data for x in fn.inputs)
+            gxs = fn._guarded("backward", fn.backward, xs, g)
+            for parent, gx in zip(fn.parents, gxs):
+                if parent is None or gx is None:
+                    continue
+                if isinstance(parent, Function):
+                    key = id(parent)
+                    grads[key] = gx if key not in grads else grads[key] + gx
+                else:
+                    _accumulate_leaf(parent, gx, handed_out)
+                    accumulated.add(id(parent))
+            if not retain_graph:
+                fn._release()
+        for leaf in due.get(position, ()):
+            if id(leaf) in accumulated:
+                _run_post_accumulate_hooks(leaf)
+
+
+def _hooked_leaves_by_last_edge(order: list[Function]) -> dict[int, list["Tensor"]]:
+    """position in ``order`` -> the leaves with post-accumulate-grad hooks whose last edge is there."""
+    last: dict[int, tuple[int, "Tensor"]] = {}
+    for position, fn in enumerate(order):
+        for p in fn.parents:
+            if p is not None and not isinstance(p, Function) and p._post_acc_hooks:
+                last[id(p)] = (position, p)
+    due: dict[int, list["Tensor"]] = {}
+    for position, leaf in last.values():
+        due.setdefault(position, []).append(leaf)
+    return due
+
+
+def _run_post_accumulate_hooks(leaf: "Tensor") -> None:
+    for hook in list((leaf._post_acc_hooks or {}).values()):
+        hook(leaf)
 
 
 # -- in-place updates -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ through :func:`gpucnn.autograd.assign`, which keeps the graph and the version co
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -31,7 +31,7 @@ class Tensor:
     Create tensors with :func:`gpucnn.tensor`. ``.data`` is the underlying NumPy or CuPy array.
     """
 
-    __slots__ = ("data", "device", "requires_grad", "grad", "_ctx", "_vc", "_view", "__weakref__")
+    __slots__ = ("data", "device", "requires_grad", "grad", "_ctx", "_vc", "_view", "_post_acc_hooks", "__weakref__")
     # Makes ``ndarray + Tensor`` call Tensor.__radd__ instead of broadcasting over the tensor.
     __array_priority__ = 1000
 
@@ -42,6 +42,7 @@ class Tensor:
         self._ctx = None
         self._vc = VersionCounter()
         self._view = None
+        self._post_acc_hooks = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -50,7 +51,7 @@ class Tensor:
     def _wrap(cls, data: Any, device: Device, requires_grad: bool = False) -> "Tensor":
         t = Tensor.__new__(Tensor)
         t.data, t.device, t.requires_grad, t.grad, t._ctx = data, device, requires_grad, None, None
-        t._vc, t._view = VersionCounter(), None
+        t._vc, t._view, t._post_acc_hooks = VersionCounter(), None, None
         return t
 
     # -- properties -----------------------------------------------------------------------------
@@ -238,6 +239,28 @@ class Tensor:
         return self if flags.c_contiguous else self.clone()
 
     # -- autograd -------------------------------------------------------------------------------
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> Any:
+        """Run ``hook(self)`` once per backward, after that backward has accumulated all of this leaf's
+        gradient into ``.grad`` (PyTorch 2.1's hook: DistributedDataParallel reduces a bucket of
+        gradients with it while the rest of backward goes on). Returns a handle: ``handle.remove()``."""
+        if self._ctx is not None:
+            raise AutogradError("register_post_accumulate_grad_hook: post accumulate grad hooks cannot be "
+                                "registered on non-leaf tensors")
+        if not self.requires_grad:
+            raise AutogradError("register_post_accumulate_grad_hook: cannot register a hook on a tensor that "
+                                "doesn't require gradient")
+        if not callable(hook):
+            raise ArgumentError(f"register_post_accumulate_grad_hook: hook must be callable, got "
+                                f"{type(hook).__name__}")
+        from collections import OrderedDict
+
+        from .nn.module import RemovableHandle
+        if self._post_acc_hooks is None:
+            self._post_acc_hooks = OrderedDict()
+        handle = RemovableHandle(self._post_acc_hooks)
+        self._post_acc_hooks[handle.id] = hook
+        return handle
+
     def backward(self, gradient: Any = None, retain_graph: Optional[bool] = None, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf tensor that requires a gradient.
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from ..functions._conv_util import effective_kernel, out_size, resolve_padding
 from ..functions.pooling import _adaptive_matrix
-from ..nn import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout,
-                  Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax,
+from ..nn import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
+                  ConvTranspose1d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax,
                   Upsample)
 from .graph import ExportError, GraphBuilder, Value, converter
 
@@ -25,11 +25,15 @@ def _tuple(v: Any, n: int) -> tuple[int, ...]:
 # -- convolutions ------------------------------------------------------------------------------------
 @converter(Conv2d, Conv1d)
 def conv(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str:
-    """Conv; zero padding in its pads ([begins..., ends...]); reflect/replicate/circular as a Pad node
-    (or Slice + Concat) before a pads-0 Conv."""
+    """Conv; zero padding in its pads ([begins..., ends...]; Conv1d's "causal" is begin-only);
+    reflect/replicate/circular as a Pad node (or Slice + Concat) before a pads-0 Conv. Grouped and
+    depthwise convs are the ``group`` attribute (the weight's layout is ONNX's already)."""
     n = layer._n
     k, s, d = layer.kernel_size, layer.stride, layer.dilation
-    pads = resolve_padding(layer.padding, x.shape[2:], k, s, d, type(layer).__name__)
+    if layer.padding == "causal":  # (as conv1d: all of dilation * (k - 1) before)
+        pads: Sequence[tuple[int, int]] = ((d[0] * (k[0] - 1), 0),)
+    else:
+        pads = resolve_padding(layer.padding, x.shape[2:], k, s, d, type(layer).__name__)
     name = x.name
     if layer.padding_mode != "zeros" and any(b or e for b, e in pads):
         name = g.pad(x, pads, layer.padding_mode)
@@ -37,6 +41,33 @@ def conv(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str:
     inputs = [name, g.param(layer.weight)] + ([g.param(layer.bias)] if layer.bias is not None else [])
     return g.node("Conv", inputs, kernel_shape=list(k), strides=list(s), dilations=list(d),
                   pads=[b for b, _ in pads] + [e for _, e in pads], group=int(getattr(layer, "groups", 1)))
+
+
+@converter(ConvTranspose2d, ConvTranspose1d)
+def conv_transpose(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str:
+    """ConvTranspose; the weight (C_in, C_out/groups, k...) is ONNX's layout. PyTorch's output is the full
+    transposed conv cropped by ``padding`` at both ends, ``output_padding`` given back at the end: the
+    end crop goes into pads where it stays >= 0, the rest (positions past the full output: zeros + bias)
+    into output_padding. ONNX Runtime refuses an output_padding >= the stride, which PyTorch allows
+    below the dilation: then it is a zero Pad before the bias is added. The output_padding is read off
+    the traced output, so ``forward(x, output_size=...)`` exports too."""
+    n, k, s, d, p = layer._n, layer.kernel_size, layer.stride, layer.dilation, layer.padding
+    op = [o - ((i - 1) * si - 2 * pi + di * (ki - 1) + 1)
+          for i, o, ki, si, di, pi in zip(x.shape[2:], out.shape[2:], k, s, d, p)]
+    ends = [max(pi - oi, 0) for pi, oi in zip(p, op)]
+    extra = [max(oi - pi, 0) for pi, oi in zip(p, op)]
+    padded = any(e >= si for e, si in zip(extra, s))
+    bias = [g.param(layer.bias)] if layer.bias is not None else []
+    y = g.node("ConvTranspose", [x.name, g.param(layer.weight)] + ([] if padded else bias), kernel_shape=list(k),
+               strides=list(s), dilations=list(d), pads=list(p) + ends,
+               output_padding=None if padded or not any(extra) else extra, group=int(layer.groups))
+    if not padded:
+        return y
+    before = tuple(out.shape[:2]) + tuple(o - e for o, e in zip(out.shape[2:], extra))
+    y = g.pad(Value(y, before, x.dtype), [(0, e) for e in extra])
+    if not bias:
+        return y
+    return g.node("Add", [y, g.node("Reshape", [bias[0], g.ints([-1] + [1] * n, "bias_shape")])])
 
 
 # -- pooling -------------------------------------------------------------------------------------------

@@ -153,3 +153,114 @@ def test_grouped_conv2d(tmp_path, groups):
     proto = check_export(m, (4, 6, 7), tmp_path)
     conv = next(n for n in proto.graph.node if n.op_type == "Conv")
     assert next(a.i for a in conv.attribute if a.name == "group") == groups
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(), dict(stride=2), dict(stride=2, padding=1), dict(stride=2, padding=1, output_padding=1),
+    dict(stride=3, padding=2, output_padding=2), dict(stride=(2, 3), padding=(0, 1), output_padding=(1, 2)),
+    dict(dilation=2, padding=1), dict(stride=2, padding=3, dilation=3, output_padding=2), dict(stride=2, groups=2),
+    dict(stride=2, padding=1, output_padding=1, groups=4, bias=False), dict(kernel_size=(2, 4), stride=(2, 1))])
+def test_conv_transpose2d(tmp_path, kwargs):
+    kwargs = {"kernel_size": 3, **kwargs}
+    m = _seeded(lambda: nn.ConvTranspose2d(4, 8, **kwargs))
+    proto = check_export(m, (4, 5, 6), tmp_path)
+    assert op_types(proto) == ["ConvTranspose"]
+    node, = proto.graph.node
+    group = next(a.i for a in node.attribute if a.name == "group")
+    assert group == kwargs.get("groups", 1)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=1, output_padding=1),
+                                    dict(stride=3, dilation=2, padding=3, output_padding=2, groups=3)])
+def test_conv_transpose1d(tmp_path, kwargs):
+    m = _seeded(lambda: nn.ConvTranspose1d(3, 6, 4, **kwargs))
+    assert op_types(check_export(m, (3, 9), tmp_path)) == ["ConvTranspose"]
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("n", [1, 2])
+def test_conv_transpose_output_padding_past_the_stride(tmp_path, bias, n):
+    """PyTorch takes output_padding < max(stride, dilation); ONNX Runtime refuses one >= the stride, so
+    those zero (+ bias) positions past the full output are a Pad, then the bias."""
+    cls = nn.ConvTranspose2d if n == 2 else nn.ConvTranspose1d
+    m = _seeded(lambda: cls(2, 4, 3, stride=2, dilation=3, output_padding=2, groups=2, bias=bias))
+    proto = check_export(m, (2, 5, 4)[:n + 1], tmp_path)
+    assert op_types(proto) == ["ConvTranspose", "Pad"] + (["Reshape", "Add"] if bias else [])
+
+
+def test_conv_transpose_sizes_agree_with_pytorch(tmp_path):
+    """ONNX's ConvTranspose output size (pads at both ends, output_padding at the end) is PyTorch's:
+    the exported graph against torch itself, same weights."""
+    torch = pytest.importorskip("torch")
+    from onnx_testing import run_onnx
+    for i, (k, s, p, op, d, g) in enumerate([(3, 2, 1, 1, 1, 1), (4, 3, 2, 2, 1, 2), (3, 2, 0, 1, 2, 1),
+                                             (5, 4, 3, 3, 1, 1), (2, 1, 0, 0, 3, 2), (3, 2, 0, 2, 3, 1),
+                                             (3, 2, 1, 2, 3, 2)]):
+        m = _seeded(lambda: nn.ConvTranspose2d(2, 4, k, stride=s, padding=p, output_padding=op, dilation=d, groups=g))
+        path = tmp_path / f"t{i}.onnx"
+        gpucnn.onnx.export(m, np.zeros((1, 2, 5, 7), np.float32), path)
+        x = np.random.default_rng(i).standard_normal((3, 2, 5, 7)).astype(np.float32)
+        got, = run_onnx(path, x)
+        ref = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(m.weight.numpy()),
+                                                   torch.tensor(m.bias.numpy()), s, p, op, g, d).numpy()
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_transpose_called_with_output_size(tmp_path):
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            return self.up(x, output_size=(2 * x.shape[2], 2 * x.shape[3]))  # output_padding 1: even sizes
+
+    m = _seeded(Decoder)
+    proto = check_export(m, (3, 4, 5), tmp_path)
+    node, = proto.graph.node
+    # padding 1 cropped at the start only: output_padding 1 gives the end crop back
+    assert next(list(a.ints) for a in node.attribute if a.name == "pads") == [1, 1, 0, 0]
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (1, 3), (2, 2)])
+def test_conv1d_causal(tmp_path, mode, stride, dilation):
+    m = _seeded(lambda: nn.Conv1d(2, 3, 3, stride=stride, padding="causal", dilation=dilation, padding_mode=mode))
+    proto = check_export(m, (2, 13), tmp_path)
+    left = dilation * 2
+    if mode == "zeros":
+        conv, = proto.graph.node
+        assert next(list(a.ints) for a in conv.attribute if a.name == "pads") == [left, 0]  # begin-only
+    else:
+        assert op_types(proto)[-1] == "Conv" and len(op_types(proto)) > 1
+
+
+def test_causal_output_t_sees_inputs_up_to_t(tmp_path):
+    """A change at input position t changes no exported output before t."""
+    from onnx_testing import run_onnx
+    m = _seeded(lambda: nn.Sequential(nn.Conv1d(1, 2, 3, padding="causal", dilation=2), nn.ReLU(),
+                                      nn.Conv1d(2, 1, 2, padding="causal", dilation=4)))
+    path = tmp_path / "causal.onnx"
+    gpucnn.onnx.export(m, np.zeros((1, 1, 16), np.float32), path)
+    x = np.random.default_rng(0).standard_normal((1, 1, 16)).astype(np.float32)
+    y = x.copy()
+    y[..., 9] += 5.0
+    a, = run_onnx(path, x)
+    b, = run_onnx(path, y)
+    assert a.shape == (1, 1, 16)
+    np.testing.assert_array_equal(a[..., :9], b[..., :9])
+    assert not np.allclose(a[..., 9:], b[..., 9:])
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (lambda: nn.Conv2d(4, 4, 3, padding=1, groups=4), (4, 6, 7)),              # depthwise
+    (lambda: nn.Conv2d(3, 6, 3, stride=2, padding="same", groups=3), (3, 7, 8)),  # depthwise, multiplier 2
+    (lambda: nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=4, padding_mode="replicate"), (4, 6, 7)),
+    (lambda: nn.Conv1d(6, 4, 3, padding=1, groups=2), (6, 10)),
+    (lambda: nn.Conv1d(4, 4, 5, padding="causal", groups=4, bias=False), (4, 10))])
+def test_depthwise_and_grouped_convs(tmp_path, layer, shape):
+    m = _seeded(layer)
+    proto = check_export(m, shape, tmp_path)
+    conv = next(n for n in proto.graph.node if n.op_type == "Conv")
+    assert next(a.i for a in conv.attribute if a.name == "group") == m.groups

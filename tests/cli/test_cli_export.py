@@ -74,3 +74,27 @@ def test_errors_are_one_line(app, tmp_path):
     assert r.exit_code == 2 and "not a shape" in r.output
     r = invoke(app, "export", "keras-mnist", "--opset", "11")
     assert r.exit_code == 2
+
+
+def test_onnx_of_a_model_file_with_the_newer_layers(app, tmp_path):
+    """A model file of transposed and causal convs and the newer activations exports and runs in ONNX Runtime."""
+    pytest.importorskip("onnxruntime")
+    import json
+    spec = {"format": "gpucnn-model-spec", "version": 1, "name": "decoder", "input_shape": [2, 8, 8], "layers": [
+        {"type": "Conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": "same", "groups": 2},
+        {"type": "GELU", "approximate": "tanh"},
+        {"type": "ConvTranspose2d", "in_channels": 4, "out_channels": 4, "kernel_size": 3, "stride": 2,
+         "padding": 1, "output_padding": 1, "groups": 4},
+        {"type": "PReLU", "num_parameters": 4}, {"type": "Conv2d", "in_channels": 4, "out_channels": 2, "kernel_size": 1},
+        {"type": "Hardswish"}, {"type": "Flatten"}, {"type": "Linear", "in_features": 512, "out_features": 3},
+        {"type": "Softplus", "beta": 2.0, "threshold": 5.0}]}
+    path = tmp_path / "decoder.json"
+    path.write_text(json.dumps(spec))
+    out = tmp_path / "decoder.onnx"
+    for opset in ("13", "20"):
+        r = invoke(app, "export", path, "--out", out, "--opset", opset)
+        assert r.exit_code == 0, r.output
+        assert "ONNX Runtime matches gpucnn" in r.output
+        ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+        assert {"ConvTranspose", "PRelu", "Softplus"} <= ops
+        assert ("Gelu" in ops) == (opset == "20") and ("HardSwish" in ops) == (opset == "20")

@@ -1,8 +1,9 @@
 """ONNX export: ``gpucnn.onnx.export(model, example_input, "model.onnx")``, checked by the onnx package,
 for ONNX Runtime, TensorRT, OpenVINO and the rest.
 
-Each layer type has one converter (:mod:`gpucnn.onnx.layers`), each op a model's own forward may call
-between layers one more (:mod:`gpucnn.onnx.ops`); containers and custom modules are traced through
+Each layer type has one converter (:mod:`gpucnn.onnx.layers`; the activations, as module and as
+functional, in :mod:`gpucnn.onnx.activations`), each op a model's own forward may call between layers
+one more (:mod:`gpucnn.onnx.ops`); containers and custom modules are traced through
 (:mod:`gpucnn.onnx.export`). A new layer's ONNX form is one function::
 
     from gpucnn.onnx import converter

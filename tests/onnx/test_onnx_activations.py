@@ -161,3 +161,18 @@ def test_float64_model(opset):
     assert got.dtype == np.float64
     # (ONNX float attributes (LeakyRelu alpha, Selu gamma, HardSigmoid 1/6) are float32: ~1e-8 relative)
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-12)
+
+
+def test_an_inplace_functional_is_named():
+    """F.elu(y, inplace=True) in a model's own forward overwrites y: an error, not a graph without it (the
+    modules' inplace=True exports: their output is followed)."""
+    class InPlaceElu(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return F.elu(self.fc(x), inplace=True)
+
+    with pytest.raises(gpucnn.ArgumentError, match="changed in place"):
+        gpucnn.onnx.export(InPlaceElu(), np.ones((2, 3), np.float32), None)

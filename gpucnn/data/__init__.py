@@ -14,6 +14,7 @@ from .cifar import CIFAR10_CLASSES, load_cifar10_batches
 from .collate import default_collate
 from .dataset import ArrayDataset, Dataset, Subset, TensorDataset, random_split, train_test_split
 from .digits import load_digits
+from .distributed import DistributedSampler
 from .download import cache_dir, download_file, file_md5
 from .idx import load_idx
 from .image_folder import load_image_folder
@@ -48,7 +49,7 @@ __all__ = [
     "load_mnist", "load_fashion_mnist", "load_cifar10", "resolve_dataset", "DATASET_NAMES",
     "cache_dir", "download_file", "file_md5",
     "CIFAR10_CLASSES", "MNIST_CLASSES", "FASHION_MNIST_CLASSES",
-    "DataLoader",
+    "DataLoader", "DistributedSampler",
     "Transform", "ToFloat", "Normalize", "Standardize", "RandomCrop", "RandomHorizontalFlip", "Compose",
     "transform_from_config",
     "SegmentationDataset", "load_segmentation_folder", "load_segmentation_npz", "colorize_mask", "save_mask_png",

@@ -53,6 +53,11 @@ class DataLoader:
     ``k`` of an epoch gets its own augmentation generator derived from the epoch's seed and ``k``, so any
     batch can be rebuilt from the RNG state at the epoch's start and its index.
 
+    ``sampler`` (as PyTorch's, exclusive with ``shuffle``): an iterable of dataset indices with a length,
+    iterated afresh at each epoch's start; a :class:`~gpucnn.data.DistributedSampler` gives each rank its
+    share (call its ``set_epoch`` before each epoch). Its ``state_dict()``, when it has one, is part of
+    the loader's.
+
     Exact resume. :meth:`state_dict` captures the position (JSON-serialisable); after
     :meth:`load_state_dict` the next ``iter()`` continues that epoch from that batch (as torchdata's
     ``StatefulDataLoader``), so the loader yields the same batches as an uninterrupted one.
@@ -67,6 +72,7 @@ class DataLoader:
         batch_size: int = 1,
         shuffle: bool = False,
         *,
+        sampler: Any = None,
         seed: int = 0,
         drop_last: bool = False,
         transform: Transform | None = None,
@@ -79,6 +85,13 @@ class DataLoader:
             raise ArgumentError(f"transform must be callable, got {type(transform).__name__}")
         if collate_fn is not None and not callable(collate_fn):
             raise ArgumentError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
+        if sampler is not None:
+            if not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
+                raise ArgumentError(f"DataLoader: sampler must be an iterable of indices with a length, got "
+                                    f"{type(sampler).__name__}")
+            if shuffle:
+                raise ArgumentError("DataLoader: sampler option is mutually exclusive with shuffle (the sampler "
+                                    "gives the order; a DistributedSampler shuffles itself)")
         root, base = unwrap_subsets(dataset)
         if transform is not None and (collate_fn is not None or not isinstance(root, ArrayDataset)):
             raise ArgumentError(f"DataLoader: transform= works on the image batches of an ArrayDataset without "
@@ -88,6 +101,7 @@ class DataLoader:
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
+        self.sampler = sampler
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.transform = transform
@@ -103,7 +117,7 @@ class DataLoader:
         self._active: object | None = None  # the iteration that moves the position
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _epoch_plan(self) -> tuple[np.ndarray, int, dict]:
@@ -111,7 +125,10 @@ class DataLoader:
         rng = np.random.Generator(np.random.PCG64())
         rng.bit_generator.state = copy.deepcopy(self._epoch_state)
         n = len(self.dataset)
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.fromiter(iter(self.sampler), dtype=np.int64)
+        else:
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
         aug_seed = int(rng.integers(0, 2**63 - 1))
         return order, aug_seed, _plain(rng.bit_generator.state)
 
@@ -169,7 +186,7 @@ class DataLoader:
             getitems = getattr(self.dataset, "__getitems__", None)
             items = getitems(idx.tolist()) if callable(getitems) else [self.dataset[int(i)] for i in idx]
             return (self.collate_fn or default_collate)(items)
-        if len(idx) > 1 and self._base is None and not self.shuffle:
+        if len(idx) > 1 and self._base is None and not self.shuffle and self.sampler is None:
             x = root.images[idx[0]:idx[-1] + 1].copy()  # contiguous: a slice is faster than a gather
         else:
             x = root.images[idx]
@@ -181,7 +198,7 @@ class DataLoader:
 
     def state_dict(self) -> dict[str, Any]:
         """The position (epoch, batches done in it) and RNG state; JSON-serialisable."""
-        return {
+        state = {
             "epoch": self.epoch,
             "batch_index": self.batch_index,
             "rng_state": copy.deepcopy(self._epoch_state),
@@ -191,6 +208,9 @@ class DataLoader:
             "drop_last": self.drop_last,
             "num_samples": len(self.dataset),
         }
+        if callable(getattr(self.sampler, "state_dict", None)):  # (DistributedSampler: its epoch and seed)
+            state["sampler"] = self.sampler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict`: the next ``iter()`` continues the saved epoch from the saved batch.
@@ -213,6 +233,8 @@ class DataLoader:
             raise ArgumentError(f"not a DataLoader state ({type(exc).__name__}: {exc})") from None
         if epoch < 0 or not 0 <= batch_index <= len(self):
             raise ArgumentError(f"DataLoader state has an invalid position: epoch {epoch}, batch {batch_index}")
+        if "sampler" in state and callable(getattr(self.sampler, "load_state_dict", None)):
+            self.sampler.load_state_dict(state["sampler"])
         self.epoch, self.batch_index = epoch, batch_index
         self._epoch_state = _plain(rng.bit_generator.state)
         self.seed = seed

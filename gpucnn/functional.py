@@ -11,8 +11,8 @@ from .functions.interpolate import interpolate
 from .functions.linear import linear
 from .functions.loss import cross_entropy
 from .functions.padding import pad
-from .functions.pooling import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, global_avg_pool2d, max_pool1d,
-                                max_pool2d)
+from .functions.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d, avg_pool2d, global_avg_pool2d,
+                                max_pool1d, max_pool2d, max_unpool1d, max_unpool2d)
 
 from .functions import activation as _activation
 from .functions import loss as _loss
@@ -25,4 +25,5 @@ __all__ = list(dict.fromkeys([
     "conv2d", "conv1d", "conv_transpose2d", "conv_transpose1d", "max_pool2d", "avg_pool2d", "max_pool1d",
     "avg_pool1d", "adaptive_avg_pool2d", "global_avg_pool2d", "batch_norm", "relu", "softmax", "log_softmax",
     "dropout", "linear", "flatten", "cat", "cross_entropy", "pad", "interpolate", "one_hot",
+    "adaptive_max_pool2d", "max_unpool2d", "max_unpool1d",
 ] + _activation.FUNCTIONALS + _loss.FUNCTIONALS))

@@ -1,4 +1,5 @@
-// Pooling kernels: max, average, adaptive average and global average pooling, forward and backward.
+// Pooling kernels: max, average, adaptive average, adaptive max and global average pooling, forward and
+// backward.
 //
 // Layout everywhere: NCHW, C-contiguous. A "plane" is one (n, c) image: plane p = n * C + c starts at
 // p * H * W in the input and at p * OH * OW in the output. Launched by gpucnn/functions/pooling.py,
@@ -114,10 +115,12 @@ max_pool2d_backward(const T* __restrict__ gy, const int* __restrict__ argmax, in
 // ---------------------------------------------------------------------------------------------------
 // avg_pool2d_forward: one thread per output element y[p, oh, ow] (grid-x covers planes * OH * OW).
 // Sums the real pixels of the window of x[p] row-major (zero padding adds nothing) and divides by the
-// window's divisor (avg_pool_extent along H times along W).
+// window's divisor (avg_pool_extent along H times along W), or by divisor_override when it is not 0
+// (PyTorch's divisor_override: the host refuses 0 as a value).
 extern "C" __global__ void __launch_bounds__(POOL_THREADS)
 avg_pool2d_forward(const T* __restrict__ x, int planes, int H, int W, int OH, int OW, int kh, int kw,
-                   int sh, int sw, int ph, int pw, int count_include_pad, T* __restrict__ y) {
+                   int sh, int sw, int ph, int pw, int count_include_pad, int divisor_override,
+                   T* __restrict__ y) {
   const int idx = pool_thread_index(planes * OH * OW);
   if (idx < 0) return;
   const int ow = idx % OW, oh = (idx / OW) % OH, p = idx / (OH * OW);
@@ -128,17 +131,19 @@ avg_pool2d_forward(const T* __restrict__ x, int planes, int H, int W, int OH, in
   ACC acc = ACC(0);
   for (int ih = h_begin; ih < h_end; ++ih)
     for (int iw = w_begin; iw < w_end; ++iw) acc += gpucnn_load(xp[ih * W + iw]);
-  const int div = avg_pool_extent(oh, H, kh, sh, ph, count_include_pad) *
-                  avg_pool_extent(ow, W, kw, sw, pw, count_include_pad);
+  const int div = divisor_override ? divisor_override
+                                   : avg_pool_extent(oh, H, kh, sh, ph, count_include_pad) *
+                                         avg_pool_extent(ow, W, kw, sw, pw, count_include_pad);
   y[idx] = gpucnn_store(acc / ACC(div));
 }
 
 // avg_pool2d_backward: one thread per input element gx[p, ih, iw] (grid-x covers planes * H * W).
 // Gathers gy[p, oh, ow] / divisor over the windows containing (ih, iw), window offsets in increasing
-// order (the NumPy path divides gy first, then accumulates in that order).
+// order (the NumPy path divides gy first, then accumulates in that order); divisor_override as forward.
 extern "C" __global__ void __launch_bounds__(POOL_THREADS)
 avg_pool2d_backward(const T* __restrict__ gy, int planes, int H, int W, int OH, int OW, int kh, int kw,
-                    int sh, int sw, int ph, int pw, int count_include_pad, T* __restrict__ gx) {
+                    int sh, int sw, int ph, int pw, int count_include_pad, int divisor_override,
+                    T* __restrict__ gx) {
   const int idx = pool_thread_index(planes * H * W);
   if (idx < 0) return;
   const int iw = idx % W, ih = (idx / W) % H, p = idx / (H * W);
@@ -155,7 +160,8 @@ avg_pool2d_backward(const T* __restrict__ gy, int planes, int H, int W, int OH, 
       if (tw < 0) break;
       const int ow = tw / sw;
       if (ow * sw != tw || ow >= OW) continue;
-      const int div = div_h * avg_pool_extent(ow, W, kw, sw, pw, count_include_pad);
+      const int div =
+          divisor_override ? divisor_override : div_h * avg_pool_extent(ow, W, kw, sw, pw, count_include_pad);
       acc += gpucnn_load(gy[base + oh * OW + ow]) / ACC(div);
     }
   }
@@ -201,6 +207,57 @@ adaptive_avg_pool2d_backward(const T* __restrict__ gy, int planes, int H, int W,
       acc += gpucnn_load(g[oh * OW + ow]) / ACC(rows * cols);
     }
   }
+  gx[idx] = gpucnn_store(acc);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// adaptive_max_pool2d_forward: one thread per output element y[p, oh, ow] (grid-x covers
+// planes * OH * OW). Scans the bin of x[p] (PyTorch's bins, as adaptive_avg_pool2d_forward) row-major
+// and writes its maximum to y and, to argmax (int32), the flat index ih * W + iw of the FIRST maximum;
+// a NaN wins over every number and the first NaN is kept (the NumPy path's np.argmax), so the output is
+// that NaN and its gradient goes there.
+extern "C" __global__ void __launch_bounds__(POOL_THREADS)
+adaptive_max_pool2d_forward(const T* __restrict__ x, int planes, int H, int W, int OH, int OW,
+                            T* __restrict__ y, int* __restrict__ argmax) {
+  const int idx = pool_thread_index(planes * OH * OW);
+  if (idx < 0) return;
+  const int ow = idx % OW, oh = (idx / OW) % OH, p = idx / (OH * OW);
+  const T* xp = x + p * H * W;
+  const int h_begin = oh * H / OH, h_end = GPUCNN_CEIL_DIV((oh + 1) * H, OH);
+  const int w_begin = ow * W / OW, w_end = GPUCNN_CEIL_DIV((ow + 1) * W, OW);
+  ACC best = gpucnn_load(xp[h_begin * W + w_begin]);
+  int where = h_begin * W + w_begin;
+  for (int ih = h_begin; ih < h_end; ++ih)
+    for (int iw = w_begin; iw < w_end; ++iw) {
+      const ACC v = gpucnn_load(xp[ih * W + iw]);
+      if (!isnan(best) && (v > best || isnan(v))) {
+        best = v;
+        where = ih * W + iw;
+      }
+    }
+  y[idx] = gpucnn_store(best);  // (exact: best is one of the inputs)
+  argmax[idx] = where;
+}
+
+// adaptive_max_pool2d_backward: one thread per input element gx[p, ih, iw] (grid-x covers
+// planes * H * W). Visits the bins containing (ih, iw) (the inverse bin formula of
+// adaptive_avg_pool2d_backward) in row-major order and adds gy[p, oh, ow] of those whose argmax it is:
+// the order in which the NumPy path's np.add.at adds them.
+extern "C" __global__ void __launch_bounds__(POOL_THREADS)
+adaptive_max_pool2d_backward(const T* __restrict__ gy, const int* __restrict__ argmax, int planes, int H,
+                             int W, int OH, int OW, T* __restrict__ gx) {
+  const int idx = pool_thread_index(planes * H * W);
+  if (idx < 0) return;
+  const int iw = idx % W, ih = (idx / W) % H, p = idx / (H * W);
+  const int me = ih * W + iw, base = p * OH * OW;
+  const int oh_begin = ih * OH / H, oh_end = min(GPUCNN_CEIL_DIV((ih + 1) * OH, H), OH);
+  const int ow_begin = iw * OW / W, ow_end = min(GPUCNN_CEIL_DIV((iw + 1) * OW, W), OW);
+  ACC acc = ACC(0);
+  for (int oh = oh_begin; oh < oh_end; ++oh)
+    for (int ow = ow_begin; ow < ow_end; ++ow) {
+      const int o = base + oh * OW + ow;
+      if (argmax[o] == me) acc += gpucnn_load(gy[o]);
+    }
   gx[idx] = gpucnn_store(acc);
 }
 

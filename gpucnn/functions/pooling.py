@@ -1,4 +1,5 @@
-"""Pooling: max, average, adaptive average and global average pooling (NCHW; 1-D variants as H = 1).
+"""Pooling: max (with PyTorch's ``return_indices``), average (``divisor_override``), adaptive average,
+adaptive max, global average pooling and max unpooling (NCHW; 1-D variants as H = 1).
 
 PyTorch semantics throughout (``torch.nn.functional.max_pool2d`` and friends). The NumPy path works on
 strided sub-grids: a k x k window is k*k shifted, strided views of the (padded) input, one per window
@@ -179,11 +180,14 @@ class MaxPool2d(_Pool2d):
     name = "max_pool2d"
     saves_output = True  # the tiled NumPy backward compares x with the kept y
 
+    #: set by max_pool2d(return_indices=True): the NumPy path records the scan's argmax for every shape
+    want_indices = False
+
     def _tiles(self, x: np.ndarray) -> bool:
         """Whether the windows tile ``x`` (stride = kernel, no padding or dilation, none past the edge):
         the common 2x2 pooling, which has a faster NumPy path."""
         (kh, kw), (h, w) = self.kernel_size, x.shape[2:]
-        return (self.stride == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1)
+        return (not self.want_indices and self.stride == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1)
                 and kh * kw > 1 and self.oh * kh <= h and self.ow * kw <= w)
 
     def forward_cpu(self, xs):
@@ -276,6 +280,27 @@ class MaxPool2d(_Pool2d):
         workspace.map_outer(route, x)
         return gx
 
+    def indices(self, width: int, height: int) -> Any:
+        """PyTorch's ``return_indices``: per output, the flat index ``ih * W + iw`` of its window's maximum
+        within its (H, W) input plane, as int64 (call right after the forward). A window whose maximum is
+        -inf padding (its real pixels all -inf) gets its first real pixel, as PyTorch's."""
+        xp = self.xp
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        h0 = np.arange(self.oh) * sh - ph
+        w0 = np.arange(self.ow) * sw - pw
+        # The first real row/column of each window (padding <= kernel // 2: every window has one).
+        first_h = h0 + (-(-np.maximum(-h0, 0) // dh)) * dh
+        first_w = w0 + (-(-np.maximum(-w0, 0) // dw)) * dw
+        fallback = xp.asarray((first_h[:, None] * width + first_w[None, :]).astype(np.int64))
+        if hasattr(self, "argmax_index"):  # the kernels' flat index, -1 in the padding
+            flat = self.argmax_index.astype(np.int64)
+            return xp.where(flat < 0, fallback, flat)
+        k = self.argmax.astype(np.int64)
+        ih = h0[:, None] + (k // kw) * dh
+        iw = w0[None, :] + (k % kw) * dw
+        inside = (ih >= 0) & (ih < height) & (iw >= 0) & (iw < width)
+        return np.where(inside, ih * width + iw, fallback)
+
     def forward_gpu(self, xs):
         x, defines, geometry = self._gpu_setup(xs[0])
         n, c = x.shape[:2]
@@ -312,9 +337,11 @@ def _avg_divisor(size: int, out: int, kernel: int, stride: int, padding: int, co
 class AvgPool2d(_Pool2d):
     name = "avg_pool2d"
 
-    def __init__(self, kernel_size, stride, padding, ceil_mode=False, count_include_pad=True) -> None:
+    def __init__(self, kernel_size, stride, padding, ceil_mode=False, count_include_pad=True,
+                 divisor_override: Optional[int] = None) -> None:
         super().__init__(kernel_size, stride, padding, (1, 1), ceil_mode)
         self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override  # (every window's divisor, when given; PyTorch's)
 
     def forward_cpu(self, xs):
         x, = xs
@@ -323,7 +350,8 @@ class AvgPool2d(_Pool2d):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         div_h = _avg_divisor(h, self.oh, kh, sh, ph, self.count_include_pad)
         div_w = _avg_divisor(w, self.ow, kw, sw, pw, self.count_include_pad)
-        self.divisor = np.multiply.outer(div_h, div_w).astype(x.dtype)
+        self.divisor = np.multiply.outer(div_h, div_w).astype(x.dtype) if self.divisor_override is None else \
+            x.dtype.type(self.divisor_override)
         xp = self._pad(x, 0.0)
         rows, cols = self.windows[0]
         y = xp[:, :, rows, cols].copy()
@@ -331,6 +359,11 @@ class AvgPool2d(_Pool2d):
             y += xp[:, :, rows, cols]
         y /= self.divisor
         return y
+
+    @property
+    def _override(self) -> int:
+        """The kernels' divisor_override argument: 0 for none (the public function refuses 0)."""
+        return 0 if self.divisor_override is None else self.divisor_override
 
     def backward_cpu(self, xs, gy):
         x, = xs
@@ -346,14 +379,16 @@ class AvgPool2d(_Pool2d):
         y = self.xp.empty((n, c, self.oh, self.ow), dtype=x.dtype)
         self.geometry, self.defines = geometry, defines
         kernel = self.device.kernel("pooling", "avg_pool2d_forward", **defines)
-        kernel(_grid(y.size), (_THREADS,), (bits(x), *geometry, np.int32(self.count_include_pad), bits(y)))
+        kernel(_grid(y.size), (_THREADS,), (bits(x), *geometry, *_i32(self.count_include_pad, self._override),
+                                            bits(y)))
         return y
 
     def backward_gpu(self, xs, gy):
         gy = self.xp.ascontiguousarray(gy, dtype=xs[0].dtype)
         gx = self.xp.empty(self.in_shape, dtype=gy.dtype)
         kernel = self.device.kernel("pooling", "avg_pool2d_backward", **self.defines)
-        kernel(_grid(gx.size), (_THREADS,), (bits(gy), *self.geometry, np.int32(self.count_include_pad), bits(gx)))
+        kernel(_grid(gx.size), (_THREADS,),
+               (bits(gy), *self.geometry, *_i32(self.count_include_pad, self._override), bits(gx)))
         return (gx,)
 
 
@@ -418,6 +453,100 @@ class AdaptiveAvgPool2d(Function):
         return (gx,)
 
 
+def _bins(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive bins along one axis: bin i is [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+class AdaptiveMaxPool2d(Function):
+    """The maximum of each of PyTorch's adaptive bins (``adaptive_avg_pool2d``'s, which may overlap); the
+    gradient of an output goes to the FIRST maximum of its bin (row-major; the first NaN where the bin
+    holds one). ``self.index`` keeps, per output, the flat index ih * W + iw of that element (int64 on
+    the NumPy path, int32 from the kernels), which ``return_indices`` returns."""
+    name = "adaptive_max_pool2d"
+    halves_in_float32 = ON_NUMPY  # (the kernels read and write 16 bits themselves)
+
+    def __init__(self, output_size: tuple[int, int]) -> None:
+        self.output_size = output_size
+
+    def reads_inputs(self):
+        return ()  # (backward needs only the recorded indices)
+
+    def forward_cpu(self, xs):
+        x, = xs
+        n, c, h, w = x.shape
+        oh, ow = self.output_size
+        y = np.empty((n, c, oh, ow), dtype=x.dtype)
+        self.index = index = np.empty((n, c, oh, ow), dtype=np.int64)
+        for i, (hs, he) in enumerate(_bins(h, oh)):
+            for j, (ws, we) in enumerate(_bins(w, ow)):
+                block = x[:, :, hs:he, ws:we].reshape(n, c, -1)
+                a = block.argmax(axis=-1)  # (the first maximum; the first NaN where there is one)
+                y[:, :, i, j] = np.take_along_axis(block, a[..., None], axis=-1)[..., 0]
+                index[:, :, i, j] = (hs + a // (we - ws)) * w + ws + a % (we - ws)
+        return y
+
+    def backward_cpu(self, xs, gy):
+        n, c, h, w = xs[0].shape
+        gx = np.zeros((n * c, h * w), dtype=gy.dtype)
+        rows = np.arange(n * c)[:, None]
+        # np.add.at adds in index order: the outputs row-major, as the kernel's gather visits them.
+        np.add.at(gx, (rows, self.index.reshape(n * c, -1)), np.ascontiguousarray(gy).reshape(n * c, -1))
+        return (gx.reshape(n, c, h, w),)
+
+    def forward_gpu(self, xs):
+        x = self.xp.ascontiguousarray(xs[0])
+        n, c, h, w = x.shape
+        oh, ow = self.output_size
+        _check_int32(self.name, input_elements=x.size, output_elements=n * c * oh * ow,
+                     H_times_output_height=h * oh, W_times_output_width=w * ow)
+        y = self.xp.empty((n, c, oh, ow), dtype=x.dtype)
+        self.index = self.xp.empty(y.shape, dtype=np.int32)
+        self.defines = kernel_defines(self.name, x.dtype)
+        kernel = self.device.kernel("pooling", "adaptive_max_pool2d_forward", **self.defines)
+        kernel(_grid(y.size), (_THREADS,), (bits(x), *_i32(n * c, h, w, oh, ow), bits(y), self.index))
+        return y
+
+    def backward_gpu(self, xs, gy):
+        n, c, h, w = xs[0].shape
+        gy = self.xp.ascontiguousarray(gy, dtype=xs[0].dtype)
+        gx = self.xp.empty((n, c, h, w), dtype=gy.dtype)
+        kernel = self.device.kernel("pooling", "adaptive_max_pool2d_backward", **self.defines)
+        kernel(_grid(gx.size), (_THREADS,), (bits(gy), self.index, *_i32(n * c, h, w, *self.output_size), bits(gx)))
+        return (gx,)
+
+
+class MaxUnpool2d(Function):
+    """The inverse of max pooling: zeros of (N, C, *output_size) with each input value written at its
+    flat index ``ih * W + iw`` of its plane (PyTorch's ``max_unpool2d``); the gradient reads ``gy`` back
+    at the same indices. Array code (``xp``): the same on every device. Where two inputs of a plane
+    name the same index the later one (in row-major order) is written, and both read its gradient."""
+    name = "max_unpool2d"
+    halves_in_float32 = True  # (copies only: exact in float32; CuPy has no bfloat16)
+
+    def __init__(self, indices: Any, output_size: tuple[int, int]) -> None:
+        self.index = indices  # (N, C, h, w) int64 array, on the input's device
+        self.output_size = output_size
+
+    def reads_inputs(self):
+        return ()
+
+    def forward(self, xs):
+        x, = xs
+        n, c = x.shape[:2]
+        oh, ow = self.output_size
+        y = self.xp.zeros((n * c, oh * ow), dtype=x.dtype)
+        rows = self.xp.arange(n * c)[:, None]
+        y[rows, self.index.reshape(n * c, -1)] = x.reshape(n * c, -1)
+        return y.reshape(n, c, oh, ow)
+
+    def backward(self, xs, gy):
+        x, = xs
+        n, c = x.shape[:2]
+        rows = self.xp.arange(n * c)[:, None]
+        return (gy.reshape(n * c, -1)[rows, self.index.reshape(n * c, -1)].reshape(x.shape),)
+
+
 class GlobalAvgPool2d(Function):
     name = "global_avg_pool2d"
     halves_in_float32 = ON_NUMPY
@@ -460,57 +589,107 @@ def _global_avg_pool_backward_gpu(op: Function, shape: tuple[int, ...], gy: Any)
 
 
 # -- the public functions: validate, then run the op ------------------------------------------------
+def _indices_tensor(op: MaxPool2d, input: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """The ``return_indices`` output of a max pooling op just run on ``input`` (int64, no gradient)."""
+    h, w = input.shape[-2:] if input.ndim == 4 else (1, input.shape[-1])
+    return Tensor._wrap(op.indices(w, h).reshape(shape), input.device)
+
+
+def _check_divisor(op: str, divisor_override: Any) -> Optional[int]:
+    if divisor_override is None:
+        return None
+    if not _is_int(divisor_override) or divisor_override == 0:
+        raise ArgumentError(f"{op}: divisor_override must be None or a nonzero integer (every window's "
+                            f"divisor), got {divisor_override!r}")
+    if abs(int(divisor_override)) > _INT32_MAX:
+        raise ArgumentError(f"{op}: divisor_override must fit in 32 bits, got {divisor_override!r}")
+    return int(divisor_override)
+
+
 def max_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False) -> Tensor:
+               padding: IntOrPair = 0, dilation: IntOrPair = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """2-D max pooling of an (N, C, H, W) tensor, like ``torch.nn.functional.max_pool2d``.
 
     ``stride`` defaults to ``kernel_size``; ``padding`` (at most half the kernel) pads with -inf. The
-    gradient of each output goes to the first maximum of its window (row-major order).
+    gradient of each output goes to the first maximum of its window (row-major order). With
+    ``return_indices=True`` also returns, as int64, the flat index ``ih * W + iw`` of that maximum in its
+    input plane (what ``max_unpool2d`` takes).
     """
     op = "max_pool2d"
     require_input(op, input, 4, 4, "N, C, H, W", halves=True)
     k, s, p, d = _check_window(op, input, 2, kernel_size, stride, padding, dilation)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
-    return MaxPool2d(k, s, p, d, ceil_mode)(input)
+    if not _check_bool(op, "return_indices", return_indices):
+        return MaxPool2d(k, s, p, d, ceil_mode)(input)
+    pool = MaxPool2d(k, s, p, d, ceil_mode)
+    pool.want_indices = True
+    y = pool(input)
+    return y, _indices_tensor(pool, input, y.shape)
 
 
 def avg_pool2d(input: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
-               padding: IntOrPair = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+               padding: IntOrPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None) -> Tensor:
     """2-D average pooling of an (N, C, H, W) tensor, like ``torch.nn.functional.avg_pool2d``.
 
-    Zero padding; with ``count_include_pad=False`` each window's divisor counts only real pixels.
+    Zero padding; with ``count_include_pad=False`` each window's divisor counts only real pixels;
+    ``divisor_override`` (a nonzero integer) divides every window's sum by itself instead.
     """
     op = "avg_pool2d"
     require_input(op, input, 4, 4, "N, C, H, W", halves=True)
     k, s, p, _ = _check_window(op, input, 2, kernel_size, stride, padding)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
-    return AvgPool2d(k, s, p, ceil_mode, count_include_pad)(input)
+    divisor_override = _check_divisor(op, divisor_override)
+    return AvgPool2d(k, s, p, ceil_mode, count_include_pad, divisor_override)(input)
 
 
 def max_pool1d(input: Tensor, kernel_size: int, stride: Optional[int] = None, padding: int = 0,
-               dilation: int = 1, ceil_mode: bool = False) -> Tensor:
-    """1-D max pooling of an (N, C, L) tensor (the 2-D op with H = 1)."""
+               dilation: int = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]:
+    """1-D max pooling of an (N, C, L) tensor (the 2-D op with H = 1); ``return_indices=True`` also
+    returns the index (along L) of each window's maximum, as int64."""
     op = "max_pool1d"
     require_input(op, input, 3, 3, "N, C, L", halves=True)
     (k,), (s,), (p,), (d,) = _check_window(op, input, 1, kernel_size, stride, padding, dilation)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
+    return_indices = _check_bool(op, "return_indices", return_indices)
     n, c, length = input.shape
-    y = MaxPool2d((1, k), (1, s), (0, p), (1, d), ceil_mode)(input.reshape(n, c, 1, length))
-    return y.reshape(n, c, y.shape[-1])
+    pool = MaxPool2d((1, k), (1, s), (0, p), (1, d), ceil_mode)
+    pool.want_indices = return_indices
+    y = pool(input.reshape(n, c, 1, length))
+    y = y.reshape(n, c, y.shape[-1])
+    return (y, _indices_tensor(pool, input, y.shape)) if return_indices else y
 
 
 def avg_pool1d(input: Tensor, kernel_size: int, stride: Optional[int] = None, padding: int = 0,
-               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
-    """1-D average pooling of an (N, C, L) tensor (the 2-D op with H = 1)."""
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: Optional[int] = None) -> Tensor:
+    """1-D average pooling of an (N, C, L) tensor (the 2-D op with H = 1). ``divisor_override`` as in
+    :func:`avg_pool2d` (an addition: PyTorch's avg_pool1d has none)."""
     op = "avg_pool1d"
     require_input(op, input, 3, 3, "N, C, L", halves=True)
     (k,), (s,), (p,), _ = _check_window(op, input, 1, kernel_size, stride, padding)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
     count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
+    divisor_override = _check_divisor(op, divisor_override)
     n, c, length = input.shape
-    y = AvgPool2d((1, k), (1, s), (0, p), ceil_mode, count_include_pad)(input.reshape(n, c, 1, length))
+    y = AvgPool2d((1, k), (1, s), (0, p), ceil_mode, count_include_pad, divisor_override)(
+        input.reshape(n, c, 1, length))
     return y.reshape(n, c, y.shape[-1])
+
+
+def _adaptive_size(op: str, input: Tensor, output_size: Any) -> tuple[int, int]:
+    """``output_size`` (an int, or a pair whose ``None`` keeps that input size) as a pair of ints >= 1."""
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        sizes = tuple(input.shape[2 + i] if v is None else v for i, v in enumerate(output_size))
+    else:
+        sizes = output_size
+    out = _ntuple(sizes, 2, op, "output_size")
+    if min(out) < 1:
+        raise ArgumentError(f"{op}: output_size must be >= 1, got {output_size!r}")
+    return out
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional[int]]]) -> Tensor:
@@ -519,14 +698,107 @@ def adaptive_avg_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional
     ``output_size`` keeps that input size; ``output_size=1`` is global average pooling (N, C, 1, 1)."""
     op = "adaptive_avg_pool2d"
     require_input(op, input, 4, 4, "N, C, H, W", halves=True)
-    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
-        sizes = tuple(input.shape[2 + i] if v is None else v for i, v in enumerate(output_size))
+    return AdaptiveAvgPool2d(_adaptive_size(op, input, output_size))(input)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size: Union[int, Sequence[Optional[int]]],
+                        return_indices: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]:
+    """Max pooling of an (N, C, H, W) tensor to (N, C, *output_size) over the bins of
+    :func:`adaptive_avg_pool2d`, like ``torch.nn.functional.adaptive_max_pool2d``. The gradient of an
+    output goes to its bin's first maximum; ``return_indices=True`` also returns its flat index
+    ``ih * W + iw`` in the input plane (int64)."""
+    op = "adaptive_max_pool2d"
+    require_input(op, input, 4, 4, "N, C, H, W", halves=True)
+    out = _adaptive_size(op, input, output_size)
+    return_indices = _check_bool(op, "return_indices", return_indices)
+    pool = AdaptiveMaxPool2d(out)
+    y = pool(input)
+    if not return_indices:
+        return y
+    return y, Tensor._wrap(pool.index.astype(np.int64, copy=False), input.device)
+
+
+def _unpool_size(op: str, input: Tensor, k: tuple[int, ...], s: tuple[int, ...], p: tuple[int, ...],
+                 output_size: Any) -> tuple[int, ...]:
+    """PyTorch's unpooled size: (in - 1) * stride - 2 * padding + kernel per spatial dim, or
+    ``output_size`` (its last len(k) entries), which must lie within a stride of that."""
+    n = len(k)
+    spatial = input.shape[-n:]
+    default = tuple((i - 1) * si - 2 * pi + ki for i, ki, si, pi in zip(spatial, k, s, p))
+    if output_size is None:
+        sizes = default
     else:
-        sizes = output_size
-    out = _ntuple(sizes, 2, op, "output_size")
-    if min(out) < 1:
-        raise ArgumentError(f"{op}: output_size must be >= 1, got {output_size!r}")
-    return AdaptiveAvgPool2d(out)(input)
+        given = tuple(output_size) if isinstance(output_size, (tuple, list)) else output_size
+        if isinstance(given, tuple) and len(given) in (n + 2, n + 1):
+            given = given[-n:]
+        sizes = _ntuple(given, n, op, "output_size")
+        for size, d, si in zip(sizes, default, s):
+            if not d - si < size < d + si:
+                raise ShapeError(f"{op}: output_size {_fmt(sizes)} is not reachable from input {_fmt(spatial)}: "
+                                 f"each size must be between {_fmt([a - b + 1 for a, b in zip(default, s)])} and "
+                                 f"{_fmt([a + b - 1 for a, b in zip(default, s)])} (the default is {_fmt(default)})")
+    if min(sizes) < 1:
+        raise ShapeError(f"{op}: the output size {_fmt(sizes)} is empty (input {_fmt(spatial)}, kernel {_fmt(k)}, "
+                         f"stride {_fmt(s)}, padding {_fmt_pad(p)})")
+    return sizes
+
+
+def _check_indices(op: str, input: Tensor, indices: Any, plane: int) -> Any:
+    if not isinstance(indices, Tensor):
+        raise ArgumentError(f"{op}: indices must be a gpucnn Tensor (the indices max pooling returned), got "
+                            f"{type(indices).__name__}")
+    if indices.dtype.kind not in "iu":
+        raise ArgumentError(f"{op}: indices must have an integer dtype (int64, as max pooling returns), got "
+                            f"{indices.dtype}")
+    if indices.shape != input.shape:
+        raise ShapeError(f"{op}: indices have shape {indices.shape}, expected the input's {input.shape}")
+    if indices.device != input.device:
+        raise ArgumentError(f"{op}: indices are on {indices.device}, the input on {input.device}")
+    idx = indices.data.astype(np.int64, copy=False)
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= plane:
+        bad = lo if lo < 0 else hi
+        raise ArgumentError(f"{op}: index {bad} is out of range for output planes of {plane} elements "
+                            f"(expected 0 <= index < {plane})")
+    return idx
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: IntOrPair, stride: Optional[IntOrPair] = None,
+                 padding: IntOrPair = 0, output_size: Optional[Sequence[int]] = None) -> Tensor:
+    """The partial inverse of :func:`max_pool2d` (``return_indices=True``), like
+    ``torch.nn.functional.max_unpool2d``: zeros of (N, C, OH, OW) with ``input[n, c, i, j]`` at flat index
+    ``indices[n, c, i, j]`` of its plane. OH = (H - 1) * stride - 2 * padding + kernel (likewise OW) unless
+    ``output_size`` ((OH, OW) or (N, C, OH, OW)) says otherwise, within a stride of that."""
+    op = "max_unpool2d"
+    require_input(op, input, 4, 4, "N, C, H, W", halves=True)
+    k = _ntuple(kernel_size, 2, op, "kernel_size")
+    s = k if stride is None else _ntuple(stride, 2, op, "stride")
+    p = _ntuple(padding, 2, op, "padding")
+    if min(k) < 1 or min(s) < 1 or min(p) < 0:
+        raise ArgumentError(f"{op}: kernel_size and stride must be >= 1 and padding >= 0, got kernel_size="
+                            f"{kernel_size!r}, stride={stride!r}, padding={padding!r}")
+    out = _unpool_size(op, input, k, s, p, output_size)
+    idx = _check_indices(op, input, indices, out[0] * out[1])
+    return MaxUnpool2d(idx, out)(input)
+
+
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size: int, stride: Optional[int] = None,
+                 padding: int = 0, output_size: Optional[Sequence[int]] = None) -> Tensor:
+    """The partial inverse of :func:`max_pool1d` (``return_indices=True``) on (N, C, L) tensors, like
+    ``torch.nn.functional.max_unpool1d``: OL = (L - 1) * stride - 2 * padding + kernel."""
+    op = "max_unpool1d"
+    require_input(op, input, 3, 3, "N, C, L", halves=True)
+    k = _ntuple(kernel_size, 1, op, "kernel_size")
+    s = k if stride is None else _ntuple(stride, 1, op, "stride")
+    p = _ntuple(padding, 1, op, "padding")
+    if min(k) < 1 or min(s) < 1 or min(p) < 0:
+        raise ArgumentError(f"{op}: kernel_size and stride must be >= 1 and padding >= 0, got kernel_size="
+                            f"{kernel_size!r}, stride={stride!r}, padding={padding!r}")
+    (ol,) = _unpool_size(op, input, k, s, p, output_size)
+    idx = _check_indices(op, input, indices, ol)
+    n, c, length = input.shape
+    y = MaxUnpool2d(idx.reshape(n, c, 1, length), (1, ol))(input.reshape(n, c, 1, length))
+    return y.reshape(n, c, ol)
 
 
 def global_avg_pool2d(input: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ from .layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, Batch
 from . import loss as _loss
 from .loss import *  # noqa: F401,F403  (CrossEntropyLoss, MSELoss, ...)
 from .module import Module, Parameter, RemovableHandle
+from .pooling import AdaptiveMaxPool2d, MaxUnpool1d, MaxUnpool2d
 from .registry import (build_from_config, get_layer_class, known_layers, layer_from_config, layer_to_config,
                        register_layer, validate_config)
 from .upsample import Upsample, upsample_nearest2d
@@ -27,4 +28,5 @@ __all__ = [
     "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
     "register_layer", "layer_from_config", "layer_to_config", "validate_config", "build_from_config",
     "known_layers", "get_layer_class", "upsample_nearest2d", "init", "functional",
+    "AdaptiveMaxPool2d", "MaxUnpool2d", "MaxUnpool1d",
 ] + activation.__all__ + _loss.__all__

@@ -393,23 +393,25 @@ def _repr_size(v: Any) -> str:
 
 @register_layer
 class MaxPool2d(_PoolNd):
-    """2-D max pooling; ``stride`` defaults to ``kernel_size``."""
+    """2-D max pooling; ``stride`` defaults to ``kernel_size``. With ``return_indices=True`` the layer
+    returns ``(output, indices)`` (PyTorch's flat per-plane indices, for :class:`MaxUnpool2d`)."""
     _n = 2
     config_schema = {"kernel_size": "int|ints", "stride": "int|ints|null", "padding": "int|ints",
-                     "dilation": "int|ints", "ceil_mode": "bool"}
+                     "dilation": "int|ints", "return_indices": "bool", "ceil_mode": "bool"}
 
     def __init__(self, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None, padding: IntOrTuple = 0,
-                 dilation: IntOrTuple = 1, ceil_mode: bool = False) -> None:
+                 dilation: IntOrTuple = 1, return_indices: bool = False, ceil_mode: bool = False) -> None:
         super().__init__()
         self._init_window(kernel_size, stride, padding)
         _ntuple(type(self).__name__, "dilation", dilation, self._n)
         self.dilation = _plain(dilation)
+        self.return_indices = _check_bool(type(self).__name__, "return_indices", return_indices)
         self.ceil_mode = _check_bool(type(self).__name__, "ceil_mode", ceil_mode)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Any:
         f = F.max_pool2d if self._n == 2 else F.max_pool1d
         return f(x, self.kernel_size, stride=self.stride, padding=self.padding, dilation=self.dilation,
-                 ceil_mode=self.ceil_mode)
+                 ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={_repr_size(self.kernel_size)}, stride={_repr_size(self.stride)}, "
@@ -417,7 +419,8 @@ class MaxPool2d(_PoolNd):
                 f"ceil_mode={self.ceil_mode}")
 
     def config(self) -> dict:
-        return {**self._window_config(), "dilation": self.dilation, "ceil_mode": self.ceil_mode}
+        extra = {"return_indices": True} if self.return_indices else {}
+        return {**self._window_config(), "dilation": self.dilation, **extra, "ceil_mode": self.ceil_mode}
 
 
 @register_layer
@@ -425,36 +428,44 @@ class MaxPool1d(MaxPool2d):
     """1-D max pooling of (N, C, L) inputs."""
     _n = 1
     config_schema = {"kernel_size": "int", "stride": "int|null", "padding": "int", "dilation": "int",
-                     "ceil_mode": "bool"}
+                     "return_indices": "bool", "ceil_mode": "bool"}
 
 
 @register_layer
 class AvgPool2d(_PoolNd):
     """2-D average pooling; ``stride`` defaults to ``kernel_size``; zero padding counted in the divisor
-    unless ``count_include_pad=False``. (PyTorch's argument order: ``ceil_mode`` before
-    ``count_include_pad``.)"""
+    unless ``count_include_pad=False``; ``divisor_override`` (a nonzero integer) divides every window by
+    itself instead. (PyTorch's argument order: ``ceil_mode`` before ``count_include_pad``.)"""
     _n = 2
     config_schema = {"kernel_size": "int|ints", "stride": "int|ints|null", "padding": "int|ints",
-                     "ceil_mode": "bool", "count_include_pad": "bool"}
+                     "ceil_mode": "bool", "count_include_pad": "bool", "divisor_override": "int|null"}
 
     def __init__(self, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None, padding: IntOrTuple = 0,
-                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
+                 ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: Optional[int] = None) -> None:
         super().__init__()
+        name = type(self).__name__
         self._init_window(kernel_size, stride, padding)
-        self.ceil_mode = _check_bool(type(self).__name__, "ceil_mode", ceil_mode)
-        self.count_include_pad = _check_bool(type(self).__name__, "count_include_pad", count_include_pad)
+        self.ceil_mode = _check_bool(name, "ceil_mode", ceil_mode)
+        self.count_include_pad = _check_bool(name, "count_include_pad", count_include_pad)
+        if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
+            raise ArgumentError(f"{name}: divisor_override must be None or a nonzero integer, got "
+                                f"{divisor_override!r}")
+        self.divisor_override = None if divisor_override is None else int(divisor_override)
 
     def forward(self, x: Tensor) -> Tensor:
         f = F.avg_pool2d if self._n == 2 else F.avg_pool1d
         return f(x, self.kernel_size, stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode,
-                 count_include_pad=self.count_include_pad)
+                 count_include_pad=self.count_include_pad, divisor_override=self.divisor_override)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={_repr_size(self.kernel_size)}, stride={_repr_size(self.stride)}, "
                 f"padding={_repr_size(self.padding)}")
 
     def config(self) -> dict:
-        return {**self._window_config(), "ceil_mode": self.ceil_mode, "count_include_pad": self.count_include_pad}
+        extra = {} if self.divisor_override is None else {"divisor_override": self.divisor_override}
+        return {**self._window_config(), "ceil_mode": self.ceil_mode, "count_include_pad": self.count_include_pad,
+                **extra}
 
 
 @register_layer
@@ -462,7 +473,7 @@ class AvgPool1d(AvgPool2d):
     """1-D average pooling of (N, C, L) inputs."""
     _n = 1
     config_schema = {"kernel_size": "int", "stride": "int|null", "padding": "int", "ceil_mode": "bool",
-                     "count_include_pad": "bool"}
+                     "count_include_pad": "bool", "divisor_override": "int|null"}
 
 
 @register_layer

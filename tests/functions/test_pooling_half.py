@@ -19,6 +19,11 @@ OPS = {
     "global average": (lambda t: F.adaptive_avg_pool2d(t, 1), (2, 3, 6, 6), False),
     "max_pool1d": (lambda t: F.max_pool1d(t, 3, 2), (2, 3, 9), True),
     "avg_pool1d": (lambda t: F.avg_pool1d(t, 2), (2, 3, 8), True),
+    "avg_pool2d divisor_override": (lambda t: F.avg_pool2d(t, 3, 2, 1, divisor_override=7), (2, 3, 7, 7), True),
+    "max_pool2d indices": (lambda t: F.max_unpool2d(*F.max_pool2d(t, 2, return_indices=True), 2), (2, 3, 6, 6),
+                           True),
+    "adaptive_max_pool2d": (lambda t: F.adaptive_max_pool2d(t, (3, 4)), (2, 3, 7, 6), True),
+    "adaptive_max_pool2d overlapping": (lambda t: F.adaptive_max_pool2d(t, (5, 4)), (1, 2, 7, 6), True),
 }
 
 

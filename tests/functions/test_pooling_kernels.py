@@ -26,7 +26,7 @@ import gpucnn
 from gpucnn import emu
 from gpucnn.errors import ArgumentError, ShapeError
 from gpucnn.functions import pooling
-from gpucnn.functions.pooling import (adaptive_avg_pool2d, avg_pool1d, avg_pool2d, global_avg_pool2d,
+from gpucnn.functions.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d, avg_pool2d, global_avg_pool2d,
                                       max_pool1d, max_pool2d)
 
 DTYPES = [np.float32, np.float64]
@@ -231,3 +231,44 @@ def test_sizes_past_int32_are_refused():
     with pytest.raises(ShapeError, match=r"avg_pool2d: input elements is 2147483648, more than the CUDA "
                                          r"kernels' 32-bit indexing allows \(2147483647\)"):
         pooling._check_int32("avg_pool2d", input_elements=2**31)
+
+
+# -- divisor_override, return_indices, adaptive max pooling (exact: compares, copies and one division) ----
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (2, 1, 0), (3, 3, 1)])
+@pytest.mark.parametrize("divisor", [3, -7])
+def test_avg_pool2d_divisor_override(kernel_device, dtype, k, s, p, divisor):
+    x = data((2, 3, 7, 6), dtype)
+    compare(kernel_device, lambda t: avg_pool2d(t, k, s, p, ceil_mode=True, divisor_override=divisor), x)
+    compare(kernel_device, lambda t: avg_pool1d(t[:, :, 0], k, s, p, divisor_override=divisor), x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel,stride,padding,dilation", [(3, 2, 1, 1), (2, 2, 0, 1), (3, 1, 1, 2)])
+def test_max_pool2d_indices_like_numpy(kernel_device, dtype, kernel, stride, padding, dilation):
+    x = data((2, 3, 9, 8), dtype, kind="ties")
+    _, i = max_pool2d(gpucnn.tensor(x, device=kernel_device), kernel, stride, padding, dilation, return_indices=True)
+    _, i_ref = max_pool2d(gpucnn.tensor(x), kernel, stride, padding, dilation, return_indices=True)
+    assert i.dtype == np.int64
+    np.testing.assert_array_equal(i.numpy(), i_ref.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,out", [((2, 3, 7, 6), (3, 4)), ((1, 2, 5, 5), (5, 5)), ((2, 1, 4, 9), (1, 1)),
+                                       ((1, 2, 3, 4), (5, 7)), ((2, 3, 17, 19), (6, 5))])
+@pytest.mark.parametrize("kind", ["normal", "ties"])
+def test_adaptive_max_pool2d(kernel_device, dtype, shape, out, kind):
+    x = data(shape, dtype, kind=kind)
+    compare(kernel_device, lambda t: adaptive_max_pool2d(t, out), x)
+    _, i = adaptive_max_pool2d(gpucnn.tensor(x, device=kernel_device), out, return_indices=True)
+    _, i_ref = adaptive_max_pool2d(gpucnn.tensor(x), out, return_indices=True)
+    np.testing.assert_array_equal(i.numpy(), i_ref.numpy())
+
+
+def test_adaptive_max_pool2d_nan_and_inf_like_numpy(kernel_device):
+    x = data((1, 2, 6, 6), np.float32)
+    x[0, 0, 1, 2] = np.nan
+    x[0, 0, 4, 1] = np.nan
+    x[0, 1, 2, :] = np.inf
+    x[0, 1, 5, 5] = -np.inf
+    compare(kernel_device, lambda t: adaptive_max_pool2d(t, (2, 3)), x)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import amp, functional, models, nn, optim, profiler, utils
+from . import amp, distributed, functional, models, nn, optim, profiler, utils
 from .backend import Device, cuda_available, get_device
 from .errors import (ArgumentError, AutogradError, DataError, DeviceError, DtypeError, GpucnnError, KernelError,
                      ModelFormatError, OutOfMemoryError, ShapeError, TensorIndexError, TrainingError)
@@ -45,7 +45,7 @@ __all__ = [
     "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64", "half", "float", "double",
     "short", "int", "long", "get_default_dtype", "set_default_dtype", "result_type", "promote_types", "can_cast",
     "Device", "get_device", "cuda_available", "Function", "no_grad", "set_grad_enabled", "is_grad_enabled",
-    "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models", "profiler", "utils",
+    "manual_seed", "get_rng_state", "set_rng_state", "gradcheck", "functional", "nn", "optim", "models", "profiler", "utils", "distributed",
     "save", "load", "load_state_dict_from", "Trainer", "fit", "set_float32_matmul_precision", "get_float32_matmul_precision",
     "GpucnnError", "ShapeError", "ArgumentError", "DeviceError", "DataError", "ModelFormatError",
     "TrainingError", "KernelError", "OutOfMemoryError", "DtypeError", "TensorIndexError", "AutogradError",

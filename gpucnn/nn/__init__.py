@@ -18,15 +18,17 @@ from .pooling import AdaptiveMaxPool2d, MaxUnpool1d, MaxUnpool2d
 from .registry import (build_from_config, get_layer_class, known_layers, layer_from_config, layer_to_config,
                        register_layer, validate_config)
 from .upsample import Upsample, upsample_nearest2d
+from .sync_batchnorm import SyncBatchNorm
+from . import parallel
 
 __all__ = [
     "Module", "Parameter", "RemovableHandle",
     "Conv2d", "Conv1d", "ConvTranspose2d", "ConvTranspose1d",
     "MaxPool2d", "MaxPool1d", "AvgPool2d", "AvgPool1d", "AdaptiveAvgPool2d",
-    "GlobalAvgPool2d", "BatchNorm2d", "BatchNorm1d", "ReLU", "Softmax", "LogSoftmax", "Flatten", "Linear",
+    "GlobalAvgPool2d", "BatchNorm2d", "BatchNorm1d", "SyncBatchNorm", "ReLU", "Softmax", "LogSoftmax", "Flatten", "Linear",
     "Dropout", "Identity", "Upsample", "Sequential", "Residual", "BasicBlock",
     "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
     "register_layer", "layer_from_config", "layer_to_config", "validate_config", "build_from_config",
-    "known_layers", "get_layer_class", "upsample_nearest2d", "init", "functional",
+    "known_layers", "get_layer_class", "upsample_nearest2d", "init", "functional", "parallel",
     "AdaptiveMaxPool2d", "MaxUnpool2d", "MaxUnpool1d",
 ] + activation.__all__ + _loss.__all__

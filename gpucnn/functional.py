@@ -11,6 +11,7 @@ from .functions.interpolate import interpolate
 from .functions.linear import linear
 from .functions.loss import cross_entropy
 from .functions.padding import pad
+from .functions.pixel_shuffle import pixel_shuffle, pixel_unshuffle
 from .functions.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d, avg_pool2d, global_avg_pool2d,
                                 max_pool1d, max_pool2d, max_unpool1d, max_unpool2d)
 
@@ -25,5 +26,5 @@ __all__ = list(dict.fromkeys([
     "conv2d", "conv1d", "conv_transpose2d", "conv_transpose1d", "max_pool2d", "avg_pool2d", "max_pool1d",
     "avg_pool1d", "adaptive_avg_pool2d", "global_avg_pool2d", "batch_norm", "relu", "softmax", "log_softmax",
     "dropout", "linear", "flatten", "cat", "cross_entropy", "pad", "interpolate", "one_hot",
-    "adaptive_max_pool2d", "max_unpool2d", "max_unpool1d",
+    "adaptive_max_pool2d", "max_unpool2d", "max_unpool1d", "pixel_shuffle", "pixel_unshuffle",
 ] + _activation.FUNCTIONALS + _loss.FUNCTIONALS))

@@ -17,7 +17,7 @@ from .module import Module, Parameter, RemovableHandle
 from .pooling import AdaptiveMaxPool2d, MaxUnpool1d, MaxUnpool2d
 from .registry import (build_from_config, get_layer_class, known_layers, layer_from_config, layer_to_config,
                        register_layer, validate_config)
-from .upsample import Upsample, upsample_nearest2d
+from .upsample import PixelShuffle, PixelUnshuffle, Upsample, upsample_nearest2d
 from .sync_batchnorm import SyncBatchNorm
 from . import parallel
 
@@ -30,5 +30,5 @@ __all__ = [
     "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
     "register_layer", "layer_from_config", "layer_to_config", "validate_config", "build_from_config",
     "known_layers", "get_layer_class", "upsample_nearest2d", "init", "functional", "parallel",
-    "AdaptiveMaxPool2d", "MaxUnpool2d", "MaxUnpool1d",
+    "AdaptiveMaxPool2d", "MaxUnpool2d", "MaxUnpool1d", "PixelShuffle", "PixelUnshuffle",
 ] + activation.__all__ + _loss.__all__

@@ -1,6 +1,10 @@
-"""F.interpolate(mode="nearest") against torch: PyTorch's float32 index rule and its 2-D shortcuts, sizes and
-scale factors (recomputed or not), 1-D and 2-D; the backward against torch's and gradcheck on cpu and emu;
-bad input as torch rejects it."""
+"""F.interpolate against torch. mode="nearest": PyTorch's float32 index rule and its 2-D shortcuts, sizes and
+scale factors (recomputed or not), 1-D and 2-D; the linear modes ("linear", "bilinear"): align_corners, sizes
+and scale factors, up and down; the backward against torch's and gradcheck on cpu and emu; 16 bits within an
+epsilon of float64; bad input as torch rejects it.
+
+Linear-mode tolerance: the same source indices and float32 weights as PyTorch, two products and a sum per
+pass (rounding and FMA contraction may differ): 1e-5 relative, 1e-6 absolute for unit-normal data."""
 import numpy as np
 import pytest
 import torch
@@ -84,8 +88,8 @@ def test_nearest_keeps_the_dtype_and_a_nan_gradient_in_its_place():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"size": 3, "mode": "bilinear"}, ArgumentError, r"mode 'bilinear' is not supported \(one of PyTorch's modes, "
-                                                      r"only 'nearest' is implemented\)"),
+    ({"size": 3, "mode": "bicubic"}, ArgumentError, r"mode 'bicubic' is not supported \(one of PyTorch's modes, "
+                                                     r"the modes implemented are 'nearest', 'linear' and 'bilinear'\)"),
     ({"size": 3, "mode": "foo"}, ArgumentError, r"mode 'foo' is not supported \(not a mode of PyTorch's"),
     ({"size": 3, "align_corners": False}, ArgumentError, r"align_corners can only be set with the interpolating"),
     ({"size": 3, "antialias": True}, ArgumentError, r"antialias applies to the bilinear and bicubic modes only"),
@@ -123,3 +127,81 @@ def test_interpolate_shape_errors(shape, match):
         F.interpolate(gpucnn.tensor(np.zeros(shape)), size=(4,) * (len(shape) - 2) if len(shape) > 2 else 4)
     with pytest.raises(ArgumentError, match="interpolate: input must be a gpucnn Tensor, got ndarray"):
         F.interpolate(np.zeros((1, 1, 3)), size=4)
+
+
+LINEAR_CASES = [  # (input shape, keyword arguments)
+    ((2, 3, 5, 7), {"size": (8, 11)}), ((2, 3, 5, 7), {"size": (3, 4)}), ((1, 2, 4, 4), {"scale_factor": 2}),
+    ((2, 3, 5, 7), {"scale_factor": (1.7, 0.6)}), ((1, 2, 5, 7), {"scale_factor": 2.5, "recompute_scale_factor": True}),
+    ((1, 2, 5, 7), {"size": (1, 1)}), ((1, 1, 1, 3), {"size": (4, 5)}), ((2, 2, 5, 7), {"size": (5, 7)}),
+    ((1, 1, 6, 6), {"scale_factor": 0.5}),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("align_corners", [None, False, True])
+@pytest.mark.parametrize("shape, kwargs", LINEAR_CASES)
+def test_bilinear_and_linear_match_torch(shape, kwargs, align_corners, device):
+    from tests.torch_ref import same
+
+    a = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    same(lambda t: F.interpolate(t, mode="bilinear", align_corners=align_corners, **kwargs), [a], device=device,
+         rtol=1e-5, atol=1e-6,
+         g=lambda t: torch.nn.functional.interpolate(t, mode="bilinear", align_corners=align_corners, **kwargs))
+    one_d = {k: (v[1] if isinstance(v, tuple) else v) for k, v in kwargs.items()}
+    same(lambda t: F.interpolate(t, mode="linear", align_corners=align_corners, **one_d), [a[:, :, 0]],
+         device=device, rtol=1e-5, atol=1e-6,
+         g=lambda t: torch.nn.functional.interpolate(t, mode="linear", align_corners=align_corners, **one_d))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode, shape, kwargs", [
+    ("bilinear", (2, 2, 3, 4), {"size": (5, 7), "align_corners": True}),
+    ("bilinear", (1, 2, 5, 4), {"scale_factor": (0.7, 1.6)}), ("bilinear", (1, 1, 4, 5), {"size": (2, 9)}),
+    ("linear", (2, 3, 5), {"size": 9}), ("linear", (1, 2, 8), {"scale_factor": 0.4, "align_corners": True}),
+])
+def test_linear_modes_gradcheck(mode, shape, kwargs, device):
+    a = np.random.default_rng(2).standard_normal(shape)
+    gpucnn.gradcheck(lambda t: F.interpolate(t, mode=mode, **kwargs),
+                     [gpucnn.tensor(a, device=device, requires_grad=True)])
+
+
+@pytest.mark.parametrize("dtype", [gpucnn.float16, gpucnn.bfloat16], ids=["float16", "bfloat16"])
+def test_bilinear_16_bit_is_within_an_epsilon_of_float64(dtype):
+    import ml_dtypes
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 5, 6)).astype(dtype)
+    t64 = gpucnn.tensor(x.astype(np.float64), requires_grad=True)
+    y64 = F.interpolate(t64, size=(9, 4), mode="bilinear")
+    gy = rng.standard_normal(y64.shape).astype(dtype)
+    y64.backward(gpucnn.tensor(gy.astype(np.float64)))
+    eps, tiny = float(ml_dtypes.finfo(dtype).eps), float(ml_dtypes.finfo(dtype).smallest_subnormal)
+    for device in DEVICES:
+        t = gpucnn.tensor(x, device=device, requires_grad=True)
+        y = F.interpolate(t, size=(9, 4), mode="bilinear")
+        y.backward(gpucnn.tensor(gy, device=device))
+        assert y.dtype == dtype and t.grad.dtype == dtype
+        for got, ref in ((y.numpy(), y64.numpy()), (t.grad.numpy(), t64.grad.numpy())):
+            # one rounding of a float32 result (float32 weights: a few float32 ulps more, far below eps)
+            assert np.all(np.abs(got.astype(np.float64) - ref) <= eps * np.abs(ref) + 4 * tiny + 1e-6 * np.abs(ref))
+
+
+@pytest.mark.parametrize("mode, shape, match", [
+    ("bilinear", (1, 2, 6), r"mode 'bilinear' needs a rank-4 \(N, C, H, W\) input, got rank 3 .*use mode 'linear'"),
+    ("linear", (1, 2, 6, 6), r"mode 'linear' needs a rank-3 \(N, C, W\) input, got rank 4 .*use mode 'bilinear'"),
+])
+def test_linear_mode_rank_errors(mode, shape, match):
+    with pytest.raises(ShapeError, match=match):
+        F.interpolate(gpucnn.tensor(np.zeros(shape, np.float32)), scale_factor=2, mode=mode)
+    with pytest.raises(Exception):  # (torch refuses these too)
+        torch.nn.functional.interpolate(torch.zeros(shape), scale_factor=2, mode=mode)
+
+
+def test_linear_mode_argument_errors():
+    x = gpucnn.tensor(np.zeros((1, 1, 4, 4), np.float32))
+    with pytest.raises(ArgumentError, match="antialias=True is not implemented"):
+        F.interpolate(x, size=2, mode="bilinear", antialias=True)
+    with pytest.raises(ArgumentError, match="align_corners must be None, True or False, got 'yes'"):
+        F.interpolate(x, size=2, mode="bilinear", align_corners="yes")
+    with pytest.raises(ArgumentError, match="input must have a floating-point dtype"):
+        F.interpolate(gpucnn.tensor(np.zeros((1, 1, 4, 4), np.int64)), size=2, mode="bilinear")

@@ -2,7 +2,8 @@
 
 >>> from gpucnn.models import build_model, list_models
 >>> list_models()
-['keras-mnist', 'resnet-cifar', 'strided-42', 'unet-tiny', 'vgg-cifar']
+['inception-mini', 'keras-mnist', 'mobilenetv2-cifar', 'resnet-cifar', 'resnet18-cifar', 'strided-42', 'unet',
+ 'unet-tiny', 'vgg-cifar', 'vgg11-bn-cifar', 'wavenet-tiny']
 >>> model = build_model("keras-mnist")          # or build_model("examples/models/small-cnn.toml")
 
 Every built model has ``input_shape`` (C, H, W), ``num_classes`` and ``name`` attributes.
@@ -28,12 +29,12 @@ import json
 import os
 import sys
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from .errors import ArgumentError, GpucnnError, ModelFormatError
 from .functions.array import cat
-from .nn import (BasicBlock, BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear, MaxPool2d, Module,
-                 ReLU, Sequential, Upsample, register_layer)
+from .nn import (BasicBlock, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool2d,
+                 Linear, MaxPool2d, Module, ModuleList, ReLU, ReLU6, Sequential, Upsample, register_layer)
 from .nn.layers import _check_int
 from .tensor import Tensor
 
@@ -47,50 +48,214 @@ def _double_conv(cin: int, cout: int) -> Sequential:
                       Conv2d(cout, cout, 3, padding=1, bias=False), BatchNorm2d(cout), ReLU())
 
 
+UPSAMPLINGS = ("nearest", "transposed")
+
+
 @register_layer
 class UNet(Module):
-    """A small U-Net: two 2x downsampling levels and a bottleneck, nearest 2x upsampling, skip connections
-    concatenated along channels (``gpucnn.cat``), per-pixel class logits (N, num_classes, H, W).
+    """A U-Net: ``depth`` 2x downsampling levels and a bottleneck, then as many 2x upsampling steps, each
+    concatenated along channels (``gpucnn.cat``) with the encoder output of its level; per-pixel class
+    logits (N, num_classes, H, W). H and W must be multiples of ``2 ** depth``.
 
-    Encoder: ``enc1`` (in -> c), pool, ``enc2`` (c -> 2c), pool, ``bottleneck`` (2c -> 4c); decoder:
-    upsample, cat with enc2 -> ``dec2`` (6c -> 2c), upsample, cat with enc1 -> ``dec1`` (3c -> c); ``head``:
-    1x1 conv c -> num_classes. Each block is conv3x3-BN-ReLU twice. H and W must be multiples of 4.
+    Level ``i`` (1-based) has ``c * 2**(i-1)`` channels (``c = base_channels``): ``enc{i}``, then max
+    pool ``pool{i}``; ``bottleneck`` has ``c * 2**depth``. Decoder level ``i``: ``up{i}`` then
+    ``dec{i}`` on the concatenation with ``enc{i}``'s output. ``upsampling="nearest"``: ``up{i}`` is a
+    nearest 2x Upsample (no weights; ``dec{i}`` takes both channel counts, the original small U-Net);
+    ``"transposed"``: a 2x2 stride-2 ConvTranspose2d halving the channels (Ronneberger et al.'s up-conv).
+    Each block is conv3x3-BN-ReLU twice; ``head`` is a 1x1 conv to ``num_classes``.
     """
-    config_schema = {"in_channels": "int", "num_classes": "int", "base_channels": "int"}
+    config_schema = {"in_channels": "int", "num_classes": "int", "base_channels": "int", "depth": "int",
+                     "upsampling": "str"}
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 2, base_channels: int = 8) -> None:
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, base_channels: int = 8, depth: int = 2,
+                 upsampling: str = "nearest") -> None:
         super().__init__()
         self.in_channels = _check_int("UNet", "in_channels", in_channels)
         self.num_classes = _check_int("UNet", "num_classes", num_classes)
         c = self.base_channels = _check_int("UNet", "base_channels", base_channels)
-        self.enc1 = _double_conv(in_channels, c)
-        self.pool1 = MaxPool2d(2)
-        self.enc2 = _double_conv(c, 2 * c)
-        self.pool2 = MaxPool2d(2)
-        self.bottleneck = _double_conv(2 * c, 4 * c)
-        self.up2 = Upsample(scale_factor=2)
-        self.dec2 = _double_conv(4 * c + 2 * c, 2 * c)
-        self.up1 = Upsample(scale_factor=2)
-        self.dec1 = _double_conv(2 * c + c, c)
+        self.depth = _check_int("UNet", "depth", depth)
+        if upsampling not in UPSAMPLINGS:
+            raise ArgumentError(f"UNet: upsampling must be one of {', '.join(UPSAMPLINGS)}, got {upsampling!r}")
+        self.upsampling = upsampling
+        widths = [c * 2 ** i for i in range(self.depth + 1)]  # level 1 .. depth, then the bottleneck
+        cin = in_channels
+        for i in range(1, self.depth + 1):
+            setattr(self, f"enc{i}", _double_conv(cin, widths[i - 1]))
+            setattr(self, f"pool{i}", MaxPool2d(2))
+            cin = widths[i - 1]
+        self.bottleneck = _double_conv(cin, widths[-1])
+        for i in range(self.depth, 0, -1):  # (registered deepest first: the order they run in)
+            below, skip = widths[i], widths[i - 1]
+            if upsampling == "transposed":
+                setattr(self, f"up{i}", ConvTranspose2d(below, skip, 2, stride=2))
+                setattr(self, f"dec{i}", _double_conv(skip + skip, skip))
+            else:
+                setattr(self, f"up{i}", Upsample(scale_factor=2))
+                setattr(self, f"dec{i}", _double_conv(below + skip, skip))
         self.head = Conv2d(c, num_classes, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if isinstance(x, Tensor) and x.ndim == 4 and (x.shape[2] % 4 or x.shape[3] % 4):
-            raise ArgumentError(f"unet: input height and width must be multiples of 4 (two 2x poolings), "
-                                f"got input shape {x.shape}")
-        e1 = self.enc1(x)
-        e2 = self.enc2(self.pool1(e1))
-        b = self.bottleneck(self.pool2(e2))
-        d2 = self.dec2(cat([self.up2(b), e2], dim=1))
-        d1 = self.dec1(cat([self.up1(d2), e1], dim=1))
-        return self.head(d1)
+        multiple = 2 ** self.depth
+        if isinstance(x, Tensor) and x.ndim == 4 and (x.shape[2] % multiple or x.shape[3] % multiple):
+            raise ArgumentError(f"unet: input height and width must be multiples of {multiple} ({self.depth} "
+                                f"2x poolings), got input shape {x.shape}")
+        skips = []
+        for i in range(1, self.depth + 1):
+            x = getattr(self, f"enc{i}")(x)
+            skips.append(x)
+            x = getattr(self, f"pool{i}")(x)
+        x = self.bottleneck(x)
+        for i in range(self.depth, 0, -1):
+            x = getattr(self, f"dec{i}")(cat([getattr(self, f"up{i}")(x), skips[i - 1]], dim=1))
+        return self.head(x)
 
     def short_description(self) -> str:
-        return f"{self.in_channels}->{self.num_classes}, base {self.base_channels}"
+        return (f"{self.in_channels}->{self.num_classes}, base {self.base_channels}, depth {self.depth}, "
+                f"{self.upsampling} upsampling")
 
     def config(self) -> dict:
         return {"in_channels": self.in_channels, "num_classes": self.num_classes,
-                "base_channels": self.base_channels}
+                "base_channels": self.base_channels, "depth": self.depth, "upsampling": self.upsampling}
+
+
+# -- MobileNetV2's inverted residual ---------------------------------------------------------------------
+@register_layer
+class InvertedResidual(Module):
+    """MobileNetV2's block (torchvision's layout): a 1x1 expansion to ``in_channels * expand_ratio`` + BN
+    + ReLU6 (left out when ``expand_ratio`` is 1), a 3x3 depthwise conv with ``stride`` + BN + ReLU6, a
+    linear 1x1 projection to ``out_channels`` + BN; the input is added when the stride is 1 and the
+    channel counts match. Convs have no bias (BN follows)."""
+    config_schema = {"in_channels": "int", "out_channels": "int", "stride": "int", "expand_ratio": "int"}
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: int = 6) -> None:
+        super().__init__()
+        self.in_channels = _check_int("InvertedResidual", "in_channels", in_channels)
+        self.out_channels = _check_int("InvertedResidual", "out_channels", out_channels)
+        self.stride = _check_int("InvertedResidual", "stride", stride)
+        if self.stride not in (1, 2):
+            raise ArgumentError(f"InvertedResidual: stride must be 1 or 2, got {stride!r}")
+        self.expand_ratio = _check_int("InvertedResidual", "expand_ratio", expand_ratio)
+        hidden = in_channels * expand_ratio
+        layers: list[Module] = []
+        if expand_ratio != 1:
+            layers += [Conv2d(in_channels, hidden, 1, bias=False), BatchNorm2d(hidden), ReLU6()]
+        layers += [Conv2d(hidden, hidden, 3, stride=stride, padding=1, groups=hidden, bias=False),
+                   BatchNorm2d(hidden), ReLU6(),
+                   Conv2d(hidden, out_channels, 1, bias=False), BatchNorm2d(out_channels)]
+        self.conv = Sequential(*layers)
+        self.use_residual = self.stride == 1 and in_channels == out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv(x)
+        return x + out if self.use_residual else out
+
+    def short_description(self) -> str:
+        return f"{self.in_channels}->{self.out_channels}, stride {self.stride}, expand {self.expand_ratio}"
+
+    def config(self) -> dict:
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels, "stride": self.stride,
+                "expand_ratio": self.expand_ratio}
+
+
+# -- Inception's multi-branch module ----------------------------------------------------------------------
+def _conv_bn_relu(cin: int, cout: int, kernel_size: int) -> Sequential:
+    return Sequential(Conv2d(cin, cout, kernel_size, padding=kernel_size // 2, bias=False), BatchNorm2d(cout),
+                      ReLU())
+
+
+@register_layer
+class InceptionModule(Module):
+    """GoogLeNet's Inception module (torchvision's argument names): four branches run on the same input
+    and concatenated along channels: 1x1 (``ch1x1``); 1x1 reduce then 3x3 (``ch3x3red``, ``ch3x3``); 1x1
+    reduce then 5x5 (``ch5x5red``, ``ch5x5``); 3x3 stride-1 max pool then 1x1 (``pool_proj``). Every conv
+    is conv-BN-ReLU without bias; the output has ``ch1x1 + ch3x3 + ch5x5 + pool_proj`` channels and the
+    input's height and width."""
+    config_schema = {"in_channels": "int", "ch1x1": "int", "ch3x3red": "int", "ch3x3": "int", "ch5x5red": "int",
+                     "ch5x5": "int", "pool_proj": "int"}
+
+    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
+                 pool_proj: int) -> None:
+        super().__init__()
+        args = dict(in_channels=in_channels, ch1x1=ch1x1, ch3x3red=ch3x3red, ch3x3=ch3x3, ch5x5red=ch5x5red,
+                    ch5x5=ch5x5, pool_proj=pool_proj)
+        self._args = {k: _check_int("InceptionModule", k, v) for k, v in args.items()}
+        self.in_channels = in_channels
+        self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
+        self.branch1 = _conv_bn_relu(in_channels, ch1x1, 1)
+        self.branch2 = Sequential(_conv_bn_relu(in_channels, ch3x3red, 1), _conv_bn_relu(ch3x3red, ch3x3, 3))
+        self.branch3 = Sequential(_conv_bn_relu(in_channels, ch5x5red, 1), _conv_bn_relu(ch5x5red, ch5x5, 5))
+        self.branch4 = Sequential(MaxPool2d(3, stride=1, padding=1), _conv_bn_relu(in_channels, pool_proj, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], dim=1)
+
+    def short_description(self) -> str:
+        return f"{self.in_channels}->{self.out_channels}"
+
+    def config(self) -> dict:
+        return dict(self._args)
+
+
+# -- WaveNet ------------------------------------------------------------------------------------------------
+@register_layer
+class WaveNet(Module):
+    """A WaveNet-style stack (van den Oord et al. 2016) over (N, in_channels, T) -> (N, num_classes, T)
+    logits: the class of sample ``t + 1`` predicted at position ``t`` from samples ``<= t`` only.
+
+    ``causal`` conv (kernel 2) in_channels -> ``residual_channels``; then per dilation ``d`` a gated
+    unit ``tanh(filter(x)) * sigmoid(gate(x))`` (two causal Conv1d of ``kernel_size`` and dilation ``d``,
+    ``padding="causal"``), a 1x1 ``residual`` conv added to the unit's input (not after the last unit,
+    whose output goes only to its skip) and a 1x1 ``skip`` conv to
+    ``skip_channels``; the skips are summed, then ReLU, 1x1, ReLU, 1x1 to ``num_classes``. ``dilations``
+    defaults to 1, 2, 4, ... ``2 ** (num_layers - 1)``. :attr:`receptive_field` says how many input
+    samples one output sees."""
+    config_schema = {"in_channels": "int", "num_classes": "int", "residual_channels": "int",
+                     "skip_channels": "int", "kernel_size": "int", "dilations": "ints"}
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 256, residual_channels: int = 16,
+                 skip_channels: int = 32, kernel_size: int = 2, dilations: Any = (1, 2, 4, 8, 16)) -> None:
+        super().__init__()
+        self.in_channels = _check_int("WaveNet", "in_channels", in_channels)
+        self.num_classes = _check_int("WaveNet", "num_classes", num_classes)
+        r = self.residual_channels = _check_int("WaveNet", "residual_channels", residual_channels)
+        s = self.skip_channels = _check_int("WaveNet", "skip_channels", skip_channels)
+        k = self.kernel_size = _check_int("WaveNet", "kernel_size", kernel_size, minimum=2)
+        if isinstance(dilations, (str, bytes)) or not hasattr(dilations, "__iter__") or not list(dilations):
+            raise ArgumentError(f"WaveNet: dilations must be a non-empty list of integers >= 1, got {dilations!r}")
+        self.dilations = [_check_int("WaveNet", "dilations", d) for d in dilations]
+        self.causal = Conv1d(in_channels, r, 2, padding="causal")
+        self.filters = ModuleList(Conv1d(r, r, k, dilation=d, padding="causal") for d in self.dilations)
+        self.gates = ModuleList(Conv1d(r, r, k, dilation=d, padding="causal") for d in self.dilations)
+        # (the last layer's unit feeds only its skip: a residual conv there would have no use)
+        self.residuals = ModuleList(Conv1d(r, r, 1) for _ in self.dilations[1:])
+        self.skips = ModuleList(Conv1d(r, s, 1) for _ in self.dilations)
+        self.relu = ReLU()
+        self.post = Conv1d(s, s, 1)
+        self.head = Conv1d(s, num_classes, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        """Input samples that reach one output: the causal conv's 2 plus ``(k - 1) * d`` per layer."""
+        return 2 + (self.kernel_size - 1) * sum(self.dilations)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.causal(x)
+        skip = None
+        for i, (f, g, sk) in enumerate(zip(self.filters, self.gates, self.skips)):
+            z = f(x).tanh() * g(x).sigmoid()
+            if i < len(self.residuals):
+                x = x + self.residuals[i](z)
+            skip = sk(z) if skip is None else skip + sk(z)
+        return self.head(self.relu(self.post(self.relu(skip))))
+
+    def short_description(self) -> str:
+        return (f"{self.in_channels}->{self.num_classes}, {len(self.dilations)} layers, dilations "
+                f"{self.dilations}, receptive field {self.receptive_field}")
+
+    def config(self) -> dict:
+        return {"in_channels": self.in_channels, "num_classes": self.num_classes,
+                "residual_channels": self.residual_channels, "skip_channels": self.skip_channels,
+                "kernel_size": self.kernel_size, "dilations": list(self.dilations)}
 
 
 # -- the built-in models ----------------------------------------------------------------------------
@@ -138,18 +303,108 @@ def vgg_cifar() -> Module:
     return Sequential(*layers, Flatten(), Dropout(0.5), Linear(128 * 4 * 4, 10))
 
 
-def unet_tiny() -> Module:
-    """A tiny U-Net (:class:`UNet`, base 8 channels) for 1x28x28 images -> 2 classes per pixel."""
-    return UNet(in_channels=1, num_classes=2, base_channels=8)
+def unet_tiny(in_channels: int = 1, num_classes: int = 2) -> Module:
+    """A tiny U-Net (:class:`UNet`, base 8 channels, two levels, nearest upsampling) for 1x28x28 images
+    -> 2 classes per pixel."""
+    return UNet(in_channels=in_channels, num_classes=num_classes, base_channels=8)
 
 
-_MODELS: "OrderedDict[str, tuple[Callable[[], Module], tuple[int, ...], int, str]]" = OrderedDict([
+def unet(in_channels: int = 3, num_classes: int = 4) -> Module:
+    """A U-Net (:class:`UNet`) with three levels of 16, 32, 64 channels, a 128-channel bottleneck and a
+    transposed-conv decoder, for 3x64x64 images -> 4 classes per pixel (the ``shapes`` dataset)."""
+    return UNet(in_channels=in_channels, num_classes=num_classes, base_channels=16, depth=3,
+                upsampling="transposed")
+
+
+def resnet18_cifar(num_classes: int = 10) -> Module:
+    """ResNet-18 for 3x32x32 (the CIFAR variant of kuangliu/pytorch-cifar, torchvision's BasicBlock):
+    a 3x3 stride-1 stem conv of 64 channels + BN + ReLU and no max pool, then [2, 2, 2, 2] BasicBlocks
+    of 64, 128 (stride 2), 256 (stride 2), 512 (stride 2) channels, global average pooling,
+    Linear(512, classes). 11,173,962 parameters at 10 classes."""
+    layers: list[Module] = [Conv2d(3, 64, 3, padding=1, bias=False), BatchNorm2d(64), ReLU()]
+    cin = 64
+    for i, cout in enumerate((64, 128, 256, 512)):
+        layers += [BasicBlock(cin, cout, stride=1 if i == 0 else 2), BasicBlock(cout, cout)]
+        cin = cout
+    return Sequential(*layers, GlobalAvgPool2d(), Linear(512, num_classes))
+
+
+#: MobileNetV2's stages (expansion t, channels c, blocks n, first stride s); CIFAR: stride 1 in the
+#: stem and the 24-channel stage (torchvision has 2 in both), so 32x32 inputs end at 4x4, not 1x1
+MOBILENETV2_CIFAR_STAGES = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                            (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def mobilenetv2_cifar(num_classes: int = 10) -> Module:
+    """MobileNetV2 (width 1.0, torchvision's layers) for 3x32x32: a 3x3 stem of 32 channels + BN +
+    ReLU6, 17 :class:`InvertedResidual` blocks (:data:`MOBILENETV2_CIFAR_STAGES`), a 1x1 conv to 1280 +
+    BN + ReLU6, global average pooling, Dropout(0.2), Linear(1280, classes). 2,236,682 parameters at 10
+    classes (torchvision's count: the strides change no weights)."""
+    layers: list[Module] = [Conv2d(3, 32, 3, padding=1, bias=False), BatchNorm2d(32), ReLU6()]
+    cin = 32
+    for t, c, n, s in MOBILENETV2_CIFAR_STAGES:
+        for i in range(n):
+            layers.append(InvertedResidual(cin, c, stride=s if i == 0 else 1, expand_ratio=t))
+            cin = c
+    layers += [Conv2d(cin, 1280, 1, bias=False), BatchNorm2d(1280), ReLU6()]
+    return Sequential(*layers, GlobalAvgPool2d(), Dropout(0.2), Linear(1280, num_classes))
+
+
+def vgg11_bn_cifar(num_classes: int = 10) -> Module:
+    """VGG-11 with batch norm for 3x32x32 (kuangliu/pytorch-cifar's VGG('VGG11')): 3x3 convs (with bias,
+    as torchvision's vgg11_bn) + BN + ReLU of 64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M
+    (M: 2x2 max pool; 32 -> 1), Flatten, Linear(512, classes). 9,231,114 parameters at 10 classes."""
+    layers: list[Module] = []
+    cin = 3
+    for v in (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"):
+        if v == "M":
+            layers.append(MaxPool2d(2))
+        else:
+            layers += [Conv2d(cin, int(v), 3, padding=1), BatchNorm2d(int(v)), ReLU()]
+            cin = int(v)
+    return Sequential(*layers, Flatten(), Linear(512, num_classes))
+
+
+def inception_mini(num_classes: int = 10) -> Module:
+    """A small GoogLeNet for 3x32x32: a 3x3 stem of 32 channels + BN + ReLU, two
+    :class:`InceptionModule` blocks (32 -> 64 -> 96 channels), 2x2 max pool, two more (96 -> 128 -> 160),
+    global average pooling, Linear(160, classes)."""
+    return Sequential(
+        _conv_bn_relu(3, 32, 3),
+        InceptionModule(32, 16, 16, 24, 8, 12, 12),      # -> 64
+        InceptionModule(64, 24, 24, 40, 8, 16, 16),      # -> 96
+        MaxPool2d(2),
+        InceptionModule(96, 32, 32, 48, 12, 24, 24),     # -> 128
+        InceptionModule(128, 40, 40, 64, 16, 28, 28),    # -> 160
+        GlobalAvgPool2d(), Linear(160, num_classes))
+
+
+def wavenet_tiny(in_channels: int = 1, num_classes: int = 256) -> Module:
+    """A tiny :class:`WaveNet`: 16 residual and 32 skip channels, dilations 1, 2, 4, 8, 16 (kernel 2;
+    receptive field 33 samples), 256 mu-law classes per position; built-in input 1 x 64 samples."""
+    return WaveNet(in_channels=in_channels, num_classes=num_classes, residual_channels=16, skip_channels=32,
+                   kernel_size=2, dilations=(1, 2, 4, 8, 16))
+
+
+_MODELS: "OrderedDict[str, tuple[Callable[..., Module], tuple[int, ...], int, str]]" = OrderedDict([
     ("keras-mnist", (keras_mnist, (1, 28, 28), 10, "Keras's MNIST convnet (421,642 params)")),
     ("strided-42", (strided_42, (3, 64, 64), 42, "3 stride-2 convs + BN, global pool, 42 classes")),
     ("resnet-cifar", (resnet_cifar, (3, 32, 32), 10, "small ResNet (3 basic blocks) for CIFAR-10")),
     ("vgg-cifar", (vgg_cifar, (3, 32, 32), 10, "small VGG (6 convs + BN) for CIFAR-10")),
     ("unet-tiny", (unet_tiny, (1, 28, 28), 2, "tiny U-Net, per-pixel logits (2 classes)")),
+    ("resnet18-cifar", (resnet18_cifar, (3, 32, 32), 10, "ResNet-18, CIFAR variant (11,173,962 params)")),
+    ("mobilenetv2-cifar", (mobilenetv2_cifar, (3, 32, 32), 10,
+                           "MobileNetV2: inverted residuals, depthwise convs, ReLU6 (CIFAR strides)")),
+    ("vgg11-bn-cifar", (vgg11_bn_cifar, (3, 32, 32), 10, "VGG-11 with batch norm for CIFAR-10")),
+    ("inception-mini", (inception_mini, (3, 32, 32), 10, "small GoogLeNet: 4 Inception modules (branches + cat)")),
+    ("unet", (unet, (3, 64, 64), 4, "U-Net, 3 levels, transposed-conv decoder (4 classes per pixel)")),
+    ("wavenet-tiny", (wavenet_tiny, (1, 64), 256,
+                      "WaveNet: dilated causal Conv1d, gated units, 256 mu-law classes per step")),
 ])
+
+#: the models whose builders take the input's channels (segmentation and sequence models: they adapt to
+#: the data, where a classifier's head is fixed by its definition)
+ADAPTS_TO_INPUT = {"unet-tiny", "unet", "wavenet-tiny"}
 
 
 def list_models() -> list[str]:
@@ -170,21 +425,37 @@ def _looks_like_path(spec: str) -> bool:
     return spec.lower().endswith((".json", ".toml")) or os.sep in spec or "/" in spec or os.path.isfile(spec)
 
 
-def build_model(spec: str) -> Module:
+def build_model(spec: str, *, num_classes: Optional[int] = None, in_channels: Optional[int] = None) -> Module:
     """A new model (freshly initialised; seed with ``gpucnn.manual_seed``) from a built-in name
-    (:func:`list_models`) or the path of a ``.json``/``.toml`` model file."""
+    (:func:`list_models`) or the path of a ``.json``/``.toml`` model file.
+
+    ``num_classes`` (any built-in) and ``in_channels`` (the models in :data:`ADAPTS_TO_INPUT`) build a
+    built-in model for other data, e.g. ``build_model("unet-tiny", in_channels=3, num_classes=4)``;
+    a model file describes its own sizes, so they are refused for one."""
     if not isinstance(spec, (str, os.PathLike)):
         raise ArgumentError(f"build_model: expected a model name or a model file path, got {type(spec).__name__}")
     spec = os.fspath(spec)
     key = _normalise(spec)
     if key in _MODELS and not os.path.isfile(spec):
         builder, shape, classes, _ = _MODELS[key]
-        model = builder()
+        kwargs: dict[str, int] = {}
+        if num_classes is not None:
+            kwargs["num_classes"] = _check_int(key, "num_classes", num_classes)
+        if in_channels is not None:
+            if key not in ADAPTS_TO_INPUT:
+                raise ArgumentError(f"model {key!r} takes {shape[0]} input channels; only "
+                                    f"{', '.join(sorted(ADAPTS_TO_INPUT))} take another in_channels")
+            kwargs["in_channels"] = _check_int(key, "in_channels", in_channels)
+            shape = (kwargs["in_channels"],) + shape[1:]
+        model = builder(**kwargs)
         model.input_shape = shape
-        model.num_classes = classes
+        model.num_classes = kwargs.get("num_classes", classes)
         model.name = key
         return model
     if _looks_like_path(spec):
+        if num_classes is not None or in_channels is not None:
+            raise ArgumentError(f"build_model: {spec} is a model file, which sets its own num_classes and "
+                                f"input channels; edit the file instead")
         return load_model_file(spec)
     raise ArgumentError(f"unknown model {spec!r}; built-in models: {', '.join(list_models())}; or give the path "
                         f"of a .json or .toml model file")
@@ -333,4 +604,6 @@ def load_model_file(path: str) -> Module:
 
 
 __all__ = ["build_model", "list_models", "model_descriptions", "load_model_file", "model_from_spec",
-           "parse_model_spec", "UNet", "keras_mnist", "strided_42", "resnet_cifar", "vgg_cifar", "unet_tiny"]
+           "parse_model_spec", "UNet", "InvertedResidual", "InceptionModule", "WaveNet", "keras_mnist",
+           "strided_42", "resnet_cifar", "vgg_cifar", "unet_tiny", "unet", "resnet18_cifar", "mobilenetv2_cifar",
+           "vgg11_bn_cifar", "inception_mini", "wavenet_tiny", "ADAPTS_TO_INPUT"]

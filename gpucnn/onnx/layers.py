@@ -13,8 +13,7 @@ import numpy as np
 from ..functions._conv_util import effective_kernel, out_size, resolve_padding
 from ..functions.pooling import _adaptive_matrix
 from ..nn import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
-                  ConvTranspose1d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax,
-                  Upsample)
+                  ConvTranspose1d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax)
 from .graph import ExportError, GraphBuilder, Value, converter
 
 
@@ -179,11 +178,3 @@ def softmax(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str:
 @converter(LogSoftmax)
 def log_softmax(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str:
     return g.node("LogSoftmax", [x.name], axis=layer.dim)
-
-
-@converter(Upsample)
-def upsample(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str:
-    """Nearest by whole factors: output pixel i reads input floor(i / factor)."""
-    scales = g.constant(np.asarray([1.0, 1.0, *layer._factor], dtype=np.float32), "scales")
-    return g.node("Resize", [x.name, "", scales], mode="nearest", coordinate_transformation_mode="asymmetric",
-                  nearest_mode="floor")

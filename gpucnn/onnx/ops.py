@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..functions import activation, array, math
+from ..functions import activation, array, math, pooling
 from .graph import ExportError, GraphBuilder, Value, op_converter
 
 _ELEMENTWISE = {math.Add: "Add", math.Sub: "Sub", math.Mul: "Mul", math.Div: "Div", math.Maximum: "Max",
@@ -52,3 +52,35 @@ def reshape(g: GraphBuilder, op: Any, x: Value, *, out: Value) -> str:
         raise ExportError(f"reshape of {x.shape} to {out.shape} mixes the batch dim into others, which a graph "
                           f"for any batch size cannot do; export with dynamic_batch=False")
     return g.node("Reshape", [x.name, g.ints(shape, "shape")])
+
+
+# -- pooling ops: AdaptiveMaxPool2d (the layer calls the op) and F.adaptive_max_pool2d --------------------
+def _reduce_max(g: GraphBuilder, name: str, axis: int) -> str:
+    # ReduceMax's axes: an attribute up to opset 17, an input from 18
+    if g.opset >= 18:
+        return g.node("ReduceMax", [name, g.ints([axis], "axes")], keepdims=1)
+    return g.node("ReduceMax", [name], axes=[axis], keepdims=1)
+
+
+@op_converter(pooling.AdaptiveMaxPool2d)
+def adaptive_max_pool(g: GraphBuilder, op: Any, x: Value, *, out: Value) -> str:
+    """PyTorch's bins ``[floor(i n / o), ceil((i + 1) n / o))``: GlobalMaxPool, or MaxPool along dims that
+    divide evenly; a dim that does not is one Slice + ReduceMax per bin, concatenated (the max over a
+    window is the max over its rows of the max over its columns). The indices (return_indices) have no
+    ONNX form here: using them is an error naming them."""
+    (h, w), (oh, ow) = x.shape[2:], out.shape[2:]
+    if (oh, ow) == (1, 1):
+        return g.node("GlobalMaxPool", [x.name])
+    name, kernel = x.name, []
+    for axis, n, o in ((2, h, oh), (3, w, ow)):
+        if n % o == 0:
+            kernel.append(n // o)
+            continue
+        kernel.append(1)
+        bins = [(i * n // o, -(-(i + 1) * n // o)) for i in range(o)]
+        parts = [_reduce_max(g, g.node("Slice", [name, g.ints([a]), g.ints([b]), g.ints([axis])]), axis)
+                 for a, b in bins]
+        name = g.node("Concat", parts, axis=axis)
+    if kernel == [1, 1]:
+        return name
+    return g.node("MaxPool", [name], kernel_shape=kernel, strides=kernel)

@@ -558,7 +558,7 @@ class ConvNumpy:
         N, C, H, W = x.shape
         Co, Cg, kh, kw = w.shape
         need_x, need_w, need_b = (tuple(self.needs_input_grad) + (False,) * 3)[:3]
-        G, Ho, Wo = self.groups, self.Ho, self.Wo
+        G, Wo = self.groups, self.Wo
         khw, Kg, Cog = kh * kw, Cg * kh * kw, Co // G
         g, staged = _gy_matrix(gy)
         chunks = self._chunks(N, 2 * C * khw + Co, gy.dtype.itemsize, 1, CHUNK_BYTES_BACKWARD)

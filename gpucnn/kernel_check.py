@@ -142,10 +142,11 @@ TC_GEMM_KERNELS = r"(forward|backward_data|backward_filter)"
 
 def tensor_core_variant(dtype: str, **fields: Any) -> Variant:
     """A tensor-core GEMM variant of ``dtype`` (float: TF32), sm_80+: its GEMM kernels must show the HMMA of
-    that type and -- float, whose per-element gathers are 4-byte cp.async copies -- LDGSTS, or -- 16-bit
-    types, whose fragments come from ldmatrix -- LDSM. (conv_tc stages 16-bit gathers through registers:
-    cp.async moves at least 4 bytes, two neighbouring K elements, which an im2col gather does not have.)"""
-    sass = (TC_HMMA[dtype],) + ((LDGSTS,) if dtype == "float" else (LDSM,))
+    that type and LDGSTS (cp.async: every operand of the TF32 kernels; the contiguous operands -- weights,
+    gy, a pointwise conv's x -- of the 16-bit ones) and -- 16-bit types, whose fragments come from
+    ldmatrix -- LDSM. (conv_tc stages 16-bit im2col gathers through registers: cp.async moves at least 4
+    bytes, two neighbouring K elements, which such a gather does not have.)"""
+    sass = (TC_HMMA[dtype],) + ((LDGSTS,) if dtype == "float" else (LDSM, LDGSTS))
     base = dict(precision="tf32" if dtype == "float" else None, sass=sass, sass_kernels=TC_GEMM_KERNELS, min_sm=80)
     return Variant(dtype, **(base | fields))
 

@@ -53,18 +53,29 @@
 //     of two neighbouring n8 tiles. No .trans is needed: both operands are K-contiguous in shared memory.
 //   C/D (both shapes): c0, c1 at (g, 2t), (g, 2t+1); c2, c3 at (g+8, 2t), (g+8, 2t+1).
 //
-// Global -> shared (the gathered operands are arbitrary element gathers: im2col through four padding
-// modes, stride and dilation, so the copies are per element):
-//   TF32: cp.async.ca.shared.global 4 bytes per element (PTX ISA, "Data Movement and Conversion
-//     Instructions: cp.async"), src-size 0 for a zero (padding, or outside the problem: the destination
-//     is zero-filled and nothing is read), one cp.async.commit_group per K-step, cp.async.wait_group TC_STAGES-2 then __syncthreads() before a stage
-//     is read: a TC_STAGES-deep pipeline with one barrier per K-step.
-//   16-bit: cp.async moves at least 4 bytes, i.e. two neighbouring K elements, which a gather does not
-//     have in general; each thread loads its elements into registers for the K-step TC_STAGES-1 ahead
-//     before the math of the current one and stores them (packed pairs, 32-bit st.shared) after it.
-// Loader mapping: thread tid owns tile row tid % 64 (its (n, oh, ow) / (c, r, s) decoded once per kernel)
-// and the 32-bit words tid / 64 + 2*i (i < 8) of that row's K-step slice: a warp copies 32 consecutive
-// rows at one k (consecutive output positions: neighbouring x addresses for stride 1).
+// Global -> shared. Loader mapping: thread tid owns tile row tid % 64 of each operand (the row's fixed
+// part decoded once per kernel) and, of every K-step, the TC_HALF_WORDS = 8 words (tid / 64) * 8 .. + 7 of
+// that row, i.e. TC_HALF consecutive K indices (8 TF32 / 16 16-bit): a warp copies 32 consecutive tile rows
+// (consecutive output positions: neighbouring x addresses at stride 1), and a thread's K indices are one
+// run (contiguous in memory where the operand is). Two kinds of operand (PTX ISA, "Data Movement and
+// Conversion Instructions: cp.async" for every copy; one cp.async.commit_group per K-step, empty ones too,
+// cp.async.wait_group TC_STAGES-2 then __syncthreads() before a stage is read: a TC_STAGES-deep pipeline
+// with one barrier per K-step):
+//   Contiguous ("runs", TcRuns): element (m, q) at ((n*R + m)*P + p) for q = n*P + p: forward's w rows,
+//     backward-data's w transposed by the host to (C, C_out, kH, kW), backward-filter's gy ((n, co) runs
+//     of OH*OW), and a pointwise conv's x in backward-filter (conv_tc_backward_filter_pointwise). Copied
+//     with cp.async of `vec` bytes, a runtime argument per operand chosen by the host
+//     (_conv_tc.copy_width): 16 (cp.async.cg, L2 only), 8 or 4 (.ca), the widest that divides the run's
+//     bytes P*size and the array's address, so that each copy is aligned and inside one run; copies past
+//     the end (the K tail, rows >= M) have src-size 0 (zero-filled, nothing read). 16-bit runs of odd
+//     length (vec 0) go through registers as the gathers below.
+//   Gathered (TcGather: im2col through four padding modes, stride and dilation; backward-data's gy per
+//     padded position): arbitrary element gathers. TF32: one 4-byte cp.async.ca per element, src-size 0 for
+//     a zero (padding, outside the problem). 16-bit: cp.async moves at least 4 bytes, two neighbouring K
+//     elements, which a gather does not have in general (for NCHW x, neighbouring k = (c, r, s) are
+//     neighbouring taps, not neighbouring addresses); each thread loads its elements for the K-step
+//     TC_STAGES-1 ahead into registers before the math of the current one and stores them as packed pairs
+//     (two 16-byte st.shared) after it.
 //
 // Determinism: every output element is written by one thread, the K loop runs in a fixed order, split-K
 // partial sums go to a workspace that conv_tc_splitk_reduce adds in split order; no atomics.
@@ -96,8 +107,10 @@ typedef unsigned short tc_elem;  // float16 / bfloat16 bits
 #endif
 #define TC_MI 2  // m16 tiles per warp
 #define TC_NI 4  // n8 tiles per warp
-#define TC_LOAD_WORDS (TC_BM * TC_BK_WORDS / TC_THREADS)  // words one thread copies per operand and K-step
+#define TC_HALF_WORDS (TC_BK_WORDS / 2)  // words one thread copies per operand and K-step (half a row)
+#define TC_HALF (TC_BK / 2)              // K indices one thread copies per operand and K-step
 static_assert(TC_BM == TC_BN && TC_BM * 2 == TC_THREADS, "loader mapping: a thread owns row tid % 64");
+static_assert(TC_HALF_WORDS % 4 == 0, "a thread's half row is whole 16-byte copies");
 static_assert(TC_STAGES >= 2, "the pipeline needs at least two stages");
 
 #define CONV_PAD_ZEROS 0  // the modes, as gpucnn.functions.conv.PADDING_MODES (and conv.cu)
@@ -214,57 +227,43 @@ __device__ __forceinline__ int tc_im2col(const TcGeo& g, const TcIm2colQ& q, con
   return (hi >= 0 && wi >= 0) ? q.xbase + k.xoff + hi * g.W + wi : -1;
 }
 
-// The operands: row(r) binds a tile row (decoded once), offset(k) is the element's index in the operand's
-// array, or -1 for a zero. One struct per (pass, operand).
-struct TcFwdA {  // forward A: w as (C_out, K) row-major
-  int K, Co, row;
-  __device__ __forceinline__ void bind(const TcGeo& g, int m) { K = g.C * g.kH * g.kW; Co = g.Co; row = m; }
-  __device__ __forceinline__ int offset(const TcGeo&, int k) const { return (row < Co && k < K) ? row * K + k : -1; }
-};
-struct TcFwdB {  // forward B: Col[k, q], tile row q
+// The gathered operands: element (tile row, K index) -> its index in the operand's array, or -1 for a zero.
+// Each is a cursor over the K indices of one thread's share of a tile row (TC_HALF consecutive K indices
+// per K-step, see "Loader mapping" at the top): bind() places it on the thread's first K index,
+// offset() is the element under it, step() moves it one K index on, jump() moves the bound position one
+// K-step (TC_BK) on. The copier steps a copy through the K-step and jumps the original.
+struct TcFwdB {  // forward B: Col[k, q], tile row q; K index k = (c, r, s)
   TcIm2colQ q;
-  __device__ __forceinline__ void bind(const TcGeo& g, int n) { q = tc_decode_q(g, n); }
-  __device__ __forceinline__ int offset(const TcGeo& g, int k) const { return tc_im2col(g, q, tc_decode_k(g, k)); }
+  int k;
+  __device__ __forceinline__ void bind(const TcGeo& g, int n, int k0) { q = tc_decode_q(g, n); k = k0; }
+  __device__ __forceinline__ int offset(const TcGeo& g) const { return tc_im2col(g, q, tc_decode_k(g, k)); }
+  __device__ __forceinline__ void step(const TcGeo&) { ++k; }
+  __device__ __forceinline__ void jump(const TcGeo&) { k += TC_BK; }
 };
-struct TcWgradA {  // backward-filter A: GY[co, q] = gy[n, co, oh, ow]
-  int co;
-  __device__ __forceinline__ void bind(const TcGeo&, int m) { co = m; }
-  __device__ __forceinline__ int offset(const TcGeo& g, int q) const {
-    const int OHW = g.OH * g.OW;
-    if (co >= g.Co || q >= g.N * OHW) return -1;
-    const int n = q / OHW;
-    return (n * g.Co + co) * OHW + (q - n * OHW);
-  }
-};
-struct TcWgradB {  // backward-filter B: Col[k, q] with tile row k, K index q
+struct TcWgradB {  // backward-filter B: Col[k, q] with tile row k, K index q = (n, oh, ow)
   TcIm2colK k;
-  __device__ __forceinline__ void bind(const TcGeo& g, int n) { k = tc_decode_k(g, n); }
-  __device__ __forceinline__ int offset(const TcGeo& g, int q) const { return tc_im2col(g, tc_decode_q(g, q), k); }
-};
-struct TcDgradA {  // backward-data A: Wd[c, j] = w[co, c, r, s], j = (co, r, s)
-  int c;
-  __device__ __forceinline__ void bind(const TcGeo&, int m) { c = m; }
-  __device__ __forceinline__ int offset(const TcGeo& g, int j) const {
-    const int kHW = g.kH * g.kW;
-    if (c >= g.C || j >= g.Co * kHW) return -1;
-    const int co = j / kHW;
-    return (co * g.C + c) * kHW + (j - co * kHW);
-  }
+  int q;
+  __device__ __forceinline__ void bind(const TcGeo& g, int n, int q0) { k = tc_decode_k(g, n); q = q0; }
+  __device__ __forceinline__ int offset(const TcGeo& g) const { return tc_im2col(g, tc_decode_q(g, q), k); }
+  __device__ __forceinline__ void step(const TcGeo&) { ++q; }
+  __device__ __forceinline__ void jump(const TcGeo&) { q += TC_BK; }
 };
 struct TcDgradB {  // backward-data B: GYg[j, p'] with tile row p' = (n, hh, ww) of the (HD, WD) grid
   int gbase, hp, wp;  // gy offset of image n; the padded coordinates hh + oh0, ww + ow0
   bool ok;
+  int j;
   int HD, WD, oh0, ow0;  // set by the kernel before bind
-  __device__ __forceinline__ void bind(const TcGeo& g, int p) {
+  __device__ __forceinline__ void bind(const TcGeo& g, int p, int j0) {
     const int HWD = HD * WD;
     ok = p < g.N * HWD;
     const int n = ok ? p / HWD : 0, hw = ok ? p - n * HWD : 0, hh = hw / WD;
     gbase = n * g.Co * g.OH * g.OW;
     hp = hh + oh0;
     wp = hw - hh * WD + ow0;
+    j = j0;
   }
   // The output (oh, ow) whose tap (r, s) reads padded (hp, wp): hp = oh*sh + r*dh, wp = ow*sw + s*dw.
-  __device__ __forceinline__ int offset(const TcGeo& g, int j) const {
+  __device__ __forceinline__ int offset(const TcGeo& g) const {
     const int kHW = g.kH * g.kW;
     if (!ok || j >= g.Co * kHW) return -1;
     const int co = j / kHW, rs = j - co * kHW, r = rs / g.kW, s = rs - r * g.kW;
@@ -274,6 +273,8 @@ struct TcDgradB {  // backward-data B: GYg[j, p'] with tile row p' = (n, hh, ww)
     if (oh * g.sh != th || ow * g.sw != tw || oh >= g.OH || ow >= g.OW) return -1;
     return gbase + (co * g.OH + oh) * g.OW + ow;
   }
+  __device__ __forceinline__ void step(const TcGeo&) { ++j; }
+  __device__ __forceinline__ void jump(const TcGeo&) { j += TC_BK; }
 };
 
 // -- PTX wrappers --------------------------------------------------------------------------------------
@@ -286,6 +287,20 @@ __device__ __forceinline__ unsigned tc_smem_addr(const void* p) {
 // 4-byte cp.async; src_bytes 0 zero-fills the destination without reading src (PTX ISA "cp.async").
 __device__ __forceinline__ void tc_cp_async4(unsigned dst, const void* src, int src_bytes) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+// 8- and 16-byte cp.async (the contiguous operands, TcRuns). The 16-byte copy is .cg (cached in L2 only:
+// a tile row is read once per block); .cg takes 16 bytes only, so the 8-byte one is .ca.
+__device__ __forceinline__ void tc_cp_async8(unsigned dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void tc_cp_async16(unsigned dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+template <int V>
+__device__ __forceinline__ void tc_cp_async(unsigned dst, const void* src, int src_bytes) {
+  if (V == 16) tc_cp_async16(dst, src, src_bytes);
+  else if (V == 8) tc_cp_async8(dst, src, src_bytes);
+  else tc_cp_async4(dst, src, src_bytes);
 }
 __device__ __forceinline__ void tc_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -330,35 +345,120 @@ __device__ __forceinline__ void tc_mma_16(float (&d)[4], const unsigned (&a)[4],
 typedef float TcAcc[TC_MI][TC_NI][4];
 
 #if TC_ARCH_OK
-// One operand's copies for one K-step: thread tid owns tile row tid % 64 (bound in `op`), words
-// tid / 64 + 2*i. TF32: cp.async straight into the stage. 16-bit: fetch() into registers, put() later.
+// A thread's TC_HALF_WORDS staged words to consecutive shared words (16-byte aligned: 80-byte rows, a
+// half row starts at byte 0 or 32): 16-byte st.shared.v4.
+__device__ __forceinline__ void tc_store_words(unsigned* dst, const unsigned (&w)[TC_HALF_WORDS]) {
+#pragma unroll
+  for (int i = 0; i < TC_HALF_WORDS / 4; ++i) {
+    uint4 v;
+    v.x = w[4 * i]; v.y = w[4 * i + 1]; v.z = w[4 * i + 2]; v.w = w[4 * i + 3];
+    reinterpret_cast<uint4*>(dst)[i] = v;
+  }
+}
+
+// A gathered operand's copies (Op: TcFwdB, TcWgradB, TcDgradB): thread tid owns shared row `row` (tile row
+// tid % 64 of its operand) and the words word0 .. word0 + TC_HALF_WORDS - 1 (word0 = (tid / 64) *
+// TC_HALF_WORDS) of each K-step, i.e. TC_HALF consecutive K indices. TF32: one 4-byte cp.async per element,
+// straight into the stage. 16-bit: fetch() loads the elements into registers, put() stores them later.
 template <class Op>
-struct TcCopier {
+struct TcGather {
   Op op;
   const tc_elem* src;
-  int row, word0;  // the shared row (0..127: A rows, then B rows) and first word
+  int row, word0;
 #if CONV_TC_ELEM != TC_TF32
-  unsigned staged[TC_LOAD_WORDS];
+  unsigned staged[TC_HALF_WORDS];
 #endif
 
-  __device__ __forceinline__ void fetch(const TcGeo& g, int k0, TcStage& st) {
+  __device__ __forceinline__ void fetch(const TcGeo& g, TcStage& st) {
+    Op cur = op;
 #pragma unroll
-    for (int i = 0; i < TC_LOAD_WORDS; ++i) {
-      const int word = word0 + 2 * i;
+    for (int i = 0; i < TC_HALF_WORDS; ++i) {
 #if CONV_TC_ELEM == TC_TF32
-      const int off = op.offset(g, k0 + word);
-      tc_cp_async4(tc_smem_addr(&st[row][word]), src + (off >= 0 ? off : 0), off >= 0 ? 4 : 0);
+      const int off = cur.offset(g);
+      tc_cp_async4(tc_smem_addr(&st[row][word0 + i]), src + (off >= 0 ? off : 0), off >= 0 ? 4 : 0);
+      if (i + 1 < TC_HALF_WORDS) cur.step(g);
 #else
-      const int o0 = op.offset(g, k0 + 2 * word), o1 = op.offset(g, k0 + 2 * word + 1);
+      const int o0 = cur.offset(g);
+      cur.step(g);
+      const int o1 = cur.offset(g);
+      if (i + 1 < TC_HALF_WORDS) cur.step(g);
       const unsigned lo = o0 >= 0 ? src[o0] : 0u, hi = o1 >= 0 ? src[o1] : 0u;
       staged[i] = lo | (hi << 16);  // the lower K index in the low half (PTX's .f16x2 / .bf16x2 packing)
 #endif
     }
+    op.jump(g);
   }
   __device__ __forceinline__ void put(TcStage& st) const {
 #if CONV_TC_ELEM != TC_TF32
+    tc_store_words(&st[row][word0], staged);
+#endif
+  }
+};
+
+// A contiguous operand ("runs"): element (tile row m, K index q = n*P + p, 0 <= p < P) is
+// src[(n*R + m)*P + p], zero when m >= R or n >= Nimg. Forward's w (R = C_out, P = C*kH*kW, Nimg = 1),
+// backward-data's transposed w (R = C, P = C_out*kH*kW, Nimg = 1), backward-filter's gy (R = C_out,
+// P = OH*OW, Nimg = N) and, for a pointwise conv (1x1, stride 1, no padding), its x (R = C, P = H*W,
+// Nimg = N). Same ownership as TcGather. vec (the same for the whole launch, from the host): the bytes per
+// cp.async, 16 (.cg), 8 or 4 (.ca): the host picks the widest that divides both P's bytes and the
+// array's address, so that no copy straddles two runs or is misaligned (a K index the thread reaches is a
+// multiple of 8, hence of every copy's element count); 0 (16-bit only, P odd): per element through
+// registers as TcGather. The thread's position (n, p) steps by one copy, wraps at P, and jumps a K-step
+// with the precomputed divmod(TC_BK, P): no division in the loop.
+struct TcRuns {
+  const tc_elem* src;
+  int row, word0, vec;
+  int P, Nimg, RP;          // run length, images, elements per image (R*P)
+  int n, p, base;           // position of the thread's first K index this K-step; base = (n*R + m)*P
+  int jn, jp;               // divmod(TC_BK, P)
+  bool rowok;
+#if CONV_TC_ELEM != TC_TF32
+  unsigned staged[TC_HALF_WORDS];
+#endif
+
+  __device__ __forceinline__ void bind(const tc_elem* a, int shared_row, int m, int R, int P_, int Nimg_, int q0,
+                                       int vec_) {
+    src = a; row = shared_row; word0 = (threadIdx.x / TC_BM) * TC_HALF_WORDS; vec = vec_;
+    P = P_; Nimg = Nimg_; RP = R * P_; rowok = m < R;
+    n = q0 / P; p = q0 - n * P; base = (n * R + m) * P;
+    jn = TC_BK / P; jp = TC_BK - jn * P;
+  }
+  template <int V>
+  __device__ __forceinline__ void copies(TcStage& st) const {
+    constexpr int E = V / TC_ELEM_BYTES;  // elements per copy
+    int n_ = n, p_ = p, b_ = base;
 #pragma unroll
-    for (int i = 0; i < TC_LOAD_WORDS; ++i) st[row][word0 + 2 * i] = staged[i];
+    for (int i = 0; i < TC_HALF_WORDS * 4 / V; ++i) {
+      const bool ok = rowok && n_ < Nimg;
+      tc_cp_async<V>(tc_smem_addr(&st[row][word0 + i * (V / 4)]), src + (ok ? b_ + p_ : 0), ok ? V : 0);
+      p_ += E;
+      if (p_ >= P) { p_ -= P; ++n_; b_ += RP; }  // E <= P: at most one wrap
+    }
+  }
+  __device__ __forceinline__ void fetch(const TcGeo&, TcStage& st) {
+    if (vec == 16) copies<16>(st);
+    else if (vec == 8) copies<8>(st);
+#if CONV_TC_ELEM == TC_TF32
+    else copies<4>(st);  // (vec 4: a 4-byte element is always aligned)
+#else
+    else if (vec == 4) copies<4>(st);
+    else {
+      int n_ = n, p_ = p, b_ = base;
+#pragma unroll
+      for (int e = 0; e < TC_HALF; ++e) {
+        const unsigned v = (rowok && n_ < Nimg) ? src[b_ + p_] : 0u;
+        if (e & 1) staged[e >> 1] |= v << 16;
+        else staged[e >> 1] = v;
+        if (++p_ == P) { p_ = 0; ++n_; b_ += RP; }
+      }
+    }
+#endif
+    p += jp; n += jn; base += jn * RP;
+    if (p >= P) { p -= P; ++n; base += RP; }
+  }
+  __device__ __forceinline__ void put(TcStage& st) const {
+#if CONV_TC_ELEM != TC_TF32
+    if (vec == 0) tc_store_words(&st[row][word0], staged);
 #endif
   }
 };
@@ -414,10 +514,13 @@ __device__ __forceinline__ void tc_mma_stage(const TcStage& st, TcAcc& acc) {
 #endif
 }
 
-// acc = A[m0.., k_begin:k_end] @ B[k_begin:k_end, n0..] for the block's tile. Every thread must call it.
-template <class OpA, class OpB>
-__device__ __forceinline__ void tc_gemm(const TcGeo& g, TcCopier<OpA>& ca, TcCopier<OpB>& cb, int k_begin,
-                                        int k_end, TcStage* st, TcAcc& acc) {
+
+// acc = A[m0.., k_begin:k_end] @ B[k_begin:k_end, n0..] for the block's tile; ca and cb bound on the
+// thread's first K index (k_begin + (tid / 64) * TC_HALF) and fetched in K order, each K-step once. Every
+// thread must call it.
+template <class CA, class CB>
+__device__ __forceinline__ void tc_gemm(const TcGeo& g, CA& ca, CB& cb, int k_begin, int k_end, TcStage* st,
+                                        TcAcc& acc) {
 #pragma unroll
   for (int mi = 0; mi < TC_MI; ++mi)
 #pragma unroll
@@ -430,39 +533,31 @@ __device__ __forceinline__ void tc_gemm(const TcGeo& g, TcCopier<OpA>& ca, TcCop
 #pragma unroll 1
   for (int s = 0; s < TC_STAGES - 1; ++s) {
     if (s < steps) {
-      ca.fetch(g, k_begin + s * TC_BK, st[s]);
-      cb.fetch(g, k_begin + s * TC_BK, st[s]);
+      ca.fetch(g, st[s]);
+      cb.fetch(g, st[s]);
       ca.put(st[s]);
       cb.put(st[s]);
     }
-#if CONV_TC_ELEM == TC_TF32
     tc_cp_async_commit();
-#endif
   }
 #pragma unroll 1
   for (int s = 0; s < steps; ++s) {
-#if CONV_TC_ELEM == TC_TF32
     tc_cp_async_wait<TC_STAGES - 2>();  // this thread's copies of step s have landed ...
-#endif
     __syncthreads();  // ... and everyone's; everyone is done with step s-1, whose stage is refilled next
     const int next = s + TC_STAGES - 1;
     TcStage& nst = st[next % TC_STAGES];
     if (next < steps) {
-      ca.fetch(g, k_begin + next * TC_BK, nst);
-      cb.fetch(g, k_begin + next * TC_BK, nst);
+      ca.fetch(g, nst);
+      cb.fetch(g, nst);
     }
-#if CONV_TC_ELEM == TC_TF32
     tc_cp_async_commit();
-#endif
     tc_mma_stage(st[s % TC_STAGES], acc);
-    if (next < steps) {  // 16-bit: the registers fetched before the math go to the free stage now
+    if (next < steps) {  // register-staged operands: the elements fetched before the math go to the free stage now
       ca.put(nst);
       cb.put(nst);
     }
   }
-#if CONV_TC_ELEM == TC_TF32
   tc_cp_async_wait<0>();  // nothing in flight when the block exits (only empty groups are left)
-#endif
 }
 #endif  // TC_ARCH_OK
 
@@ -516,13 +611,23 @@ __device__ __forceinline__ TcGeo tc_geo(int N, int C, int H, int W, int Co, int 
   return g;
 }
 
+
+// The block's tile and the thread's loader coordinates: shared row tid % 64 of each operand, the first K
+// index k_begin + (tid / 64) * TC_HALF.
+struct TcTile {
+  int m0, n0, r, k0;
+};
+__device__ __forceinline__ TcTile tc_tile(int k_begin) {
+  TcTile t;
+  t.m0 = blockIdx.y * TC_BM; t.n0 = blockIdx.x * TC_BN; t.r = threadIdx.x % TC_BM;
+  t.k0 = k_begin + (threadIdx.x / TC_BM) * TC_HALF;
+  return t;
+}
 #if TC_ARCH_OK
-template <class OpA, class OpB>
-__device__ __forceinline__ void tc_bind(const TcGeo& g, TcCopier<OpA>& ca, const tc_elem* a, TcCopier<OpB>& cb,
-                                        const tc_elem* b, int m0, int n0) {
-  const int tid = threadIdx.x, r = tid % TC_BM;
-  ca.src = a; ca.row = r; ca.word0 = tid / TC_BM; ca.op.bind(g, m0 + r);
-  cb.src = b; cb.row = TC_BM + r; cb.word0 = tid / TC_BM; cb.op.bind(g, n0 + r);
+template <class Op>
+__device__ __forceinline__ void tc_bind_gather(const TcGeo& g, TcGather<Op>& c, const tc_elem* src, const TcTile& t) {
+  c.src = src; c.row = TC_BM + t.r; c.word0 = (threadIdx.x / TC_BM) * TC_HALF_WORDS;
+  c.op.bind(g, t.n0 + t.r, t.k0);
 }
 #endif
 
@@ -531,23 +636,26 @@ __device__ __forceinline__ void tc_bind(const TcGeo& g, TcCopier<OpA>& ca, const
 // y = conv(x, w) + bias (has_bias 0: bias is a dummy array, not read). Grid (ceil(N*OH*OW / 64),
 // ceil(C_out / 64)), block (128): block (bx, by) computes y for channels by*64.. and output positions
 // q = n*OH*OW + oh*OW + ow in bx*64..; the warps and lanes as in the header. Reads x (N, C, H, W),
-// w (C_out, C, kH, kW), bias (C_out,); writes y (N, C_out, OH, OW).
+// w (C_out, C, kH, kW), bias (C_out,); writes y (N, C_out, OH, OW). A = w (TcRuns, copy width vec_w),
+// B = the im2col of x (TcGather<TcFwdB>).
 extern "C" __global__ void __launch_bounds__(TC_THREADS)
 conv_tc_forward(const tc_elem* __restrict__ x, const tc_elem* __restrict__ w, const tc_elem* __restrict__ bias,
                 int has_bias, tc_elem* __restrict__ y, int N, int C, int H, int W, int Co, int kH, int kW, int OH,
-                int OW, int sh, int sw, int dh, int dw, int pt, int pl, int mode) {
+                int OW, int sh, int sw, int dh, int dw, int pt, int pl, int mode, int vec_w) {
 #if TC_ARCH_OK
   __shared__ __align__(16) TcStage st[TC_STAGES];
   const TcGeo g = tc_geo(N, C, H, W, Co, kH, kW, OH, OW, sh, sw, dh, dw, pt, pl, mode);
-  const int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN;
-  TcCopier<TcFwdA> ca;
-  TcCopier<TcFwdB> cb;
-  tc_bind(g, ca, w, cb, x, m0, n0);
+  const int K = C * kH * kW;
+  const TcTile t = tc_tile(0);
+  TcRuns ca;
+  ca.bind(w, t.r, t.m0 + t.r, Co, K, 1, t.k0, vec_w);
+  TcGather<TcFwdB> cb;
+  tc_bind_gather(g, cb, x, t);
   TcAcc acc;
-  tc_gemm(g, ca, cb, 0, C * kH * kW, st, acc);
+  tc_gemm(g, ca, cb, 0, K, st, acc);
   TcColNCHW col;
   col.count = N * OH * OW; col.P = OH * OW; col.MP = Co * OH * OW;
-  tc_store(acc, m0, n0, Co, OH * OW, col, bias, has_bias, y, (float*)0, 0);
+  tc_store(acc, t.m0, t.n0, Co, OH * OW, col, bias, has_bias, y, (float*)0, 0);
 #else
   __trap();
 #endif
@@ -560,24 +668,28 @@ conv_tc_forward(const tc_elem* __restrict__ x, const tc_elem* __restrict__ w, co
 // oh*sh + r*dh = hh + oh0 (and ow alike). Zeros padding: (oh0, ow0) = (pt, pl), (HD, WD) = (H, W), the
 // result is gx itself (to_ws 0, into gx). Other modes: the whole padded grid into the float32 workspace ws
 // (to_ws 1; gx is then a dummy), which conv_tc_fold adds onto gx. Grid (ceil(N*HD*WD / 64), ceil(C / 64)),
-// block (128). Reads gy (N, C_out, OH, OW), w (C_out, C, kH, kW).
+// block (128). Reads gy (N, C_out, OH, OW) and wt, the weight transposed to (C, C_out, kH, kW) by the host
+// (so that A's rows, (co, r, s) for one c, are contiguous: TcRuns, copy width vec_w); B = gy gathered per
+// padded position (TcGather<TcDgradB>).
 extern "C" __global__ void __launch_bounds__(TC_THREADS)
-conv_tc_backward_data(const tc_elem* __restrict__ gy, const tc_elem* __restrict__ w, tc_elem* __restrict__ gx,
+conv_tc_backward_data(const tc_elem* __restrict__ gy, const tc_elem* __restrict__ wt, tc_elem* __restrict__ gx,
                       float* __restrict__ ws, int to_ws, int N, int C, int H, int W, int Co, int kH, int kW, int OH,
-                      int OW, int sh, int sw, int dh, int dw, int oh0, int ow0, int HD, int WD) {
+                      int OW, int sh, int sw, int dh, int dw, int oh0, int ow0, int HD, int WD, int vec_w) {
 #if TC_ARCH_OK
   __shared__ __align__(16) TcStage st[TC_STAGES];
   const TcGeo g = tc_geo(N, C, H, W, Co, kH, kW, OH, OW, sh, sw, dh, dw, 0, 0, CONV_PAD_ZEROS);
-  const int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN;
-  TcCopier<TcDgradA> ca;
-  TcCopier<TcDgradB> cb;
+  const int K = Co * kH * kW;
+  const TcTile t = tc_tile(0);
+  TcRuns ca;
+  ca.bind(wt, t.r, t.m0 + t.r, C, K, 1, t.k0, vec_w);
+  TcGather<TcDgradB> cb;
   cb.op.HD = HD; cb.op.WD = WD; cb.op.oh0 = oh0; cb.op.ow0 = ow0;
-  tc_bind(g, ca, w, cb, gy, m0, n0);
+  tc_bind_gather(g, cb, gy, t);
   TcAcc acc;
-  tc_gemm(g, ca, cb, 0, Co * kH * kW, st, acc);
+  tc_gemm(g, ca, cb, 0, K, st, acc);
   TcColNCHW col;
   col.count = N * HD * WD; col.P = HD * WD; col.MP = C * HD * WD;
-  tc_store(acc, m0, n0, C, HD * WD, col, (const tc_elem*)0, 0, gx, ws, to_ws);
+  tc_store(acc, t.m0, t.n0, C, HD * WD, col, (const tc_elem*)0, 0, gx, ws, to_ws);
 #else
   __trap();
 #endif
@@ -611,28 +723,63 @@ conv_tc_fold(const float* __restrict__ ws, tc_elem* __restrict__ gx, int NC, int
 
 // -- backward-filter -----------------------------------------------------------------------------------
 
+// -- backward-filter -----------------------------------------------------------------------------------
+
 // gw[co, k] = sum over q in split z (q = z*k_per_split .. min(N*OH*OW, (z+1)*k_per_split)) of
 // gy[n, co, oh, ow] * Col[k, q], k = (c, r, s). One split (gridDim.z == 1, to_ws 0): into gw (C_out, C, kH,
 // kW). Several (to_ws 1): into ws (splits, C_out, C*kH*kW) float32 for conv_tc_splitk_reduce; gw is then a
 // dummy. Grid (ceil(C*kH*kW / 64), ceil(C_out / 64), splits), block (128); k_per_split a multiple of the
-// K-step (16 for TF32, 32 for 16-bit). Reads x (N, C, H, W), gy (N, C_out, OH, OW).
-extern "C" __global__ void __launch_bounds__(TC_THREADS)
-conv_tc_backward_filter(const tc_elem* __restrict__ x, const tc_elem* __restrict__ gy, tc_elem* __restrict__ gw,
-                        float* __restrict__ ws, int to_ws, int N, int C, int H, int W, int Co, int kH, int kW,
-                        int OH, int OW, int sh, int sw, int dh, int dw, int pt, int pl, int mode, int k_per_split) {
+// K-step (16 for TF32, 32 for 16-bit). Reads x (N, C, H, W), gy (N, C_out, OH, OW). A = gy (TcRuns, copy
+// width vec_gy). B = the im2col of x with tile rows k (TcGather<TcWgradB>); conv_tc_backward_filter_pointwise,
+// for 1x1 kernels of stride 1 without padding (x's (n, c) planes are then the runs of Col: TcRuns with
+// copy width vec_x), the same GEMM with a contiguous B.
+template <class CB>
+__device__ __forceinline__ void tc_backward_filter(const tc_elem* __restrict__ gy, CB& cb, tc_elem* __restrict__ gw,
+                                                   float* __restrict__ ws, int to_ws, const TcGeo& g,
+                                                   int k_per_split, int vec_gy, const TcTile& t, TcStage* st) {
 #if TC_ARCH_OK
-  __shared__ __align__(16) TcStage st[TC_STAGES];
-  const TcGeo g = tc_geo(N, C, H, W, Co, kH, kW, OH, OW, sh, sw, dh, dw, pt, pl, mode);
-  const int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN, Kf = C * kH * kW, Q = N * OH * OW;
+  const int Kf = g.C * g.kH * g.kW, Q = g.N * g.OH * g.OW;
   const int k_begin = blockIdx.z * k_per_split, k_end = min(Q, k_begin + k_per_split);
-  TcCopier<TcWgradA> ca;
-  TcCopier<TcWgradB> cb;
-  tc_bind(g, ca, gy, cb, x, m0, n0);
+  TcRuns ca;
+  ca.bind(gy, t.r, t.m0 + t.r, g.Co, g.OH * g.OW, g.N, t.k0, vec_gy);
   TcAcc acc;
   tc_gemm(g, ca, cb, k_begin, k_end, st, acc);
   TcColDense col;
   col.count = Kf;
-  tc_store(acc, m0, n0, Co, Kf, col, (const tc_elem*)0, 0, gw, ws + blockIdx.z * Co * Kf, to_ws);
+  tc_store(acc, t.m0, t.n0, g.Co, Kf, col, (const tc_elem*)0, 0, gw, ws + blockIdx.z * g.Co * Kf, to_ws);
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+conv_tc_backward_filter(const tc_elem* __restrict__ x, const tc_elem* __restrict__ gy, tc_elem* __restrict__ gw,
+                        float* __restrict__ ws, int to_ws, int N, int C, int H, int W, int Co, int kH, int kW,
+                        int OH, int OW, int sh, int sw, int dh, int dw, int pt, int pl, int mode, int k_per_split,
+                        int vec_gy) {
+#if TC_ARCH_OK
+  __shared__ __align__(16) TcStage st[TC_STAGES];
+  const TcGeo g = tc_geo(N, C, H, W, Co, kH, kW, OH, OW, sh, sw, dh, dw, pt, pl, mode);
+  const TcTile t = tc_tile(blockIdx.z * k_per_split);
+  TcGather<TcWgradB> cb;
+  tc_bind_gather(g, cb, x, t);
+  tc_backward_filter(gy, cb, gw, ws, to_ws, g, k_per_split, vec_gy, t, st);
+#else
+  __trap();
+#endif
+}
+
+// The pointwise case (kH = kW = 1, sh = sw = 1, no padding: OH = H, OW = W): conv_tc_backward_filter's
+// arguments less the geometry fixed here, plus vec_x.
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+conv_tc_backward_filter_pointwise(const tc_elem* __restrict__ x, const tc_elem* __restrict__ gy,
+                                  tc_elem* __restrict__ gw, float* __restrict__ ws, int to_ws, int N, int C, int H,
+                                  int W, int Co, int k_per_split, int vec_gy, int vec_x) {
+#if TC_ARCH_OK
+  __shared__ __align__(16) TcStage st[TC_STAGES];
+  const TcGeo g = tc_geo(N, C, H, W, Co, 1, 1, H, W, 1, 1, 1, 1, 0, 0, CONV_PAD_ZEROS);
+  const TcTile t = tc_tile(blockIdx.z * k_per_split);
+  TcRuns cb;
+  cb.bind(x, TC_BM + t.r, t.n0 + t.r, C, H * W, N, t.k0, vec_x);
+  tc_backward_filter(gy, cb, gw, ws, to_ws, g, k_per_split, vec_gy, t, st);
 #else
   __trap();
 #endif

@@ -96,6 +96,31 @@ def _bits(xp: Any, a: Any) -> Any:
     return a if a.dtype == np.float32 else a.view(np.uint16)
 
 
+def _address(a: Any) -> int:
+    """The address of an array's first element (CuPy: device memory; NumPy: host memory, which the
+    emulator copies to 16-byte aligned buffers, so a NumPy address only ever narrows the choice)."""
+    ptr = getattr(getattr(a, "data", None), "ptr", None)
+    return int(ptr) if ptr is not None else int(a.__array_interface__["data"][0])
+
+
+def copy_width(a: Any, run: int, max_vec: int = 16) -> int:
+    """The ``vec`` of a contiguous operand (conv_tc.cu's TcRuns): the bytes per cp.async, the widest of 16,
+    8, 4 (at most ``max_vec``) that divides both the run's bytes (``run`` elements of ``a``'s dtype: no copy
+    may straddle two runs) and ``a``'s address (alignment); 0 when none does (16-bit runs of odd length:
+    the kernel then loads element by element through registers). float32 always has 4-byte copies."""
+    run_bytes, address = run * a.dtype.itemsize, _address(a)
+    for v in (16, 8, 4):
+        if v <= max_vec and run_bytes % v == 0 and address % v == 0:
+            return v
+    return 4 if a.dtype.itemsize == 4 else 0
+
+
+def _check_runs(op: str, what: str, rows: int, run: int, images: int, kstep: int) -> None:
+    """A TcRuns cursor walks up to about two K-steps and a run past its operand's end (it is not read
+    there, but its offset must not overflow int32)."""
+    _check_int32(op, **{what: rows * (run * images + 2 * kstep + run)})
+
+
 def _i32(*values: int) -> tuple:
     return tuple(np.int32(v) for v in values)
 
@@ -129,9 +154,11 @@ def _geometry(x_shape: tuple, w_shape: tuple, stride: tuple, padding: tuple, dil
 
 
 def conv2d_tc_forward(device: Any, x: Any, w: Any, b: Optional[Any], stride: tuple, padding: tuple,
-                      dilation: tuple, padding_mode: str) -> Any:
+                      dilation: tuple, padding_mode: str, max_vec: int = 16) -> Any:
     """y = conv2d(x, w) + b on the tensor cores: x (N, C, H, W), w (C_out, C, kH, kW), b (C_out,) or None,
-    all of one dtype (float32: TF32 operands; float16 / bfloat16); y (N, C_out, OH, OW) in that dtype."""
+    all of one dtype (float32: TF32 operands; float16 / bfloat16); y (N, C_out, OH, OW) in that dtype.
+    w's rows go through cp.async copies of :func:`copy_width` bytes (at most ``max_vec``: the tests lower
+    it to run the narrower copies and the register path on the same shapes)."""
     xp = device.xp
     kind = _kind_of("conv2d_tc_forward", *(a for a in (x, w, b) if a is not None))
     geo = _geometry(x.shape, w.shape, stride, padding, dilation, padding_mode)
@@ -139,21 +166,25 @@ def conv2d_tc_forward(device: Any, x: Any, w: Any, b: Optional[Any], stride: tup
     pt, _, pl, _ = padding
     Q = N * OH * OW
     _check_int32("conv2d_tc_forward", input_size=x.size, weight_size=w.size, output_size=Q * Co, gemm_K=C * kh * kw)
+    _check_runs("conv2d_tc_forward", "weight_cursor", Co, C * kh * kw, 1, KSTEP[kind])
     y = xp.empty((N, Co, OH, OW), dtype=x.dtype)
     # No bias: a dummy array and has_bias = 0 (CuPy < 14 passes None as a garbage pointer, cupy#9046).
     bias, has_bias = (b, 1) if b is not None else (xp.zeros(1, dtype=x.dtype), 0)
-    args = (_bits(xp, x), _bits(xp, w), _bits(xp, bias), np.int32(has_bias), _bits(xp, y)) + _i32(
-        *geo, pt, pl, PADDING_MODES.index(padding_mode))
+    wb = _bits(xp, w)
+    args = (_bits(xp, x), wb, _bits(xp, bias), np.int32(has_bias), _bits(xp, y)) + _i32(
+        *geo, pt, pl, PADDING_MODES.index(padding_mode), copy_width(wb, C * kh * kw, max_vec))
     _kernel(device, "conv_tc_forward", kind)((_cdiv(Q, TILE), _cdiv(Co, TILE), 1), (THREADS, 1, 1), args)
     return y
 
 
 def conv2d_tc_backward_data(device: Any, gy: Any, w: Any, x_shape: tuple, stride: tuple, padding: tuple,
-                            dilation: tuple, padding_mode: str) -> Any:
+                            dilation: tuple, padding_mode: str, max_vec: int = 16) -> Any:
     """gx = d(loss)/dx (N, C, H, W) from gy (N, C_out, OH, OW) and w, on the tensor cores (GEMM operands gy
     and w). Zeros padding: one GEMM over the input positions. Other modes: the GEMM over the padded input
     into a float32 workspace, then conv_tc_fold adds each border position onto its source pixel (a fixed
-    order), rounding once to the dtype."""
+    order), rounding once to the dtype. The GEMM reads w transposed to (C, C_out, kH, kW) (a copy of the
+    weight: its rows, one c, are then contiguous in the GEMM's K = (co, r, s) and go through cp.async
+    copies of :func:`copy_width` bytes, at most ``max_vec``)."""
     xp = device.xp
     kind = _kind_of("conv2d_tc_backward_data", gy, w)
     geo = _geometry(tuple(x_shape), w.shape, stride, padding, dilation, padding_mode)
@@ -171,7 +202,10 @@ def conv2d_tc_backward_data(device: Any, gy: Any, w: Any, x_shape: tuple, stride
     P = N * HD * WD
     _check_int32("conv2d_tc_backward_data", input_size=N * C * HD * WD, weight_size=w.size, output_size=gy.size,
                  gemm_N=P, gemm_K=Co * kh * kw)
-    args = (_bits(xp, gy), _bits(xp, w), _bits(xp, gx), ws, np.int32(to_ws)) + _i32(*geo, oh0, ow0, HD, WD)
+    _check_runs("conv2d_tc_backward_data", "weight_cursor", C, Co * kh * kw, 1, KSTEP[kind])
+    wt = _bits(xp, xp.ascontiguousarray(w.transpose(1, 0, 2, 3)))
+    args = (_bits(xp, gy), wt, _bits(xp, gx), ws, np.int32(to_ws)) + _i32(
+        *geo, oh0, ow0, HD, WD, copy_width(wt, Co * kh * kw, max_vec))
     _kernel(device, "conv_tc_backward_data", kind)((_cdiv(P, TILE), _cdiv(C, TILE), 1), (THREADS, 1, 1), args)
     if to_ws:
         count = N * C * H * W
@@ -192,11 +226,20 @@ def split_k(Q: int, Co: int, Kf: int, kstep: int) -> tuple[int, int]:
     return _cdiv(steps, per_split), per_split * kstep  # (no empty split)
 
 
+def is_pointwise(w_shape: tuple, stride: tuple, padding: tuple) -> bool:
+    """A 1x1 kernel of stride 1 without padding: backward-filter's x operand is then contiguous in its K
+    (x's (n, c) planes are the rows of the im2col), conv_tc_backward_filter_pointwise's case."""
+    return tuple(w_shape[2:]) == (1, 1) and tuple(stride) == (1, 1) and not any(padding)
+
+
 def conv2d_tc_backward_filter(device: Any, x: Any, gy: Any, w_shape: tuple, stride: tuple, padding: tuple,
-                              dilation: tuple, padding_mode: str, splits: Optional[int] = None) -> Any:
+                              dilation: tuple, padding_mode: str, splits: Optional[int] = None,
+                              max_vec: int = 16) -> Any:
     """gw = d(loss)/dw (C_out, C, kH, kW) from x and gy on the tensor cores (GEMM operands gy and x),
     split over N*OH*OW (``splits``: None for :func:`split_k`'s choice) into a float32 workspace that
-    conv_tc_splitk_reduce sums in split order (deterministic) and rounds once to the dtype."""
+    conv_tc_splitk_reduce sums in split order (deterministic) and rounds once to the dtype. gy (runs of
+    OH*OW per (n, co)) and, for a pointwise conv (:func:`is_pointwise`), x go through cp.async copies of
+    :func:`copy_width` bytes (at most ``max_vec``)."""
     xp = device.xp
     kind = _kind_of("conv2d_tc_backward_filter", x, gy)
     geo = _geometry(x.shape, tuple(w_shape), stride, padding, dilation, padding_mode)
@@ -212,12 +255,21 @@ def conv2d_tc_backward_filter(device: Any, x: Any, gy: Any, w_shape: tuple, stri
         splits = _cdiv(Q, per_split)
     _check_int32("conv2d_tc_backward_filter", input_size=x.size, output_size=gy.size, gemm_K=Q,
                  weight_grad_workspace=splits * Co * Kf)
+    _check_runs("conv2d_tc_backward_filter", "gy_cursor", Co, OH * OW, N, kstep)
+    pointwise = is_pointwise(w_shape, stride, padding)
+    if pointwise:
+        _check_runs("conv2d_tc_backward_filter", "input_cursor", C, H * W, N, kstep)
     gw = xp.empty(tuple(w_shape), dtype=x.dtype)
     ws = xp.empty((splits, Co, Kf), dtype=np.float32) if splits > 1 else xp.zeros(1, dtype=np.float32)
-    args = (_bits(xp, x), _bits(xp, gy), _bits(xp, gw), ws, np.int32(splits > 1)) + _i32(
-        *geo, pt, pl, PADDING_MODES.index(padding_mode), per_split)
-    _kernel(device, "conv_tc_backward_filter", kind)(
-        (_cdiv(Kf, TILE), _cdiv(Co, TILE), splits), (THREADS, 1, 1), args)
+    xb, gyb = _bits(xp, x), _bits(xp, gy)
+    head = (xb, gyb, _bits(xp, gw), ws, np.int32(splits > 1))
+    if pointwise:
+        name, args = "conv_tc_backward_filter_pointwise", head + _i32(
+            N, C, H, W, Co, per_split, copy_width(gyb, OH * OW, max_vec), copy_width(xb, H * W, max_vec))
+    else:
+        name, args = "conv_tc_backward_filter", head + _i32(
+            *geo, pt, pl, PADDING_MODES.index(padding_mode), per_split, copy_width(gyb, OH * OW, max_vec))
+    _kernel(device, name, kind)((_cdiv(Kf, TILE), _cdiv(Co, TILE), splits), (THREADS, 1, 1), args)
     if splits > 1:
         count = Co * Kf
         _kernel(device, "conv_tc_splitk_reduce", kind)(

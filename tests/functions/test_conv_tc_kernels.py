@@ -181,7 +181,16 @@ CASES = [
     case("circular-p=n-s2", 2, 1, (3, 4), 2, (3, 3), stride=(2, 2), padding=(3, 3, 4, 4), mode="circular"),
     case("1x1-s2-K40", 2, 40, (5, 5), 8, (1, 1), stride=(2, 2), bias=False),
     case("conv1d-reflect-s2", 3, 2, (1, 20), 5, (1, 3), stride=(1, 2), padding=(0, 0, 1, 1), mode="reflect"),
+    # pointwise (1x1, stride 1, no padding): backward-filter's x is contiguous (its own kernel); H*W = 24
+    # (16-byte copies of x and gy) and 15 (odd: 16-bit runs through registers, TF32 4-byte copies)
+    case("pointwise-HW24", 2, 12, (4, 6), 6, (1, 1), bias=False),
+    case("pointwise-HW15-Co70", 3, 5, (3, 5), 70, (1, 1)),
 ]
+# The contiguous operands' run lengths and the copies they get in 16 bits (_conv_tc.copy_width; R: through
+# registers): forward's w rows C*kH*kW = 27 R, 144 16 B, 18 4 B, 18 4 B, 9 R, 40 16 B, 6 4 B, 12 8 B, 5 R;
+# backward-data's transposed w rows C_out*kH*kW = 45 R, 81 R, 36 8 B, 420 8 B, 18 4 B, 8 16 B, 15 R, 6 4 B,
+# 70 4 B; gy's OH*OW runs 63 R, 30 4 B, 20 8 B, 24 16 B, 20 8 B, 9 R, 10 4 B, 24 16 B, 15 R: every width and
+# the register path, runs shorter and longer than a K-step, tails zero-filled.
 
 
 def _data(geo, kind, seed=0):
@@ -277,6 +286,45 @@ def test_backward_filter(kernel_device, kind, geo, splits):
 
 def _host(a):
     return a.get() if hasattr(a, "get") else a
+
+
+# -- the contiguous operands' copy widths -------------------------------------------------------------
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("geo", [CASES[1], CASES[5], CASES[7]], ids=["deep-K-16ch", "1x1-s2-K40", "pointwise-HW24"])
+def test_copy_width_changes_no_bit(kind, geo):
+    """The same cases with the contiguous operands' cp.async copies capped at 8, 4 and 0 bytes (0: 16-bit
+    runs through registers; float32 keeps 4-byte copies) give bit-identical results to the widest copies
+    (16 bytes for these shapes), and those match the float64 references (test_forward & co)."""
+    dev, x, w, b, gy, g = _setup("emu", kind, geo, 3)
+    def passes(max_vec):
+        return (tc.conv2d_tc_forward(dev, x, w, b, *g[2:], max_vec=max_vec),
+                tc.conv2d_tc_backward_data(dev, gy, w, g[0], *g[2:], max_vec=max_vec),
+                tc.conv2d_tc_backward_filter(dev, x, gy, w.shape, *g[2:], splits=2, max_vec=max_vec))
+    widest = passes(16)
+    exact, bound = _compare(kind, widest[0], x, w, lambda xx, ww: ref_forward(xx, ww, None, g),
+                            None if b is None else b.astype(np.float64)[None, :, None, None])
+    _check(widest[0], exact, bound, f"forward {kind}")
+    for max_vec in (8, 4, 0):
+        for what, a, ref in zip(("forward", "backward-data", "backward-filter"), passes(max_vec), widest):
+            assert a.tobytes() == ref.tobytes(), f"{what} {kind}: max_vec={max_vec} differs from 16-byte copies"
+
+
+def test_copy_width_choice():
+    """The widest copy that divides the run's bytes and the address, at most max_vec; 16-bit odd runs get
+    the register path (0), float32 never less than 4 bytes."""
+    h = np.zeros(64, np.float16)
+    f = np.zeros(64, np.float32)
+    assert tc._address(h) % 16 == 0  # (NumPy aligns allocations of this size to 16 bytes and more)
+    assert [tc.copy_width(h, run) for run in (8, 16, 4, 12, 2, 6, 1, 27)] == [16, 16, 8, 8, 4, 4, 0, 0]
+    assert [tc.copy_width(f, run) for run in (4, 2, 6, 1, 27)] == [16, 8, 8, 4, 4]
+    assert [tc.copy_width(h, 8, m) for m in (16, 8, 4, 0)] == [16, 8, 4, 0]
+    assert tc.copy_width(f, 8, 0) == 4
+    assert tc.copy_width(h[2:], 8) == 4 and tc.copy_width(h[1:], 8) == 0  # a view: 4- and 2-byte aligned
+    assert tc.copy_width(f[1:], 8) == 4 and tc.copy_width(f[2:], 8) == 8
+    assert tc.is_pointwise((4, 3, 1, 1), (1, 1), (0, 0, 0, 0))
+    assert not tc.is_pointwise((4, 3, 1, 1), (2, 1), (0, 0, 0, 0))
+    assert not tc.is_pointwise((4, 3, 1, 1), (1, 1), (0, 1, 0, 0))
+    assert not tc.is_pointwise((4, 3, 1, 3), (1, 1), (0, 0, 0, 0))
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -380,8 +428,9 @@ def _cuobjdump():
 @pytest.mark.skipif(_cuobjdump() is None, reason="cuobjdump not found: pip install nvidia-cuda-cuobjdump")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_sass_has_tensor_core_instructions(tmp_path, arch):
-    """Each kind compiles with nvcc with zero spills, and its three GEMM kernels' SASS holds 16 HMMA each
-    (2 slices x 2 x 4 mma per K-step), LDGSTS (cp.async) for TF32, LDSM (ldmatrix) for 16-bit."""
+    """Each kind compiles with nvcc with zero spills, and its GEMM kernels' SASS holds 16 HMMA each (2
+    slices x 2 x 4 mma per K-step), LDGSTS (cp.async) in every kind -- the 16-byte LDGSTS.E.BYPASS.128
+    (cp.async.cg) of the contiguous operands among them -- and LDSM (ldmatrix) for 16-bit."""
     from gpucnn.kernels import compile_options, kernel_source
     for kind, elem in tc.ELEM.items():
         src = tmp_path / f"conv_tc_{kind}.cu"
@@ -394,7 +443,8 @@ def test_sass_has_tensor_core_instructions(tmp_path, arch):
         assert all(line.split("bytes spill stores")[0].split(",")[-1].strip() == "0"
                    for line in proc.stderr.splitlines() if "spill stores" in line), proc.stderr
         sass = subprocess.run([_cuobjdump(), "-sass", str(cubin)], capture_output=True, text=True, check=True).stdout
-        for kernel in ("conv_tc_forward", "conv_tc_backward_data", "conv_tc_backward_filter"):
-            body = sass.split(f"Function : {kernel}")[1].split("Function :")[0]
+        for kernel in ("conv_tc_forward", "conv_tc_backward_data", "conv_tc_backward_filter",
+                       "conv_tc_backward_filter_pointwise"):
+            body = sass.split(f"Function : {kernel}\n")[1].split("Function :")[0]
             assert body.count("HMMA") == 16, (kind, arch, kernel)
-            assert ("LDGSTS" in body) == (kind == "tf32") and ("LDSM" in body) == (kind != "tf32"), (kind, arch, kernel)
+            assert "LDGSTS.E.BYPASS.128" in body and ("LDSM" in body) == (kind != "tf32"), (kind, arch, kernel)

@@ -174,7 +174,8 @@ def tc_family():
 @pytest.mark.parametrize("compiler", kc.COMPILERS)
 def test_tensor_core_conv_sass_has_hmma(need_sass_tools, tc_family, compiler):
     """Every variant of conv_tc (TF32, FP16, BF16) on sm_80 and sm_90: compiles clean (no warning, spill or
-    local memory) and its GEMM kernels show the HMMA of their type, and LDGSTS (TF32) or LDSM (16-bit)."""
+    local memory) and each of its GEMM kernels (forward, backward-data, backward-filter and its pointwise
+    form) shows the HMMA of its type and LDGSTS (cp.async: TF32 and 16-bit alike), and LDSM (16-bit)."""
     _need(compiler)
     reports = kc.check_cases(kc.cases_for([tc_family], ("sm_80", "sm_90"), compiler=compiler), jobs=kc.default_jobs())
     kc.inspect_sass(reports)
@@ -182,5 +183,11 @@ def test_tensor_core_conv_sass_has_hmma(need_sass_tools, tc_family, compiler):
     assert {r.variant.dtype for r in reports} >= {"float", "half", "bfloat16"}
     for r in reports:
         assert r.ok, "\n".join(r.failures())
-        gemms = [k for k in r.kernels if k.sass is not None and kc.count_base(k.sass, "HMMA")]
-        assert gemms, f"{r.cubin_name}: no kernel with HMMA"
+        gemms = {k.kernel: k.sass for k in r.kernels if re.search(kc.TC_GEMM_KERNELS, k.kernel)}
+        assert set(gemms) == {"conv_tc_forward", "conv_tc_backward_data", "conv_tc_backward_filter",
+                              "conv_tc_backward_filter_pointwise"}, r.cubin_name
+        for kernel, sass in gemms.items():
+            hmma = {op for op in sass if op.startswith("HMMA")}
+            assert hmma and all(re_fullmatch(kc.TC_HMMA[r.variant.dtype], op) for op in hmma), (r.cubin_name, kernel)
+            assert kc.count_base(sass, "LDGSTS") > 0, (r.cubin_name, kernel)
+            assert (kc.count_base(sass, "LDSM") > 0) == (r.variant.dtype != "float"), (r.cubin_name, kernel)

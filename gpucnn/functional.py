@@ -10,6 +10,8 @@ from .functions.encoding import one_hot
 from .functions.interpolate import interpolate
 from .functions.linear import linear
 from .functions.loss import cross_entropy
+from .functions.dropout import dropout1d, dropout2d
+from .functions.normalization import group_norm, instance_norm, layer_norm, local_response_norm
 from .functions.padding import pad
 from .functions.pixel_shuffle import pixel_shuffle, pixel_unshuffle
 from .functions.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool1d, avg_pool2d, global_avg_pool2d,
@@ -27,4 +29,5 @@ __all__ = list(dict.fromkeys([
     "avg_pool1d", "adaptive_avg_pool2d", "global_avg_pool2d", "batch_norm", "relu", "softmax", "log_softmax",
     "dropout", "linear", "flatten", "cat", "cross_entropy", "pad", "interpolate", "one_hot",
     "adaptive_max_pool2d", "max_unpool2d", "max_unpool1d", "pixel_shuffle", "pixel_unshuffle",
+    "layer_norm", "group_norm", "instance_norm", "local_response_norm", "dropout1d", "dropout2d",
 ] + _activation.FUNCTIONALS + _loss.FUNCTIONALS))

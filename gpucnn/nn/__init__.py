@@ -14,6 +14,8 @@ from .layers import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, Batch
 from . import loss as _loss
 from .loss import *  # noqa: F401,F403  (CrossEntropyLoss, MSELoss, ...)
 from .module import Module, Parameter, RemovableHandle
+from .normalization import (Dropout1d, Dropout2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm,
+                            LocalResponseNorm)
 from .pooling import AdaptiveMaxPool2d, MaxUnpool1d, MaxUnpool2d
 from .registry import (build_from_config, get_layer_class, known_layers, layer_from_config, layer_to_config,
                        register_layer, validate_config)
@@ -31,4 +33,5 @@ __all__ = [
     "register_layer", "layer_from_config", "layer_to_config", "validate_config", "build_from_config",
     "known_layers", "get_layer_class", "upsample_nearest2d", "init", "functional", "parallel",
     "AdaptiveMaxPool2d", "MaxUnpool2d", "MaxUnpool1d", "PixelShuffle", "PixelUnshuffle",
+    "GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "LocalResponseNorm", "Dropout1d", "Dropout2d",
 ] + activation.__all__ + _loss.__all__

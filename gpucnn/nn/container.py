@@ -23,6 +23,7 @@ from .registry import build_from_config, layer_to_config, register_layer
 def _pool_before_relu(first: Module, second: Module) -> bool:
     """Whether Sequential may run ``first`` (a ReLU) after ``second`` (a max pooling): see Sequential."""
     return (type(first) is ReLU and type(second) in (MaxPool2d, MaxPool1d)
+            and not getattr(second, "return_indices", False)  # (the indices are of ReLU's output)
             and not any(m._forward_hooks or m._forward_pre_hooks for m in (first, second)))
 
 

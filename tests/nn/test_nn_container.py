@@ -101,3 +101,15 @@ def test_the_summary_shows_the_written_order():
     lines = [line for line in text.splitlines() if "ReLU" in line or "MaxPool2d" in line]
     assert "(None, 4, 8, 8)" in lines[0] and "ReLU" in lines[0]
     assert "(None, 4, 4, 4)" in lines[1] and "MaxPool2d" in lines[1]
+
+
+def test_relu_then_a_pool_returning_indices_runs_in_the_written_order():
+    """The pool-before-ReLU swap would return the indices of the pre-ReLU maxima: it is off for
+    return_indices (a tie of zeros after ReLU picks the first zero, not the pre-ReLU maximum)."""
+    x = gpucnn.tensor(np.array([[[[-1.0, -3.0], [-2.0, 0.5]], [[-4.0, -1.0], [-2.0, -3.0]]]], np.float32))
+    seq = gpucnn.nn.Sequential(gpucnn.nn.ReLU(), gpucnn.nn.MaxPool2d(2, return_indices=True))
+    y, idx = seq(x)
+    ry, ridx = gpucnn.nn.functional.max_pool2d(gpucnn.nn.functional.relu(x), 2, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), ry.numpy())
+    np.testing.assert_array_equal(idx.numpy(), ridx.numpy())
+    assert idx.numpy().ravel().tolist() == [3, 0]

@@ -152,7 +152,7 @@ def test_upsample_nearest_values_and_gradient():
     x64 = gpucnn.tensor(np.random.default_rng(0).standard_normal((2, 3, 3, 2)), requires_grad=True)
     gpucnn.gradcheck(lambda t: nn.functional.upsample_nearest2d(t, (2, 3)), [x64])
     with pytest.raises(ArgumentError):
-        nn.Upsample(scale_factor=1.5)
+        nn.Upsample(scale_factor=0)
     with pytest.raises(ArgumentError):
         nn.Upsample(mode="bilinear")
 

@@ -191,90 +191,166 @@ struct TcGeo {
   int N, C, H, W, Co, kH, kW, OH, OW, sh, sw, dh, dw, pt, pl, mode;
 };
 
-// im2col of x: element (k = (c, r, s), q = (n, oh, ow)). The q part is decoded once (col_*), the k part per
-// element (or the other way round: backward-filter's B rows are k, its K index is q).
-struct TcIm2colQ {  // a decoded q
-  int xbase, i0, j0;  // x offset of image n; oh*sh - pt, ow*sw - pl
-  bool ok;
-};
-__device__ __forceinline__ TcIm2colQ tc_decode_q(const TcGeo& g, int q) {
-  TcIm2colQ d;
-  const int OHW = g.OH * g.OW;
-  d.ok = q >= 0 && q < g.N * OHW;
-  const int n = d.ok ? q / OHW : 0, p = d.ok ? q - n * OHW : 0, oh = p / g.OW, ow = p - oh * g.OW;
-  d.xbase = n * g.C * g.H * g.W;
-  d.i0 = oh * g.sh - g.pt;
-  d.j0 = ow * g.sw - g.pl;
-  return d;
-}
-struct TcIm2colK {  // a decoded k
-  int xoff, rdh, sdw;
-  bool ok;
-};
-__device__ __forceinline__ TcIm2colK tc_decode_k(const TcGeo& g, int k) {
-  TcIm2colK d;
-  const int kHW = g.kH * g.kW;
-  d.ok = k >= 0 && k < g.C * kHW;
-  const int c = d.ok ? k / kHW : 0, rs = d.ok ? k - c * kHW : 0, r = rs / g.kW, s = rs - r * g.kW;
-  d.xoff = c * g.H * g.W;
-  d.rdh = r * g.dh;
-  d.sdw = s * g.dw;
-  return d;
-}
-__device__ __forceinline__ int tc_im2col(const TcGeo& g, const TcIm2colQ& q, const TcIm2colK& k) {
-  if (!(q.ok && k.ok)) return -1;
-  const int hi = tc_pad_source(q.i0 + k.rdh, g.H, g.mode), wi = tc_pad_source(q.j0 + k.sdw, g.W, g.mode);
-  return (hi >= 0 && wi >= 0) ? q.xbase + k.xoff + hi * g.W + wi : -1;
-}
-
 // The gathered operands: element (tile row, K index) -> its index in the operand's array, or -1 for a zero.
 // Each is a cursor over the K indices of one thread's share of a tile row (TC_HALF consecutive K indices
-// per K-step, see "Loader mapping" at the top): bind() places it on the thread's first K index,
-// offset() is the element under it, step() moves it one K index on, jump() moves the bound position one
-// K-step (TC_BK) on. The copier steps a copy through the K-step and jumps the original.
-struct TcFwdB {  // forward B: Col[k, q], tile row q; K index k = (c, r, s)
-  TcIm2colQ q;
-  int k;
-  __device__ __forceinline__ void bind(const TcGeo& g, int n, int k0) { q = tc_decode_q(g, n); k = k0; }
-  __device__ __forceinline__ int offset(const TcGeo& g) const { return tc_im2col(g, q, tc_decode_k(g, k)); }
-  __device__ __forceinline__ void step(const TcGeo&) { ++k; }
-  __device__ __forceinline__ void jump(const TcGeo&) { k += TC_BK; }
+// per K-step, see "Loader mapping" at the top): bind() places it on the thread's first K index (the only
+// divisions: once per kernel), offset() is the element under it, step() moves it one K index on, jump()
+// moves the bound position one K-step (TC_BK) on by the precomputed digits of TC_BK in the K index's mixed
+// radix (CUTLASS's "precomputed deltas"); the copier steps a copy of the cursor through the K-step and
+// jumps the original. A digit plus a delta digit wraps at most once (both are below the radix), so each
+// move is adds and compares. conv.cu's SIMT kernels step their ConvKPos the same way.
+
+// K index -> digits (d2, d1, d0) in radix (., R1, R0) and d1 * R1 * R0 ... (the bind-time decode)
+struct TcDigits {
+  int d2, d1, d0;
 };
-struct TcWgradB {  // backward-filter B: Col[k, q] with tile row k, K index q = (n, oh, ow)
-  TcIm2colK k;
-  int q;
-  __device__ __forceinline__ void bind(const TcGeo& g, int n, int q0) { k = tc_decode_k(g, n); q = q0; }
-  __device__ __forceinline__ int offset(const TcGeo& g) const { return tc_im2col(g, tc_decode_q(g, q), k); }
-  __device__ __forceinline__ void step(const TcGeo&) { ++q; }
-  __device__ __forceinline__ void jump(const TcGeo&) { q += TC_BK; }
-};
-struct TcDgradB {  // backward-data B: GYg[j, p'] with tile row p' = (n, hh, ww) of the (HD, WD) grid
-  int gbase, hp, wp;  // gy offset of image n; the padded coordinates hh + oh0, ww + ow0
+__device__ __forceinline__ TcDigits tc_digits(int k, int R1, int R0) {
+  TcDigits d;
+  d.d2 = k / (R1 * R0);
+  const int rest = k - d.d2 * R1 * R0;
+  d.d1 = rest / R0;
+  d.d0 = rest - d.d1 * R0;
+  return d;
+}
+
+// An im2col cursor: position (o2, d1, d0) with u1 = b1 + d1*e1 and u0 = b0 + d0*e0 the padded coordinates
+// (before the padding map), o2 the outer digit's offset (a multiple of inc2, below end2 inside the
+// operand); the element is x[fix + o2 + pad(u1)*W + pad(u0)], zero when !ok, o2 >= end2 or the padding
+// map gives none. Forward B (tile row q = (n, oh, ow), K index k = (c, r, s)): digits (c, r, s) in radix
+// (kH, kW), steps (dh, dw), bases (oh*sh - pt, ow*sw - pl), inc2 = H*W, end2 = C*H*W, fix = x offset of
+// image n. Backward-filter B (tile row k, K index q): digits (n, oh, ow) in radix (OH, OW), steps (sh, sw),
+// bases (r*dh - pt, s*dw - pl), inc2 = C*H*W, end2 = N*C*H*W, fix = c*H*W.
+struct TcIm2col {
+  int fix, b1, b0, R1, R0, e1, e0, inc2, end2;
   bool ok;
-  int j;
-  int HD, WD, oh0, ow0;  // set by the kernel before bind
+  int o2, d1, d0, u1, u0;                 // the cursor
+  int J1, J0, J1e, J0e, R1e, R0e, J2inc;  // TC_BK's digits (J2, J1, J0); J*e: times the steps; R*e = R*e
+  __device__ __forceinline__ void init(int k0) {
+    const TcDigits d = tc_digits(k0, R1, R0), j = tc_digits(TC_BK, R1, R0);
+    o2 = d.d2 * inc2; d1 = d.d1; d0 = d.d0; u1 = b1 + d1 * e1; u0 = b0 + d0 * e0;
+    J1 = j.d1; J0 = j.d0; J1e = j.d1 * e1; J0e = j.d0 * e0; R1e = R1 * e1; R0e = R0 * e0; J2inc = j.d2 * inc2;
+  }
+  __device__ __forceinline__ int offset(const TcGeo& g) const {
+    if (!ok || o2 >= end2) return -1;
+    const int hi = tc_pad_source(u1, g.H, g.mode), wi = tc_pad_source(u0, g.W, g.mode);
+    return (hi >= 0 && wi >= 0) ? fix + o2 + hi * g.W + wi : -1;
+  }
+  __device__ __forceinline__ void step(const TcGeo&) {
+    u0 += e0;
+    if (++d0 == R0) {
+      d0 = 0; u0 = b0; u1 += e1;
+      if (++d1 == R1) { d1 = 0; u1 = b1; o2 += inc2; }
+    }
+  }
+  __device__ __forceinline__ void jump(const TcGeo&) {
+    d0 += J0; u0 += J0e;
+    if (d0 >= R0) { d0 -= R0; u0 -= R0e; ++d1; u1 += e1; }
+    d1 += J1; u1 += J1e;
+    if (d1 >= R1) { d1 -= R1; u1 -= R1e; o2 += inc2; }
+    o2 += J2inc;
+  }
+};
+struct TcFwdB : TcIm2col {  // forward B: Col[k, q], tile row q; K index k = (c, r, s)
+  __device__ __forceinline__ void bind(const TcGeo& g, int q, int k0) {
+    const int OHW = g.OH * g.OW;
+    ok = q < g.N * OHW;
+    const int n = ok ? q / OHW : 0, p = ok ? q - n * OHW : 0, oh = p / g.OW, ow = p - oh * g.OW;
+    fix = n * g.C * g.H * g.W; b1 = oh * g.sh - g.pt; b0 = ow * g.sw - g.pl;
+    R1 = g.kH; R0 = g.kW; e1 = g.dh; e0 = g.dw; inc2 = g.H * g.W; end2 = g.C * inc2;
+    init(k0);
+  }
+};
+struct TcWgradB : TcIm2col {  // backward-filter B: Col[k, q] with tile row k = (c, r, s), K index q = (n, oh, ow)
+  __device__ __forceinline__ void bind(const TcGeo& g, int k, int q0) {
+    const int kHW = g.kH * g.kW;
+    ok = k < g.C * kHW;
+    const int c = ok ? k / kHW : 0, rs = ok ? k - c * kHW : 0, r = rs / g.kW, s = rs - r * g.kW;
+    fix = c * g.H * g.W; b1 = r * g.dh - g.pt; b0 = s * g.dw - g.pl;
+    R1 = g.OH; R0 = g.OW; e1 = g.sh; e0 = g.sw; inc2 = g.C * g.H * g.W; end2 = g.N * inc2;
+    init(q0);
+  }
+};
+
+// (a, ra) -= (q, r) and += (q, r) for a value a*d + ra kept with 0 <= ra < d (0 <= r < d): a borrow or a
+// carry instead of a division.
+__device__ __forceinline__ void tc_divsub(int& a, int& ra, int q, int r, int d) {
+  a -= q; ra -= r;
+  if (ra < 0) { ra += d; --a; }
+}
+__device__ __forceinline__ void tc_divadd(int& a, int& ra, int q, int r, int d) {
+  a += q; ra += r;
+  if (ra >= d) { ra -= d; ++a; }
+}
+__device__ __forceinline__ void tc_floordiv(int v, int d, int& q, int& r) {  // floor division, any sign of v
+  q = v / d; r = v - q * d;
+  if (r < 0) { r += d; --q; }
+}
+
+// Backward-data B: GYg[j, p'] with tile row p' = (n, hh, ww) of the (HD, WD) grid (padded coordinates
+// hp = hh + oh0, wp = ww + ow0), K index j = (co, r, s): the output (oh, ow) whose tap (r, s) reads
+// (hp, wp), hp = oh*sh + r*dh, wp = ow*sw + s*dw, or zero. The cursor keeps hp - r*dh = oh*sh + rh and
+// wp - s*dw = ow*sw + rw as (quotient, remainder) pairs, moved with borrows and carries by the
+// precomputed divmods of dh, dw (a step), of TC_BK's digits times dh, dw (a jump) and of kH*dh, kW*dw (a
+// wrap): an element is there when rh == rw == 0 and (oh, ow) is inside the output.
+struct TcDgradB {
+  int gbase, HD, WD, oh0, ow0;  // gy offset of image n; the grid (set by the kernel before bind)
+  bool ok;
+  int co, r, s, oh, rh, ow, rw;  // the cursor (co as co*OH*OW)
+  int ohb, rhb, owb, rwb;        // (oh, rh) at r = 0, (ow, rw) at s = 0
+  int qh, rdh, qw, rdw;          // divmod(dh, sh), divmod(dw, sw)
+  int J1, J0, J2c, qJ1, rJ1, qJ0, rJ0, qR1, rR1, qR0, rR0;  // TC_BK's digits; divmods of J1*dh, J0*dw, kH*dh, kW*dw
   __device__ __forceinline__ void bind(const TcGeo& g, int p, int j0) {
-    const int HWD = HD * WD;
+    const int HWD = HD * WD, OHW = g.OH * g.OW;
     ok = p < g.N * HWD;
     const int n = ok ? p / HWD : 0, hw = ok ? p - n * HWD : 0, hh = hw / WD;
-    gbase = n * g.Co * g.OH * g.OW;
-    hp = hh + oh0;
-    wp = hw - hh * WD + ow0;
-    j = j0;
+    gbase = n * g.Co * OHW;
+    tc_floordiv(hh + oh0, g.sh, ohb, rhb);
+    tc_floordiv(hw - hh * WD + ow0, g.sw, owb, rwb);
+    tc_floordiv(g.dh, g.sh, qh, rdh);
+    tc_floordiv(g.dw, g.sw, qw, rdw);
+    const TcDigits d = tc_digits(j0, g.kH, g.kW), j = tc_digits(TC_BK, g.kH, g.kW);
+    co = d.d2 * OHW; r = d.d1; s = d.d0;
+    tc_floordiv(hh + oh0 - r * g.dh, g.sh, oh, rh);
+    tc_floordiv(hw - hh * WD + ow0 - s * g.dw, g.sw, ow, rw);
+    J1 = j.d1; J0 = j.d0; J2c = j.d2 * OHW;
+    tc_floordiv(J1 * g.dh, g.sh, qJ1, rJ1);
+    tc_floordiv(J0 * g.dw, g.sw, qJ0, rJ0);
+    tc_floordiv(g.kH * g.dh, g.sh, qR1, rR1);
+    tc_floordiv(g.kW * g.dw, g.sw, qR0, rR0);
   }
-  // The output (oh, ow) whose tap (r, s) reads padded (hp, wp): hp = oh*sh + r*dh, wp = ow*sw + s*dw.
   __device__ __forceinline__ int offset(const TcGeo& g) const {
-    const int kHW = g.kH * g.kW;
-    if (!ok || j >= g.Co * kHW) return -1;
-    const int co = j / kHW, rs = j - co * kHW, r = rs / g.kW, s = rs - r * g.kW;
-    const int th = hp - r * g.dh, tw = wp - s * g.dw;
-    if (th < 0 || tw < 0) return -1;
-    const int oh = th / g.sh, ow = tw / g.sw;
-    if (oh * g.sh != th || ow * g.sw != tw || oh >= g.OH || ow >= g.OW) return -1;
-    return gbase + (co * g.OH + oh) * g.OW + ow;
+    if (!ok || co >= g.Co * g.OH * g.OW || (rh | rw) != 0 || (unsigned)oh >= (unsigned)g.OH ||
+        (unsigned)ow >= (unsigned)g.OW)
+      return -1;
+    return gbase + co + oh * g.OW + ow;
   }
-  __device__ __forceinline__ void step(const TcGeo&) { ++j; }
-  __device__ __forceinline__ void jump(const TcGeo&) { j += TC_BK; }
+  __device__ __forceinline__ void step(const TcGeo& g) {
+    if (++s == g.kW) {
+      s = 0; ow = owb; rw = rwb;
+      if (++r == g.kH) { r = 0; oh = ohb; rh = rhb; co += g.OH * g.OW; }
+      else tc_divsub(oh, rh, qh, rdh, g.sh);
+    } else {
+      tc_divsub(ow, rw, qw, rdw, g.sw);
+    }
+  }
+  __device__ __forceinline__ void jump(const TcGeo& g) {
+    s += J0;
+    tc_divsub(ow, rw, qJ0, rJ0, g.sw);
+    if (s >= g.kW) {
+      s -= g.kW;
+      tc_divadd(ow, rw, qR0, rR0, g.sw);
+      ++r;
+      tc_divsub(oh, rh, qh, rdh, g.sh);
+    }
+    r += J1;
+    tc_divsub(oh, rh, qJ1, rJ1, g.sh);
+    if (r >= g.kH) {
+      r -= g.kH;
+      tc_divadd(oh, rh, qR1, rR1, g.sh);
+      co += g.OH * g.OW;
+    }
+    co += J2c;
+  }
 };
 
 // -- PTX wrappers --------------------------------------------------------------------------------------

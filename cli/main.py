@@ -116,7 +116,11 @@ _PRECISION = click.option(
 @click.option("--model", "model", default="keras-mnist", show_default=True, metavar="NAME|FILE",
               help="A built-in model (see `gpucnn info`) or a .json/.toml model file.")
 @click.option("--dataset", default="digits", show_default=True, metavar="NAME|PATH",
-              help="digits, mnist, fashion-mnist, cifar10, or a .npz / IDX / CIFAR / image folder path.")
+              help="digits, mnist, fashion-mnist, cifar10, or a .npz / IDX / CIFAR / image folder path; with "
+                   "--task segment: shapes, a folder with images/ and masks/, or a .npz with x and masks y.")
+@click.option("--task", type=click.Choice(["classify", "segment"]), default="classify", show_default=True,
+              help="segment: a class per pixel (a U-Net such as unet-tiny or unet, built for the data's channels "
+                   "and classes); reports pixel accuracy and per-class / mean IoU.")
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
@@ -159,7 +163,8 @@ _PRECISION = click.option(
               help="Warm the lr up linearly over the first N epochs, then run --schedule (SequentialLR).")
 @_AMP
 @click.pass_context
-def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size: int, lr: float, optimizer: str,
+def train(ctx: click.Context, model: str, dataset: str, task: str, epochs: int, batch_size: int, lr: float,
+          optimizer: str,
           momentum: Optional[float], weight_decay: float, schedule: str, device: str, seed: int, out: Optional[Path],
           resume: Optional[Path], patience: Optional[int], augment: bool, normalize: str, val_fraction: float,
           confusion_matrix: bool, precision: str, limit: Optional[int], clip_grad_norm: Optional[float],
@@ -199,7 +204,7 @@ def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size:
                         schedule=schedule.lower(), device=device.lower(), seed=seed, patience=patience,
                         augment=augment, normalize=normalize.lower(), limit=limit, val_fraction=val_fraction,
                         confusion_matrix=confusion_matrix, precision=precision, clip_grad_norm=clip_grad_norm,
-                        label_smoothing=label_smoothing, warmup_epochs=warmup_epochs, amp=amp)
+                        label_smoothing=label_smoothing, warmup_epochs=warmup_epochs, amp=amp, task=task)
         if out is None:
             base = Path("runs") / model_name(model)
             out = _free_out_dir(base)
@@ -225,7 +230,9 @@ def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size:
     except BaseException:
         _remove_if_empty(trainer.out_dir, resume is None and created)
         raise
-    if trainer.test_metrics is not None:
+    if trainer.test_metrics is not None and trainer.task == "segment":
+        click.echo(_segment_report("test", trainer.test_metrics, trainer.classes or []))
+    elif trainer.test_metrics is not None:
         t = trainer.test_metrics
         click.echo(f"test accuracy: {t['accuracy'] * 100:.2f}% ({t['correct']:,}/{t['images']:,}), "
                    f"test loss {t['loss']:.4f}")
@@ -233,6 +240,20 @@ def train(ctx: click.Context, model: str, dataset: str, epochs: int, batch_size:
         names = ", ".join(p.name for p in trainer.files if p.parent == trainer.out_dir)
         click.echo(f"wrote {names} to {trainer.out_dir}/")
     click.echo(f"done in {time.perf_counter() - started:.1f}s")
+
+
+def _segment_report(what: str, result: dict, classes: Sequence[str]) -> str:
+    """mIoU, pixel accuracy, loss and per-class IoU of a segmentation evaluation, in two lines."""
+    import math
+
+    def iou(v: float) -> str:
+        return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
+    names = list(classes) + [str(i) for i in range(len(classes), len(result["iou"]))]
+    per_class = ", ".join(f"{n} {iou(v)}" for n, v in zip(names, result["iou"]))
+    return (f"{what} mIoU {iou(result['mean_iou'])}, pixel accuracy {result['pixel_accuracy'] * 100:.2f}% "
+            f"({result['correct']:,}/{result['pixels']:,} pixels of {result['images']:,} images), {what} loss "
+            f"{result['loss']:.4f}\n{what} IoU per class: {per_class}")
 
 
 # -- loading saved models ---------------------------------------------------------------------------------
@@ -281,7 +302,8 @@ def evaluate(model_path: Path, dataset: Optional[str], batch_size: int, device: 
     saved = meta.get("dataset") or {}
     spec = dataset or saved.get("spec") or "digits"
     seed = int(saved.get("seed", 0)) if (dataset is None or dataset == saved.get("spec")) else 0
-    _, test = resolve_dataset(spec, seed=seed)
+    task = meta.get("task", "classify")
+    _, test = resolve_dataset(spec, seed=seed, task=task)
     classes = meta.get("classes") or test.classes
     if len(classes) < test.num_classes:
         raise ShapeError(f"the model knows {len(classes)} classes but dataset {spec!r} has {test.num_classes}")
@@ -289,7 +311,13 @@ def evaluate(model_path: Path, dataset: Optional[str], batch_size: int, device: 
     click.echo(f"model: {model_path} ({model.num_parameters():,} parameters)")
     click.echo(f"data: {spec} test split, {len(test):,} images — {test.source}")
     loader = DataLoader(test, batch_size=batch_size, transform=transform)
-    result = run_evaluate(model, loader, predictions=confusion_matrix)
+    result = run_evaluate(model, loader, predictions=confusion_matrix, task=task)
+    if task == "segment":
+        click.echo(_segment_report("test", result, classes))
+        if confusion_matrix:
+            click.echo("confusion matrix (pixels; rows: true class, columns: predicted):")
+            click.echo(format_confusion(result["confusion"], classes))
+        return
     click.echo(f"test loss {result['loss']:.4f}, accuracy {result['accuracy'] * 100:.2f}% "
                f"({result['correct']:,}/{result['images']:,})")
     if confusion_matrix:
@@ -409,8 +437,16 @@ def _read_array(path: Path, shape: tuple[int, ...], input_dtype: str) -> tuple[A
 @click.option("--device", type=click.Choice(["cpu", "cuda", "emu", "auto"], case_sensitive=False), default="cpu",
               show_default=True)
 @click.option("--invert", is_flag=True, help="Invert image files (dark digits on white paper -> MNIST style).")
-def predict(model_path: Path, images: Sequence[Path], top_k: int, device: str, invert: bool) -> None:
-    """Classify images with a saved model; prints the top classes.
+@click.option("--task", type=click.Choice(["classify", "segment"]), default=None,
+              help="[default: the task the model was trained for (its file records it)]")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="segment: where the mask PNG goes (a file for one image, else a directory) [default: "
+                   "<image>-mask.png beside each image]")
+def predict(model_path: Path, images: Sequence[Path], top_k: int, device: str, invert: bool, task: Optional[str],
+            out: Optional[Path]) -> None:
+    """Classify images with a saved model (prints the top classes), or segment them (--task segment, or
+    a model trained with it: writes each image's colourised class mask as a PNG and prints the share of
+    each class).
 
     IMAGES are image files (PNG, JPEG, ...: converted to the model's grayscale/RGB input and resized,
     with a note) or .npy/.npz arrays of one image or a batch."""
@@ -421,6 +457,13 @@ def predict(model_path: Path, images: Sequence[Path], top_k: int, device: str, i
     from gpucnn.errors import DataError
 
     model, meta = _load_model(model_path, device)
+    trained_for = meta.get("task", "classify")
+    task = task or trained_for
+    if task != trained_for:
+        raise DataError(f"{model_path}: the model was trained for --task {trained_for}, not {task}")
+    if task == "segment":
+        _predict_masks(model, meta, model_path, images, device, invert, out)
+        return
     shape = tuple(meta.get("input_shape") or getattr(model, "input_shape", None) or ())
     if len(shape) != 3:
         raise DataError(f"{model_path}: the model file does not record its input shape (C, H, W); "
@@ -455,6 +498,58 @@ def predict(model_path: Path, images: Sequence[Path], top_k: int, device: str, i
             label = lambda i: classes[i] if i < len(classes) else str(i)  # noqa: E731
             ranked = ", ".join(f"{label(i)} ({p[i] * 100:.1f}%)" for i in order)
             click.echo(f"{name}: {ranked}")
+
+
+def _predict_masks(model: Any, meta: dict, model_path: Path, images: Sequence[Path], device: str, invert: bool,
+                   out: Optional[Path]) -> None:
+    """``predict`` for a segmentation model: one colourised mask PNG per image, at the image's size."""
+    import numpy as np
+
+    import gpucnn
+    from gpucnn.data.segmentation import save_mask_png
+    from gpucnn.errors import DataError
+
+    shape = tuple(meta.get("input_shape") or getattr(model, "input_shape", None) or ())
+    if len(shape) != 3:
+        raise DataError(f"{model_path}: the model file does not record its input shape (C, H, W); "
+                        f"cannot prepare images for it")
+    if out is not None and len(images) > 1 and out.suffix.lower() == ".png":
+        raise click.UsageError(f"--out {out} names one file, but {len(images)} images were given: give a directory")
+    classes = list(meta.get("classes") or [])
+    model.eval()
+    for path in images:
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
+        if path.suffix.lower() not in _IMAGE_SUFFIXES:
+            raise DataError(f"{path}: not an image file (PNG, JPEG, ...); --task segment reads image files")
+        from PIL import Image
+
+        with Image.open(path) as img:
+            size = img.size  # (width, height) of the original, for the mask
+        batch, notes = _read_image(path, shape, invert)
+        for note in notes:
+            click.echo(f"note: {path}: {note}", err=True)
+        x = batch.astype(np.float32) / 255.0  # (as the segmentation dataset scales its images)
+        with gpucnn.no_grad():
+            logits = model(gpucnn.tensor(np.ascontiguousarray(x), device=device))
+        mask = logits.numpy().argmax(axis=1)[0].astype(np.uint8)
+        if mask.shape != (size[1], size[0]):  # back to the image's own size: nearest keeps class ids
+            mask = np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST))
+        if out is None:
+            target = path.with_name(f"{path.stem}-mask.png")
+        elif out.suffix.lower() == ".png":
+            target = out
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            target = out / f"{path.stem}-mask.png"
+        try:
+            save_mask_png(target, mask)
+        except OSError as exc:
+            raise DataError(f"{target}: cannot write the mask ({exc.strerror or exc})") from None
+        counts = np.bincount(mask.reshape(-1), minlength=max(len(classes), 1))
+        label = lambda i: classes[i] if i < len(classes) else str(i)  # noqa: E731
+        shares = ", ".join(f"{label(i)} {c / mask.size * 100:.1f}%" for i, c in enumerate(counts) if c)
+        click.echo(f"{path}: wrote {target} ({mask.shape[1]}x{mask.shape[0]}; {shares})")
 
 
 # -- summary and info -------------------------------------------------------------------------------------

@@ -27,17 +27,21 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def plot_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> Path:
-    """Loss and accuracy per epoch, training vs validation, side by side, into ``path``."""
+    """Loss and accuracy per epoch, training vs validation, side by side, into ``path``; a segmentation
+    history (with ``miou``) gets a third panel, mean IoU, and its accuracy is pixel accuracy."""
     plt = _pyplot()
     path = Path(path)
     epochs = list(history.get("epoch") or range(1, len(history.get("loss", [])) + 1))
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    panels = [("loss", "loss"), ("accuracy", "accuracy")]
+    if "miou" in history:
+        panels = [("loss", "loss"), ("accuracy", "pixel accuracy"), ("miou", "mean IoU")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
     try:
-        for ax, key, title in ((ax_loss, "loss", "loss"), (ax_acc, "accuracy", "accuracy")):
+        for ax, (key, title) in zip(axes, panels):
             train = list(history.get(key, []))
             val = [v for v in history.get("val_" + key, [])]
             if train:
-                ax.plot(epochs[:len(train)], train, "o-", label="train")
+                ax.plot(epochs[:len(train)], [np.nan if v is None else v for v in train], "o-", label="train")
             if val and any(v is not None for v in val):
                 ax.plot(epochs[:len(val)], [np.nan if v is None else v for v in val], "s-", label="validation")
             ax.set_xlabel("epoch")
@@ -103,6 +107,37 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.Pa
                 for j in range(k):
                     ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
                             color="white" if matrix[i, j] > threshold else "black")
+        fig.tight_layout()
+        _save(fig, path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_signal_prediction(signal: Sequence[float], prediction: Sequence[float], path: str | os.PathLike, *,
+                           start: int = 0, title: str = "next-sample prediction",
+                           baseline: Sequence[float] | None = None) -> Path:
+    """A signal and a model's one-step-ahead prediction of it (both in the signal's units, the
+    prediction of sample ``t`` made from samples before ``t``) over sample indices from ``start``,
+    with the prediction error below; optionally the persistence baseline (previous sample). Atomic."""
+    plt = _pyplot()
+    path = Path(path)
+    signal, prediction = np.asarray(signal, dtype=float), np.asarray(prediction, dtype=float)
+    t = np.arange(start, start + len(signal))
+    fig, (ax, ax_err) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    try:
+        ax.plot(t, signal, "-", color="0.3", lw=1.2, label="signal (mu-law decoded)")
+        ax.plot(t, prediction, "-", color="tab:red", lw=1.0, label="prediction")
+        ax_err.plot(t, prediction - signal, "-", color="tab:red", lw=0.8, label="prediction error")
+        if baseline is not None:
+            ax_err.plot(t, np.asarray(baseline, dtype=float) - signal, "-", color="tab:blue", lw=0.6, alpha=0.6,
+                        label="persistence error")
+        ax.set_title(title)
+        ax.legend(loc="upper right")
+        ax.grid(True, alpha=0.3)
+        ax_err.set_xlabel("sample")
+        ax_err.legend(loc="upper right")
+        ax_err.grid(True, alpha=0.3)
         fig.tight_layout()
         _save(fig, path)
     finally:

@@ -16,6 +16,10 @@ import numpy as np
 
 from ..amp.autocast_mode import AMP_NAMES
 from ..errors import ArgumentError
+
+#: the tasks a run config builds data for (Trainer(task="sequence") is driven from Python:
+#: examples/wavenet_sine.py)
+TASKS = ("classify", "segment")
 from ..optim.factory import OPTIMIZER_NAMES, SCHEDULER_NAMES
 from ..precision import PRECISIONS, set_float32_matmul_precision
 
@@ -57,6 +61,8 @@ class RunConfig:
     warmup_epochs: int = 0
     #: the text of a .json/.toml model file, kept so a resumed run does not depend on the file
     model_file: Optional[dict[str, str]] = None
+    #: "classify" (a class per image) or "segment" (a class per pixel: masks, pixel accuracy and IoU)
+    task: str = "classify"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -97,6 +103,14 @@ class RunConfig:
             raise ArgumentError(f"warmup-epochs must be a non-negative integer, got {w!r}")
         if w and w >= self.epochs:
             raise ArgumentError(f"warmup-epochs ({w}) must be fewer than the epochs ({self.epochs})")
+        if self.task not in TASKS:
+            raise ArgumentError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
+        if self.task == "segment" and self.augment:
+            raise ArgumentError("--augment is for classification: its crops and flips move the images, not their "
+                                "masks; train --task segment without it")
+        if self.task == "segment" and self.normalize != "scale":
+            raise ArgumentError("--normalize standardize is for classification datasets; a segmentation dataset "
+                                "gives its images scaled to 0..1 (--normalize scale)")
         if w and self.schedule.lower() == "onecycle":
             raise ArgumentError("warmup-epochs cannot be combined with the onecycle schedule, which warms up itself")
 
@@ -150,9 +164,12 @@ def read_model_file(spec: str) -> Optional[dict[str, str]]:
         return None
 
 
-def build_model_from_config(cfg: RunConfig) -> Any:
+def build_model_from_config(cfg: RunConfig, data: Any = None) -> Any:
     """The model of ``cfg``: a built-in name, a model file, or the model file text saved in ``cfg`` (used
-    when the file has moved or changed since the run started, so a resumed run gets the same model)."""
+    when the file has moved or changed since the run started, so a resumed run gets the same model).
+
+    ``data`` (a segmentation run's training data): a built-in model that adapts to its input
+    (:data:`gpucnn.models.ADAPTS_TO_INPUT`, e.g. ``unet-tiny``) is built for its channels and classes."""
     from ..errors import ModelFormatError
     from ..models import build_model, model_from_spec
 
@@ -177,6 +194,12 @@ def build_model_from_config(cfg: RunConfig) -> Any:
         model = model_from_spec(spec, f"{name} (saved copy)")
         if model.name is None:
             model.name = Path(name).stem
+        return model
+    from ..models import ADAPTS_TO_INPUT
+
+    if data is not None and not is_model_file(cfg.model) and str(cfg.model).strip().lower() in ADAPTS_TO_INPUT:
+        model = build_model(cfg.model, in_channels=data.input_shape[0], num_classes=data.num_classes)
+        model.input_shape = tuple(data.input_shape)  # (a U-Net takes any multiple of 2**depth)
         return model
     return build_model(cfg.model)
 
@@ -233,6 +256,19 @@ def _schedule(cfg: RunConfig, optimizer: Any) -> Any:
     return SequentialLR(optimizer, [warmup, main], milestones=[w])
 
 
+def _hold_out_images(train: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+    """(rest, held out): ``fraction`` of the images chosen at random (segmentation data: masks have no
+    single label to stratify by)."""
+    from ..errors import DataError
+
+    order = np.random.Generator(np.random.PCG64(seed)).permutation(len(train))
+    n_val = int(round(len(train) * fraction))
+    if not 1 <= n_val < len(train):
+        raise DataError(f"--val-fraction {fraction:g} of {len(train)} training images leaves no validation or no "
+                        f"training images")
+    return train.subset(np.sort(order[n_val:])), train.subset(np.sort(order[:n_val]))
+
+
 def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) -> RunParts:
     """Seed gpucnn with ``cfg.seed``, load and split the data, build transforms, the model (on
     ``cfg.device``), optimizer, scheduler and the loaders. ``describe`` gets human-readable lines."""
@@ -250,15 +286,20 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
     set_float32_matmul_precision(cfg.precision)  # (for the process: the run's GEMMs, resumed ones too)
 
     # -- the model first: a bad name fails before any data is loaded (loading data draws no global
-    # random numbers, so the initial weights do not depend on this order)
+    # random numbers, so the initial weights do not depend on this order). A segmentation model is
+    # built for the data's channels and classes, so the data comes first there.
+    segment = cfg.task == "segment"
     if cfg.model_file is None:
         cfg.model_file = read_model_file(cfg.model)
-    model = build_model_from_config(cfg)
+    if segment:
+        train, test = resolve_dataset(cfg.dataset, seed=cfg.seed, task=cfg.task)
+    model = build_model_from_config(cfg, data=train if segment else None)
     model.to(device)
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
 
     # -- data ------------------------------------------------------------------------------------
-    train, test = resolve_dataset(cfg.dataset, seed=cfg.seed)
+    if not segment:
+        train, test = resolve_dataset(cfg.dataset, seed=cfg.seed)
     full_source = train.source.split("; training part of")[0]
     say(f"dataset: {cfg.dataset} — {full_source}")
     if cfg.limit is not None and cfg.limit < len(train):
@@ -269,7 +310,10 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
         limited = ""
     val = test
     val_note = "validation: the test split"
-    if cfg.val_fraction > 0:
+    if cfg.val_fraction > 0 and segment:
+        train, val = _hold_out_images(train, cfg.val_fraction, seed=cfg.seed + 1)
+        val_note = f"validation: {len(val):,} images held out of the training split ({cfg.val_fraction:g})"
+    elif cfg.val_fraction > 0:
         train, val = train_test_split(train, test_fraction=cfg.val_fraction, seed=cfg.seed + 1, stratify=True)
         val_note = f"validation: {len(val):,} images held out of the training split ({cfg.val_fraction:g})"
     shape = "x".join(str(d) for d in train.input_shape)
@@ -278,12 +322,15 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
 
     # -- preprocessing and augmentation --------------------------------------------------------------
     steps: list[Any] = []
-    if train.images.dtype == np.uint8:
+    if segment:
+        pass  # (a SegmentationDataset gives float 0..1 images itself; transforms would not move the masks)
+    elif train.images.dtype == np.uint8:
         steps.append(ToFloat(1.0 / 255.0))
     if cfg.normalize == "standardize":
         steps.append(Standardize.fit(train))
     eval_transform = None if not steps else steps[0] if len(steps) == 1 else Compose(steps)
-    say(f"preprocessing: {_describe_transform(eval_transform)}")
+    say("preprocessing: pixels / 255 (by the segmentation dataset)" if segment and train.images.dtype == np.uint8
+        else f"preprocessing: {_describe_transform(eval_transform)}")
     train_transform = eval_transform
     if cfg.augment:
         aug = _augmentation(train.input_shape)
@@ -329,6 +376,8 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
     test_loader = DataLoader(test, batch_size=eval_batch, transform=eval_transform)
     metadata = {"dataset": {"spec": cfg.dataset, "seed": cfg.seed, "name": train.name},
                 "model_spec": cfg.model}
+    if segment:
+        say(f"task: segment (per-pixel cross-entropy; pixel accuracy and IoU of {', '.join(train.classes)})")
     return RunParts(model=model, optimizer=optimizer, scheduler=scheduler, train_loader=train_loader,
                     val_loader=val_loader, test_loader=test_loader, eval_transform=eval_transform,
                     train_transform=train_transform, classes=list(train.classes), train=train, val=val,

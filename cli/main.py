@@ -760,15 +760,33 @@ def profile(model_spec: str, batch_size: int, device: str, steps: int, warmup: i
                    "per kernel, and fail a tensor-core variant whose SASS lacks them.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Compiles at once [default: the CPUs, at most 4].")
+@click.option("--build-cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Instead: build the runtime kernel cache in DIR (every variant the runtime may "
+                                  "use, for --arch [default: sm_80, sm_90]); run with GPUCNN_KERNEL_CACHE=DIR on "
+                                  "the GPU machine and nothing is compiled there at first use.")
 @click.pass_context
 def kernels(ctx: click.Context, archs: Sequence[str], dtypes: Sequence[str], family_names: Sequence[str],
-            compiler: str, all_tiles: bool, cubin_dir: Optional[Path], sass: bool, jobs: Optional[int]) -> None:
+            compiler: str, all_tiles: bool, cubin_dir: Optional[Path], sass: bool, jobs: Optional[int],
+            cache_dir: Optional[Path]) -> None:
     """Compile the CUDA kernels without a GPU: registers, shared memory, spills per kernel.
 
     Fails (exit status 1) on a compile error, any compiler warning, register spills or local memory, and
     with --sass on a tensor-core variant whose SASS lacks its HMMA, LDSM or LDGSTS instructions."""
     from gpucnn import kernel_check, nvrtc
     from kernels_cuda import families
+
+    if cache_dir is not None:
+        from gpucnn import kernel_cache
+
+        try:
+            paths = kernel_cache.build(cache_dir, tuple(archs) or kernel_cache.DEFAULT_ARCHS, family_names or None,
+                                       jobs=jobs or kernel_check.default_jobs())
+        except nvrtc.NvrtcNotFound as exc:
+            raise click.ClickException(str(exc)) from exc
+        size = sum(p.stat().st_size for p in paths)
+        click.echo(f"wrote {len(paths)} cubins ({size / 2 ** 20:.1f} MiB) to {cache_dir}; on the GPU machine set "
+                   f"{kernel_cache.ENV}={cache_dir}")
+        return
 
     known = families()
     absent = kernel_check.missing_families(known)  # declared, source not written yet (e.g. conv_tc)

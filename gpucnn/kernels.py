@@ -3,7 +3,8 @@
 ``get_kernel(device, family, name, defines)`` returns a callable ``k(grid, block, args, shared_mem=0)``
 for the kernel ``name`` of ``kernels_cuda/<family>.cu`` compiled with ``-D`` ``defines``:
 
-- on ``cuda`` a ``cupy.RawKernel`` (NVRTC; CuPy also caches the binary on disk),
+- on ``cuda`` a ``cupy.RawKernel`` (NVRTC; CuPy also caches the binary on disk; a prebuilt cubin from
+  ``GPUCNN_KERNEL_CACHE`` when it has one: :mod:`gpucnn.kernel_cache`),
 - on ``emu`` an :class:`gpucnn.emu.RawKernel` running the same source on the CPU.
 
 Specialisation is by ``#define`` (e.g. ``T=float``), not C++ templates, because CuPy's disk cache and the
@@ -53,6 +54,20 @@ def _module(device_name: str, family: str, defines: tuple[tuple[str, Any], ...])
         from . import emu
         return emu.RawModule(code=source, options=options, filename=str(path))
     import cupy
+    return _cuda_module(cupy, family, defines, source, options)
+
+
+def _cuda_module(cupy: Any, family: str, defines: tuple[tuple[str, Any], ...], source: str,
+                 options: tuple[str, ...]) -> Any:
+    """A CuPy module: from the prebuilt cubin in ``GPUCNN_KERNEL_CACHE`` when it has this exact module for the
+    device's architecture (:mod:`gpucnn.kernel_cache`), else compiled by NVRTC."""
+    from . import kernel_cache
+
+    if kernel_cache.directory() is not None:
+        arch = f"sm_{cupy.cuda.Device().compute_capability}"
+        path = kernel_cache.lookup(family, defines, arch)
+        if path is not None:
+            return cupy.RawModule(path=str(path))
     return cupy.RawModule(code=source, options=options)
 
 

@@ -78,8 +78,8 @@ def test_names_follow_the_source_headers_defines_and_arch_not_the_checkout(monke
     shutil.copytree(kernels_cuda.KERNEL_DIR, copy)
     monkeypatch.setattr(kernel_cache, "KERNEL_DIR", copy)
     monkeypatch.setattr(kernel_cache, "kernel_path", lambda f: copy / f"{f}.cu")
-    monkeypatch.setattr(kernel_cache, "compile_options",
-                        lambda: tuple(o.replace(str(kernels_cuda.KERNEL_DIR), str(copy)) for o in kernels.compile_options()))
+    moved = tuple(o.replace(str(kernels_cuda.KERNEL_DIR), str(copy)) for o in kernels.compile_options())
+    monkeypatch.setattr(kernel_cache, "compile_options", lambda: moved)
     assert kernel_cache.cache_name("pooling", (("T", "float"),), "sm_90") == a
     (copy / "common.cuh").write_text((copy / "common.cuh").read_text() + "\n// changed\n")
     assert kernel_cache.cache_name("pooling", (("T", "float"),), "sm_90") != a  # a header is part of it

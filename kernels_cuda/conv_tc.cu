@@ -7,8 +7,8 @@
 //   1  float16,  mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32;
 //   2  bfloat16, mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32.
 // 16-bit operands are passed as their bit patterns (unsigned short*: the host passes a uint16 view of the
-// float16 / bfloat16 array), and converted here with integer code (tc_to_elem / tc_from_elem, round to
-// nearest even as __float2half_rn / __float2bfloat16_rn), so the file needs neither cuda_fp16.h nor
+// float16 / bfloat16 array), and converted with lowp.cuh's integer code (tc_to_elem / tc_from_elem, round
+// to nearest even as __float2half_rn / __float2bfloat16_rn), so the file needs neither cuda_fp16.h nor
 // cuda_bf16.h: the NVRTC of the nvidia-cuda-nvrtc-cu12 wheel ships neither header.
 //
 // Layouts (C-contiguous, as conv.cu): x (N, C, H, W), w (C_out, C, kH, kW), bias (C_out,),
@@ -81,6 +81,7 @@
 // partial sums go to a workspace that conv_tc_splitk_reduce adds in split order; no atomics.
 // 32-bit indexing: the host (gpucnn/functions/_conv_tc.py) checks every size against int32.
 #include "common.cuh"
+#include "lowp.cuh"  // float <-> float16 / bfloat16 bits (common.cuh includes it only for T = 16 bits)
 
 #define TC_TF32 0
 #define TC_F16 1
@@ -126,52 +127,17 @@ static_assert(TC_STAGES >= 2, "the pipeline needs at least two stages");
 
 typedef unsigned TcStage[TC_BM + TC_BN][TC_ROW_WORDS];  // A rows 0..63, then B rows (as 32-bit words)
 
-// -- element conversions (bit exact; round to nearest even, as __float2half_rn / __float2bfloat16_rn) ----
-
-__device__ __forceinline__ unsigned short tc_float_to_half_bits(float f) {
-  const unsigned u = __float_as_uint(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
-  if (a >= 0x7f800000u) return (unsigned short)(sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u));  // NaN, Inf
-  if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);  // >= 65520 rounds to Inf
-  unsigned q, rem, half;
-  if (a >= 0x38800000u) {  // a normal half: rebias the exponent (127 -> 15), drop 13 mantissa bits
-    const unsigned b = a - 0x38000000u;
-    q = b >> 13; rem = b & 0x1fffu; half = 0x1000u;
-  } else {  // a subnormal half (units of 2^-24), or zero
-    const unsigned e = a >> 23;
-    if (e < 102) return (unsigned short)sign;  // below 2^-25: rounds to (signed) zero
-    const unsigned m = (a & 0x7fffffu) | 0x800000u, shift = 126 - e;  // 14 <= shift <= 24
-    q = m >> shift; rem = m & ((1u << shift) - 1); half = 1u << (shift - 1);
-  }
-  if (rem > half || (rem == half && (q & 1u))) ++q;  // a carry into the exponent is the right encoding
-  return (unsigned short)(sign | q);
-}
-
-__device__ __forceinline__ unsigned short tc_float_to_bf16_bits(float f) {
-  const unsigned u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // NaN stays quiet NaN
-  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-__device__ __forceinline__ float tc_half_bits_to_float(unsigned h) {
-  const unsigned sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  if (e == 0) {  // zero or subnormal: m * 2^-24, exact in float
-    const float v = (float)m * __uint_as_float(0x33800000u);
-    return sign ? -v : v;
-  }
-  if (e == 31) return __uint_as_float(sign | 0x7f800000u | (m << 13));
-  return __uint_as_float(sign | ((e + 112) << 23) | (m << 13));
-}
-
-// tc_elem <-> float (the epilogue's output, the bias)
+// tc_elem <-> float (the epilogue's output, the bias): lowp.cuh's bit-exact conversions (round to nearest
+// even, as __float2half_rn / __float2bfloat16_rn; shared with pooling and batch norm).
 #if CONV_TC_ELEM == TC_TF32
 __device__ __forceinline__ tc_elem tc_to_elem(float v) { return v; }
 __device__ __forceinline__ float tc_from_elem(tc_elem v) { return v; }
 #elif CONV_TC_ELEM == TC_F16
-__device__ __forceinline__ tc_elem tc_to_elem(float v) { return tc_float_to_half_bits(v); }
-__device__ __forceinline__ float tc_from_elem(tc_elem v) { return tc_half_bits_to_float(v); }
+__device__ __forceinline__ tc_elem tc_to_elem(float v) { return gpucnn_float_to_half_bits(v); }
+__device__ __forceinline__ float tc_from_elem(tc_elem v) { return gpucnn_half_bits_to_float(v); }
 #else
-__device__ __forceinline__ tc_elem tc_to_elem(float v) { return tc_float_to_bf16_bits(v); }
-__device__ __forceinline__ float tc_from_elem(tc_elem v) { return __uint_as_float((unsigned)v << 16); }
+__device__ __forceinline__ tc_elem tc_to_elem(float v) { return gpucnn_float_to_bf16_bits(v); }
+__device__ __forceinline__ float tc_from_elem(tc_elem v) { return gpucnn_bf16_bits_to_float(v); }
 #endif
 
 // -- index helpers -----------------------------------------------------------------------------------------

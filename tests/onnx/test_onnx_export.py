@@ -26,6 +26,17 @@ def test_every_builtin_model(tmp_path, name):
     assert props["gpucnn.name"] == f'"{name}"'
 
 
+@pytest.mark.parametrize("opset", [13, 21])
+@pytest.mark.parametrize("name", list_models())
+def test_every_builtin_model_at_the_oldest_and_a_newer_opset(tmp_path, name, opset):
+    """The compositions below an operator's opset (Hardswish, Mish, Gelu, LayerNormalization, ...) and
+    the operators themselves above it, in every zoo model."""
+    gpucnn.manual_seed(0)
+    model = randomise_running_stats(build_model(name))
+    proto = check_export(model, model.input_shape, tmp_path, batches=(1, 3), opset=opset)
+    assert proto.opset_import[0].version == opset
+
+
 def test_opsets_and_a_fixed_batch(tmp_path):
     gpucnn.manual_seed(0)
     model = randomise_running_stats(build_model("strided-42"))

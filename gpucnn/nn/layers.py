@@ -90,20 +90,15 @@ def _check_rank(op: str, x: Tensor, ranks: Sequence[int], layout: str) -> None:
 # -- convolutions ------------------------------------------------------------------------------------
 
 
-class _ConvNd(Module):
+class _ConvBase(Module):
+    """What convolutions and transposed convolutions share: channels, kernel, stride, dilation and groups
+    checked, the weight and bias created and initialised as PyTorch's, the input checked."""
     _n = 2
     _op = "conv2d"
     _layout = "4-D (N, C, H, W)"
-    config_schema = {"in_channels": "int", "out_channels": "int", "kernel_size": "int|ints",
-                     "stride": "int|ints", "padding": "int|ints|str", "dilation": "int|ints", "groups": "int",
-                     "bias": "bool", "padding_mode": "str"}
-    #: the string paddings this layer takes
-    _paddings: tuple[str, ...] = ("same", "valid")
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
-                 padding: Union[str, IntOrTuple] = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros") -> None:
-        super().__init__()
+    def _init_geometry(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple,
+                       dilation: IntOrTuple, groups: int) -> str:
         name, n = type(self).__name__, self._n
         self.in_channels = _check_int(name, "in_channels", in_channels)
         self.out_channels = _check_int(name, "out_channels", out_channels)
@@ -114,19 +109,13 @@ class _ConvNd(Module):
         for arg, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if channels % self.groups:
                 raise ArgumentError(f"{name}: {arg} ({channels}) must be divisible by groups ({self.groups})")
-        if isinstance(padding, str):
-            if padding not in self._paddings:
-                raise ArgumentError(f"{name}: padding must be {', '.join(repr(p) for p in self._paddings)} or a "
-                                    f"size, got {padding!r}")
-            self.padding: Union[str, tuple[int, ...]] = padding
-        else:
-            self.padding = _ntuple(name, "padding", padding, n, minimum=0)
-        if padding_mode not in PADDING_MODES:
-            raise ArgumentError(f"{name}: padding_mode must be one of {', '.join(PADDING_MODES)}, "
-                                f"got {padding_mode!r}")
-        self.padding_mode = padding_mode
-        self.weight = Parameter(init.empty((self.out_channels, self.in_channels // self.groups) + self.kernel_size))
-        if _check_bool(name, "bias", bias):
+        return name
+
+    def _init_parameters(self, weight_channels: tuple[int, int], bias: bool) -> None:
+        """The weight (``weight_channels`` + kernel) and the bias (out_channels), initialised unless the
+        module is being built for loading (``init.initializing()`` False)."""
+        self.weight = Parameter(init.empty(weight_channels + self.kernel_size))
+        if _check_bool(type(self).__name__, "bias", bias):
             self.bias = Parameter(init.empty((self.out_channels,)))
         else:
             self.register_parameter("bias", None)
@@ -134,7 +123,8 @@ class _ConvNd(Module):
             self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # (as PyTorch: fan_in = weight.shape[1] * kernel = in_channels/groups * kernel)
+        # as PyTorch's: fan_in = weight.shape[1] * kernel (in_channels/groups, or for a transposed
+        # convolution out_channels/groups, times the kernel)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
@@ -149,6 +139,44 @@ class _ConvNd(Module):
                              f"(input shape {x.shape}, weight shape {self.weight.shape})")
         return x
 
+    def _kernel_text(self) -> str:
+        return _size_str(self.kernel_size) if self._n == 2 else f"kernel {self.kernel_size[0]}"
+
+    def _repr_tail(self) -> str:
+        """The extra_repr entries after padding: dilation, groups and bias where not the default."""
+        s = f", dilation={self.dilation}" if any(d != 1 for d in self.dilation) else ""
+        s += f", groups={self.groups}" if self.groups != 1 else ""
+        return s + (", bias=False" if self.bias is None else "")
+
+
+class _ConvNd(_ConvBase):
+    _n = 2
+    _op = "conv2d"
+    _layout = "4-D (N, C, H, W)"
+    config_schema = {"in_channels": "int", "out_channels": "int", "kernel_size": "int|ints",
+                     "stride": "int|ints", "padding": "int|ints|str", "dilation": "int|ints", "groups": "int",
+                     "bias": "bool", "padding_mode": "str"}
+    #: the string paddings this layer takes
+    _paddings: tuple[str, ...] = ("same", "valid")
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+                 padding: Union[str, IntOrTuple] = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros") -> None:
+        super().__init__()
+        name, n = self._init_geometry(in_channels, out_channels, kernel_size, stride, dilation, groups), self._n
+        if isinstance(padding, str):
+            if padding not in self._paddings:
+                raise ArgumentError(f"{name}: padding must be {', '.join(repr(p) for p in self._paddings)} or a "
+                                    f"size, got {padding!r}")
+            self.padding: Union[str, tuple[int, ...]] = padding
+        else:
+            self.padding = _ntuple(name, "padding", padding, n, minimum=0)
+        if padding_mode not in PADDING_MODES:
+            raise ArgumentError(f"{name}: padding_mode must be one of {', '.join(PADDING_MODES)}, "
+                                f"got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        self._init_parameters((self.out_channels, self.in_channels // self.groups), bias)
+
     def forward(self, x: Tensor) -> Tensor:
         x = self._check_input(x)
         fn = F.conv2d if self._n == 2 else F.conv1d
@@ -161,8 +189,7 @@ class _ConvNd(Module):
                   groups=self.groups, padding_mode=self.padding_mode)
 
     def short_description(self) -> str:
-        k = _size_str(self.kernel_size) if self._n == 2 else f"kernel {self.kernel_size[0]}"
-        return f"{self.in_channels}->{self.out_channels}, {k}"
+        return f"{self.in_channels}->{self.out_channels}, {self._kernel_text()}"
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -170,12 +197,7 @@ class _ConvNd(Module):
             s += f", padding={self.padding}"
         elif any(self.padding):
             s += f", padding={self.padding}"
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
+        s += self._repr_tail()
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
         return s
@@ -216,7 +238,7 @@ class Conv1d(_ConvNd):
     _layout = "3-D (N, C, L)"
 
 
-class _ConvTransposeNd(Module):
+class _ConvTransposeNd(_ConvBase):
     _n = 2
     _op = "conv_transpose2d"
     _layout = "4-D (N, C, H, W)"
@@ -228,18 +250,9 @@ class _ConvTransposeNd(Module):
                  padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1, bias: bool = True,
                  dilation: IntOrTuple = 1, padding_mode: str = "zeros") -> None:
         super().__init__()
-        name, n = type(self).__name__, self._n
-        self.in_channels = _check_int(name, "in_channels", in_channels)
-        self.out_channels = _check_int(name, "out_channels", out_channels)
-        self.kernel_size = _ntuple(name, "kernel_size", kernel_size, n)
-        self.stride = _ntuple(name, "stride", stride, n)
+        name, n = self._init_geometry(in_channels, out_channels, kernel_size, stride, dilation, groups), self._n
         self.padding = _ntuple(name, "padding", padding, n, minimum=0)
         self.output_padding = _ntuple(name, "output_padding", output_padding, n, minimum=0)
-        self.dilation = _ntuple(name, "dilation", dilation, n)
-        self.groups = _check_int(name, "groups", groups)
-        for arg, channels in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
-            if channels % self.groups:
-                raise ArgumentError(f"{name}: {arg} ({channels}) must be divisible by groups ({self.groups})")
         for p, s_, d in zip(self.output_padding, self.stride, self.dilation):
             if p >= s_ and p >= d:
                 raise ArgumentError(f"{name}: output_padding must be smaller than the stride or the dilation, got "
@@ -249,21 +262,7 @@ class _ConvTransposeNd(Module):
             raise ArgumentError(f"{name}: padding_mode must be 'zeros' (as in PyTorch, transposed convolutions pad "
                                 f"with zeros only), got {padding_mode!r}")
         self.padding_mode = padding_mode
-        self.weight = Parameter(init.empty((self.in_channels, self.out_channels // self.groups) + self.kernel_size))
-        if _check_bool(name, "bias", bias):
-            self.bias = Parameter(init.empty((self.out_channels,)))
-        else:
-            self.register_parameter("bias", None)
-        if init.initializing():
-            self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        # as PyTorch's: fan_in from weight.shape[1] * kernel = out_channels/groups * kernel
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        self._init_parameters((self.in_channels, self.out_channels // self.groups), bias)
 
     def _output_padding(self, x: Tensor, output_size: Any) -> tuple[int, ...]:
         """``output_padding``, or the one that gives ``output_size`` (the spatial sizes, or with N and C
@@ -287,11 +286,7 @@ class _ConvTransposeNd(Module):
         return tuple(pads)
 
     def forward(self, x: Tensor, output_size: Optional[Sequence[int]] = None) -> Tensor:
-        x = _require_tensor(self._op, x)
-        _check_rank(self._op, x, (self._n + 2,), self._layout)
-        if x.shape[1] != self.in_channels:
-            raise ShapeError(f"{self._op}: input has {x.shape[1]} channels, expected {self.in_channels} "
-                             f"(input shape {x.shape}, weight shape {self.weight.shape})")
+        x = self._check_input(x)
         op = self._output_padding(x, output_size)
         fn = conv_transpose2d if self._n == 2 else conv_transpose1d
         args = (self.stride, self.padding, op, self.groups, self.dilation)
@@ -300,9 +295,8 @@ class _ConvTransposeNd(Module):
         return fn(x, self.weight, self.bias, *args)
 
     def short_description(self) -> str:
-        k = _size_str(self.kernel_size) if self._n == 2 else f"kernel {self.kernel_size[0]}"
         s = "" if all(v == 1 for v in self.stride) else f", stride {_size_str(self.stride)}"
-        return f"{self.in_channels}->{self.out_channels}, {k}{s}"
+        return f"{self.in_channels}->{self.out_channels}, {self._kernel_text()}{s}"
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -310,13 +304,7 @@ class _ConvTransposeNd(Module):
             s += f", padding={self.padding}"
         if any(self.output_padding):
             s += f", output_padding={self.output_padding}"
-        if any(d != 1 for d in self.dilation):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return s + self._repr_tail()
 
     def config(self) -> dict:
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,

@@ -17,7 +17,7 @@ same extra, runs the result).
 """
 from __future__ import annotations
 
-from . import activations, layers, ops, resample  # noqa: F401  (register the converters)
+from . import activations, layers, normalization, ops, resample  # noqa: F401  (register the converters)
 from .export import MIN_OPSET, export
 from .graph import LAYER_CONVERTERS, OP_CONVERTERS, GraphBuilder, Value, converter, op_converter
 

@@ -13,7 +13,8 @@ import numpy as np
 from ..functions._conv_util import effective_kernel, out_size, resolve_padding
 from ..functions.pooling import _adaptive_matrix
 from ..nn import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
-                  ConvTranspose1d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool2d, Identity, Linear, LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax)
+                  ConvTranspose1d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool2d, Identity, Linear,
+                  LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax)
 from .graph import ExportError, GraphBuilder, Value, converter
 
 
@@ -130,8 +131,8 @@ def global_avg_pool(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str
 @converter(BatchNorm2d, BatchNorm1d)
 def batch_norm(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str:
     if layer.running_mean is None:
-        raise ExportError(f"has track_running_stats=False, so it normalises with the statistics of each batch "
-                          f"also in eval mode; ONNX's BatchNormalization needs running statistics")
+        raise ExportError("has track_running_stats=False, so it normalises with the statistics of each batch "
+                          "also in eval mode; ONNX's BatchNormalization needs running statistics")
     c = layer.num_features
     scale = g.param(layer.weight) if layer.affine else g.constant(np.ones(c, dtype=x.dtype), "scale")
     bias = g.param(layer.bias) if layer.affine else g.constant(np.zeros(c, dtype=x.dtype), "bias")

@@ -85,7 +85,8 @@ def test_onnx_of_a_model_file_with_the_newer_layers(app, tmp_path):
         {"type": "GELU", "approximate": "tanh"},
         {"type": "ConvTranspose2d", "in_channels": 4, "out_channels": 4, "kernel_size": 3, "stride": 2,
          "padding": 1, "output_padding": 1, "groups": 4},
-        {"type": "PReLU", "num_parameters": 4}, {"type": "Conv2d", "in_channels": 4, "out_channels": 2, "kernel_size": 1},
+        {"type": "PReLU", "num_parameters": 4},
+        {"type": "Conv2d", "in_channels": 4, "out_channels": 2, "kernel_size": 1},
         {"type": "Hardswish"}, {"type": "Flatten"}, {"type": "Linear", "in_features": 512, "out_features": 3},
         {"type": "Softplus", "beta": 2.0, "threshold": 5.0}]}
     path = tmp_path / "decoder.json"

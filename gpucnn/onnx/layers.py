@@ -14,7 +14,7 @@ from ..functions._conv_util import effective_kernel, out_size, resolve_padding
 from ..functions.pooling import _adaptive_matrix
 from ..nn import (AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
                   ConvTranspose1d, ConvTranspose2d, Dropout, Flatten, GlobalAvgPool2d, Identity, Linear,
-                  LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax)
+                  LogSoftmax, MaxPool1d, MaxPool2d, ReLU, Softmax, SyncBatchNorm)
 from .graph import ExportError, GraphBuilder, Value, converter
 
 
@@ -128,8 +128,9 @@ def global_avg_pool(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str
 
 
 # -- normalisation -----------------------------------------------------------------------------------
-@converter(BatchNorm2d, BatchNorm1d)
+@converter(BatchNorm2d, BatchNorm1d, SyncBatchNorm)
 def batch_norm(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str:
+    """BatchNormalization with the running statistics (SyncBatchNorm's eval form is BatchNorm's)."""
     if layer.running_mean is None:
         raise ExportError("has track_running_stats=False, so it normalises with the statistics of each batch "
                           "also in eval mode; ONNX's BatchNormalization needs running statistics")

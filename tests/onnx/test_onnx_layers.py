@@ -264,3 +264,27 @@ def test_depthwise_and_grouped_convs(tmp_path, layer, shape):
     proto = check_export(m, shape, tmp_path)
     conv = next(n for n in proto.graph.node if n.op_type == "Conv")
     assert next(a.i for a in conv.attribute if a.name == "group") == m.groups
+
+
+def test_sync_batch_norm_exports_as_batch_norm(tmp_path):
+    gpucnn.manual_seed(0)
+    m = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3)))
+    assert type(m[1]) is nn.SyncBatchNorm
+    randomise_running_stats(m)
+    assert op_types(check_export(m, (2, 5, 5), tmp_path)) == ["Conv", "BatchNormalization"]
+
+
+def test_max_unpool_has_no_onnx_form_here():
+    """PyTorch's per-plane indices are not ONNX MaxPool's: the indices are named, not mis-exported."""
+    class Unpool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.MaxPool2d(2, return_indices=True)
+            self.unpool = nn.MaxUnpool2d(2)
+
+        def forward(self, x):
+            y, i = self.pool(x)
+            return self.unpool(y, i)
+
+    with pytest.raises(gpucnn.ArgumentError, match=r"MaxPool2d 'pool': returns a tuple"):
+        gpucnn.onnx.export(Unpool(), np.zeros((2, 3, 4, 4), np.float32), None)

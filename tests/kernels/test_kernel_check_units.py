@@ -157,7 +157,8 @@ def test_family_variants():
 
     assert {d: v.all_defines() for d, v in tc.items()} == {
         kc.TC_KINDS[kind]: (("CONV_TC_ELEM", value),) for kind, value in _conv_tc.ELEM.items()}
-    assert tc["float"].sass == (kc.TC_HMMA["float"], kc.LDGSTS) and tc["half"].sass == (kc.TC_HMMA["half"], kc.LDSM)
+    assert tc["float"].sass == (kc.TC_HMMA["float"], kc.LDGSTS)
+    assert tc["half"].sass == (kc.TC_HMMA["half"], kc.LDSM, kc.LDGSTS)  # (16-bit: cp.async for the contiguous runs)
     cases = kc.cases_for(["conv_tc"], archs=("sm_75", "sm_80"))
     assert {(c[1], c[2].dtype) for c in cases} == {("sm_80", d) for d in tc}  # no sm_75 build
     assert [c[2].dtype for c in kc.cases_for(["conv", "conv_tc"], ("sm_80",), dtypes=["half"])] == ["half"]

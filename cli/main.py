@@ -45,11 +45,13 @@ class GpucnnGroup(click.Group):
             if _debug_requested(ctx):
                 traceback.print_exc()
             click.echo(f"Error: {exc}", err=True)
+            _end_job_on_error()
             ctx.exit(1)
         except MemoryError:
             if _debug_requested(ctx):
                 traceback.print_exc()
             click.echo("Error: out of memory; try a smaller --batch-size (or --limit)", err=True)
+            _end_job_on_error()
             ctx.exit(1)
 
 
@@ -66,6 +68,40 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 # -- train ------------------------------------------------------------------------------------------
+_blas_limits: Any = None  # (kept alive: threadpoolctl's limits hold while this object lives)
+
+
+def _join_mpi_job() -> Any:
+    """Under mpiexec: join the job (gpucnn.distributed, MPI or NCCL) and give each rank its share of the
+    node's cores; returns the World (a world of one otherwise)."""
+    global _blas_limits
+    from gpucnn.training import parallel
+
+    if parallel.launched_by_mpi():
+        import gpucnn.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group()
+        if not os.environ.get("GPUCNN_NUMPY_THREADS"):
+            from threadpoolctl import threadpool_limits
+
+            from gpucnn import workspace
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            workspace.THREADS = max(1, cores // dist.get_local_world_size())
+            _blas_limits = threadpool_limits(limits=workspace.THREADS)
+    return parallel.world()
+
+
+def _end_job_on_error() -> None:
+    """After an error on one rank of a distributed run: end every rank (the others may be waiting in a
+    collective for this one), not just this process."""
+    import gpucnn.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        sys.stderr.flush()
+        dist.abort(1)
+
+
 def _free_out_dir(base: Path) -> Path:
     from gpucnn.training import CHECKPOINT_FILE
 
@@ -162,19 +198,24 @@ _PRECISION = click.option(
 @click.option("--warmup-epochs", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Warm the lr up linearly over the first N epochs, then run --schedule (SequentialLR).")
 @_AMP
+@click.option("--sync-bn", is_flag=True,
+              help="Under mpiexec: batch norms with the statistics of every process's batch (nn.SyncBatchNorm).")
 @click.pass_context
 def train(ctx: click.Context, model: str, dataset: str, task: str, epochs: int, batch_size: int, lr: float,
           optimizer: str,
           momentum: Optional[float], weight_decay: float, schedule: str, device: str, seed: int, out: Optional[Path],
           resume: Optional[Path], patience: Optional[int], augment: bool, normalize: str, val_fraction: float,
           confusion_matrix: bool, precision: str, limit: Optional[int], clip_grad_norm: Optional[float],
-          label_smoothing: float, warmup_epochs: int, amp: Optional[str]) -> None:
+          label_smoothing: float, warmup_epochs: int, amp: Optional[str], sync_bn: bool) -> None:
     """Train a model; writes checkpoint.npz, model.npz, metrics.json and curves.png into the output directory.
 
     With no options: keras-mnist on the 5,000 embedded MNIST digits, 5 epochs (about a minute on two cores).
     """
     from gpucnn.training import Trainer
     from gpucnn.training.run import RunConfig, model_name
+
+    ranks = _join_mpi_job()
+    echo = click.echo if ranks.writer else (lambda *args, **kwargs: None)  # (rank 0 alone speaks)
 
     started = time.perf_counter()
     created = False
@@ -187,29 +228,30 @@ def train(ctx: click.Context, model: str, dataset: str, task: str, epochs: int, 
                                    f"--confusion-matrix may change)")
         if out is not None and out.resolve() != resume.resolve():
             raise click.UsageError("--resume DIR writes into DIR; leave out --out")
-        click.echo(f"resuming the run in {resume}")
+        echo(f"resuming the run in {resume}")
         trainer = Trainer.resume(resume, epochs=epochs if _given(ctx, "epochs") else None,
-                                 device=device if _given(ctx, "device") else None, describe=click.echo,
+                                 device=device if _given(ctx, "device") else None, describe=echo,
                                  **({"confusion_matrix": True} if confusion_matrix else {}))
         if trainer.stopped_early:
-            click.echo(f"checkpoint: the run stopped early after epoch {trainer.epoch} (early stopping)")
+            echo(f"checkpoint: the run stopped early after epoch {trainer.epoch} (early stopping)")
         elif trainer.epoch < trainer.epochs:
-            click.echo(f"checkpoint: {trainer.epoch} of {trainer.epochs} epochs done; continuing with epoch "
+            echo(f"checkpoint: {trainer.epoch} of {trainer.epochs} epochs done; continuing with epoch "
                        f"{trainer.epoch + 1}")
         else:
-            click.echo(f"checkpoint: all {trainer.epochs} epochs done (pass --epochs N to train further)")
+            echo(f"checkpoint: all {trainer.epochs} epochs done (pass --epochs N to train further)")
     else:
         cfg = RunConfig(model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr,
                         optimizer=optimizer.lower(), momentum=momentum, weight_decay=weight_decay,
                         schedule=schedule.lower(), device=device.lower(), seed=seed, patience=patience,
                         augment=augment, normalize=normalize.lower(), limit=limit, val_fraction=val_fraction,
                         confusion_matrix=confusion_matrix, precision=precision, clip_grad_norm=clip_grad_norm,
-                        label_smoothing=label_smoothing, warmup_epochs=warmup_epochs, amp=amp, task=task)
+                        label_smoothing=label_smoothing, warmup_epochs=warmup_epochs, amp=amp,
+                        sync_bn=sync_bn, task=task)
         if out is None:
             base = Path("runs") / model_name(model)
             out = _free_out_dir(base)
             if out != base:
-                click.echo(f"note: {base} already holds a run; writing to {out} "
+                echo(f"note: {base} already holds a run; writing to {out} "
                            f"(continue that one with: gpucnn train --resume {base})")
         else:
             from gpucnn.training import CHECKPOINT_FILE
@@ -220,26 +262,26 @@ def train(ctx: click.Context, model: str, dataset: str, task: str, epochs: int, 
         created = not out.exists()
         check_output_dir(out)  # before loading data or building anything
         try:
-            trainer = Trainer.from_config(cfg, out_dir=out, describe=click.echo)
+            trainer = Trainer.from_config(cfg, out_dir=out, describe=echo)
         except BaseException:
             _remove_if_empty(out, created)
             raise
-    click.echo(f"output: {trainer.out_dir}")
+    echo(f"output: {trainer.out_dir}")
     try:
         trainer.fit()
     except BaseException:
         _remove_if_empty(trainer.out_dir, resume is None and created)
         raise
     if trainer.test_metrics is not None and trainer.task == "segment":
-        click.echo(_segment_report("test", trainer.test_metrics, trainer.classes or []))
+        echo(_segment_report("test", trainer.test_metrics, trainer.classes or []))
     elif trainer.test_metrics is not None:
         t = trainer.test_metrics
-        click.echo(f"test accuracy: {t['accuracy'] * 100:.2f}% ({t['correct']:,}/{t['images']:,}), "
+        echo(f"test accuracy: {t['accuracy'] * 100:.2f}% ({t['correct']:,}/{t['images']:,}), "
                    f"test loss {t['loss']:.4f}")
     if trainer.files:
         names = ", ".join(p.name for p in trainer.files if p.parent == trainer.out_dir)
-        click.echo(f"wrote {names} to {trainer.out_dir}/")
-    click.echo(f"done in {time.perf_counter() - started:.1f}s")
+        echo(f"wrote {names} to {trainer.out_dir}/")
+    echo(f"done in {time.perf_counter() - started:.1f}s")
 
 
 def _segment_report(what: str, result: dict, classes: Sequence[str]) -> str:

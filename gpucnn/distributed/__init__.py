@@ -29,7 +29,7 @@ from ..tensor import Tensor
 from ._mpi import MPIBackend, MPINotInstalledError, Work, done_work, import_mpi, install_abort_hook
 
 __all__ = ["init_process_group", "is_initialized", "is_available", "destroy_process_group", "get_rank",
-           "get_world_size", "get_local_rank", "get_backend", "all_reduce", "broadcast", "all_gather", "barrier",
+           "get_world_size", "get_local_rank", "get_local_world_size", "get_backend", "abort", "all_reduce", "broadcast", "all_gather", "barrier",
            "ReduceOp", "Work", "MPINotInstalledError"]
 
 
@@ -131,6 +131,17 @@ def get_world_size() -> int:
 def get_local_rank() -> int:
     """This process's rank among the ranks on its node (the GPU it takes: ``cuda:local_rank``)."""
     return _backend("get_local_rank").local_rank
+
+
+def get_local_world_size() -> int:
+    """The number of ranks on this process's node (each rank's share of its cores: cores / this)."""
+    return _backend("get_local_world_size").local_world_size
+
+
+def abort(code: int = 1) -> None:
+    """End every rank's process now (``MPI_Abort``): for an error one rank meets while the others may be
+    waiting in a collective, so the job ends with ``code`` instead of hanging."""
+    _backend("abort").abort(code)
 
 
 def _tensor(op: str, name: str, t: Any) -> Tensor:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..amp.autocast_mode import AMP_NAMES
 from ..errors import ArgumentError
+from . import parallel
 
 #: the tasks a run config builds data for (Trainer(task="sequence") is driven from Python:
 #: examples/wavenet_sine.py)
@@ -57,6 +58,8 @@ class RunConfig:
     label_smoothing: float = 0.0
     #: mixed precision: "fp16" (autocast float16 + loss scaling), "bf16" (autocast bfloat16), or None
     amp: Optional[str] = None
+    #: data-parallel runs: batch norms synchronised over the processes (nn.SyncBatchNorm)
+    sync_bn: bool = False
     #: linear warm-up of the lr over the first N epochs (LinearLR), then the schedule (SequentialLR)
     warmup_epochs: int = 0
     #: the text of a .json/.toml model file, kept so a resumed run does not depend on the file
@@ -294,8 +297,15 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
     if segment:
         train, test = resolve_dataset(cfg.dataset, seed=cfg.seed, task=cfg.task)
     model = build_model_from_config(cfg, data=train if segment else None)
+    ranks = parallel.world()
+    if cfg.sync_bn:
+        from ..nn import SyncBatchNorm
+        model = SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
+    if ranks.size > 1:  # rank 0's weights everywhere; gradients averaged over the ranks in backward
+        from ..nn.parallel import DistributedDataParallel
+        model = DistributedDataParallel(model)
 
     # -- data ------------------------------------------------------------------------------------
     if not segment:
@@ -369,11 +379,25 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
             "kept is chosen on the test images, so the final test accuracy is optimistic (the test set leaks "
             "into training); hold out part of the training split instead with --val-fraction (e.g. 0.1)")
 
-    train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
-                              transform=train_transform)
     eval_batch = max(cfg.batch_size, 256)
-    val_loader = DataLoader(val, batch_size=eval_batch, transform=eval_transform)
-    test_loader = DataLoader(test, batch_size=eval_batch, transform=eval_transform)
+    if ranks.distributed:
+        # One permutation of the whole training set per epoch (seed + epoch), rank r taking every K-th
+        # image: the same images in global step i for every K. --batch-size is per process, as in DDP.
+        from ..data import DistributedSampler
+        sampler = DistributedSampler(train, num_replicas=ranks.size, rank=ranks.rank, shuffle=True, seed=cfg.seed)
+        train_loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, seed=cfg.seed + ranks.rank,
+                                  transform=train_transform)
+        # Each rank evaluates every K-th image; the sums are added over the ranks (parallel.World).
+        val_loader, test_loader = (DataLoader(d, batch_size=eval_batch, transform=eval_transform,
+                                              sampler=parallel.ShardSampler(len(d), ranks.rank, ranks.size))
+                                   for d in (val, test))
+        say(f"data-parallel: {ranks.describe()}, batch {cfg.batch_size} per process ({cfg.batch_size * ranks.size} "
+            f"per step){', synchronised batch norm' if cfg.sync_bn else ''}")
+    else:
+        train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                  transform=train_transform)
+        val_loader = DataLoader(val, batch_size=eval_batch, transform=eval_transform)
+        test_loader = DataLoader(test, batch_size=eval_batch, transform=eval_transform)
     metadata = {"dataset": {"spec": cfg.dataset, "seed": cfg.seed, "name": train.name},
                 "model_spec": cfg.model}
     if segment:

@@ -54,6 +54,7 @@ import numpy as np
 from ..atomic import write_text
 from ..errors import ArgumentError, ModelFormatError, ShapeError, TrainingError
 from . import checkpoint as ckpt
+from .parallel import is_sharded, world
 from .progress import ProgressBar, format_duration
 
 HISTORY_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time", "images_per_sec",
@@ -349,6 +350,15 @@ def evaluate(model: Any, data: Any, *, device: Any = None, loss_fn: Optional[Cal
                 if predictions and not segment:
                     all_targets.append(y)
                     all_preds.append(pred.astype(np.int64))
+    if is_sharded(loader):  # (one rank's shard of a distributed run: the totals are every rank's)
+        ranks = world()
+        total_loss, correct, seen, targets = ranks.sum([total_loss, correct, seen, targets])
+        correct, seen, targets = int(correct), int(seen), int(targets)
+        if confusion is not None:
+            confusion = ranks.sum_array(confusion)
+        if predictions and not segment:  # (the same condition on every rank: all join the gathers)
+            local = [np.concatenate(a) if a else np.zeros(0, np.int64) for a in (all_targets, all_preds)]
+            all_targets, all_preds = [ranks.gather(local[0])], [ranks.gather(local[1])]
     if seen == 0:
         raise ArgumentError("evaluate: the data holds no images")
     out: dict[str, Any] = {"loss": total_loss / seen, "accuracy": correct / targets, "correct": correct,
@@ -457,7 +467,9 @@ class Trainer:
         self.metadata = dict(metadata or {})
         self.confusion_matrix = bool(confusion_matrix)
         self.plot_every_epoch = bool(plot_every_epoch)
-        self.verbose = int(verbose)
+        #: this process's place in a distributed run (rank 0 alone prints and writes the run's files)
+        self.world = world()
+        self.verbose = int(verbose) if self.world.writer else 0
         self.loss_fn = loss_fn or F.cross_entropy
         if clip_grad_norm is not None and (isinstance(clip_grad_norm, bool) or not float(clip_grad_norm) > 0):
             raise ArgumentError(f"clip_grad_norm must be a positive number (or None), got {clip_grad_norm!r}")
@@ -542,7 +554,8 @@ class Trainer:
             "early_stopping": {"best": self.best_value, "best_epoch": self.best_epoch, "wait": self.wait,
                                "stopped": self.stopped_early, "patience": self.patience},
             "config": self.config,
-            "extra": {"device": str(self.device), "time": time.time(), "epochs": self.epochs},
+            "extra": {"device": str(self.device), "time": time.time(), "epochs": self.epochs,
+                      "world_size": self.world.size, "distributed": self.world.distributed},
         }
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
@@ -575,6 +588,20 @@ class Trainer:
         from ..random import set_rng_state
 
         try:
+            extra = state.get("extra") or {}
+            saved_world = int(extra.get("world_size", 1))
+            if bool(extra.get("distributed", False)) != self.world.distributed and saved_world == 1:
+                raise ModelFormatError(
+                    "the run was started " + ("under mpiexec" if extra.get("distributed") else "without mpiexec")
+                    + " and is resumed " + ("under it" if self.world.distributed else "without it")
+                    + ": the training order differs (DistributedSampler under mpiexec, the loader's own shuffle "
+                      "without); resume it the way it was started")
+            if saved_world != self.world.size:
+                raise ModelFormatError(
+                    f"the run was trained by {saved_world} process{'es' if saved_world != 1 else ''} and this is "
+                    f"{self.world.size}: resume it with the same number (mpiexec -n {saved_world} gpucnn train "
+                    f"--resume ...{'' if saved_world > 1 else ', or without mpiexec'}); the data shards and the "
+                    f"loader's position depend on it")
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None:
@@ -676,7 +703,7 @@ class Trainer:
             if self.out_dir is None:
                 raise ArgumentError("save_model: no path given and the Trainer has no out_dir")
             path = self.out_dir / ckpt.MODEL_FILE
-        save(self.model, path, metadata=self._model_metadata())
+        save(getattr(self.model, "module", self.model), path, metadata=self._model_metadata())  # (DDP: the module)
         return Path(path)
 
     def _metrics(self) -> dict[str, Any]:
@@ -778,6 +805,9 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> tuple[float, float, int, float]:
         model, optimizer, loader = self.model, self.optimizer, self.train_loader
         model.train()
+        sampler = getattr(loader, "sampler", None)
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(epoch - 1)  # (DistributedSampler: the permutation of seed + epoch, on every rank)
         total = len(loader)
         bar = ProgressBar(total, f"epoch {epoch}/{self.epochs}",
                           enabled=None if self.verbose == 1 else False)
@@ -839,9 +869,13 @@ class Trainer:
         if seen == 0:
             raise TrainingError("the training loader yielded no batches (is the dataset smaller than one batch "
                                 "with drop_last=True?)")
-        self._skipped = skipped
+        if self.world.size > 1:  # the epoch's figures over every rank's share
+            total_loss, correct, seen, targets, skipped = self.world.sum([total_loss, correct, seen, targets, skipped])
+            if confusion is not None:
+                confusion = self.world.sum_array(confusion)
+        self._skipped = int(skipped)
         self._train_confusion = confusion
-        return total_loss / seen, correct / targets, seen, elapsed
+        return total_loss / seen, correct / targets, int(seen), elapsed
 
     def _autocast(self) -> Any:
         from ..amp import autocast
@@ -863,6 +897,12 @@ class Trainer:
             if self.patience is not None and self.wait >= self.patience:
                 self.stopped_early = True
         return improved
+
+    @property
+    def _writes(self) -> bool:
+        """Whether this process writes the run's files: it has an out_dir and is rank 0 (of a distributed
+        run; every other rank reads the same files on --resume, and writes none)."""
+        return self.out_dir is not None and self.world.writer
 
     def _write_epoch_files(self, improved: bool) -> None:
         assert self.out_dir is not None
@@ -914,8 +954,8 @@ class Trainer:
         def iou(v: Optional[float]) -> str:
             return "n/a" if v is None else f"{v:.3f}"
 
-        parts = [f"epoch {epoch}/{self.epochs}", f"loss {h['loss'][-1]:.4f}", f"pix_acc {h['accuracy'][-1] * 100:6.2f}%",
-                 f"mIoU {iou(h['miou'][-1])}"]
+        parts = [f"epoch {epoch}/{self.epochs}", f"loss {h['loss'][-1]:.4f}",
+                 f"pix_acc {h['accuracy'][-1] * 100:6.2f}%", f"mIoU {iou(h['miou'][-1])}"]
         prefix = ""
         if h["val_loss"] and h["val_loss"][-1] is not None:
             parts += [f"val_loss {h['val_loss'][-1]:.4f}", f"val_pix_acc {h['val_accuracy'][-1] * 100:6.2f}%",
@@ -932,7 +972,7 @@ class Trainer:
         """Train from the epoch after the last completed one up to ``epochs`` (or only up to epoch
         ``until_epoch`` in this call: a later ``fit()`` continues exactly); returns the history."""
         last = self.epochs if until_epoch is None else min(int(until_epoch), self.epochs)
-        if self.out_dir is not None:
+        if self._writes:
             check_output_dir(self.out_dir)
         self._preflight()
         epoch = self.epoch
@@ -970,7 +1010,7 @@ class Trainer:
                     self._record_iou(_segment_metrics(self._train_confusion), val, len(h["epoch"]))
                 improved = self._update_early_stopping(loss if val is None else val["loss"], epoch)
                 self.epoch = epoch
-                if self.out_dir is not None:
+                if self._writes:
                     self._write_epoch_files(improved)
                 self._echo(self._epoch_line(epoch))
             if self.stopped_early and not stopped_before and self.patience is not None:
@@ -1030,7 +1070,7 @@ class Trainer:
             text = format_confusion(self.confusion, self.classes)
             which = "test" if self.test_loader is not None else "validation"
             self._echo(f"confusion matrix ({which} data; rows: true class, columns: predicted):\n{text}")
-        if self.out_dir is not None and self.epoch > 0:
+        if self._writes and self.epoch > 0:
             with _sigint_deferred():
                 if self.patience is not None and self._best_state is None:
                     pass  # no finite monitored value ever: keep whatever model.npz holds

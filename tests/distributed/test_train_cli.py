@@ -1,0 +1,74 @@
+"""`mpiexec -n K gpucnn train`: K processes train one model (DDP over MPI). --batch-size is per process, so
+K=2 at batch 8 trains on the same images in each step as K=1 at batch 16 (one permutation per epoch from
+the seed, rank r taking every K-th image) and, with --sync-bn, ends with the same weights to float32
+rounding; rank 0 alone prints and writes; evaluation is sharded and summed (the test accuracy equals a
+single-process evaluation of the saved model); --resume continues bit for bit with the same K and refuses
+another K."""
+import json
+
+import numpy as np
+import pytest
+
+import gpucnn
+from mpirun import mpirun, needs_mpiexec
+from toydata import make_images
+
+TINY = {"format": "gpucnn-model-spec", "version": 1, "name": "tiny", "input_shape": [1, 8, 8],
+        "layers": [{"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "padding": 1},
+                   {"type": "BatchNorm2d", "num_features": 4}, {"type": "ReLU"},
+                   {"type": "MaxPool2d", "kernel_size": 2}, {"type": "Flatten"},
+                   {"type": "Linear", "in_features": 64, "out_features": 3}]}
+
+
+@pytest.fixture
+def files(tmp_path):
+    x, y = make_images(127)  # (an odd test split: shards of unequal size)
+    np.savez(tmp_path / "bars.npz", x=x, y=y)
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    return tmp_path
+
+
+def train(files, n, out, *extra):
+    return mpirun("-m", "cli.main", "train", "--model", files / "tiny.json", "--dataset", files / "bars.npz",
+                  "--lr", 0.1, "--out", out, *extra, n=n, timeout=240)
+
+
+def _weights(path):
+    return {k: v.numpy() for k, v in gpucnn.load(path).state_dict().items()}
+
+
+@needs_mpiexec
+def test_two_processes_train_what_one_trains_at_twice_the_batch(files):
+    rc, out = train(files, 2, files / "k2", "--batch-size", 8, "--epochs", 2, "--sync-bn")
+    assert rc == 0, out
+    assert "data-parallel: world size 2 (mpi), batch 8 per process (16 per step), synchronised batch norm" in out
+    assert out.count("epoch 1/2") == 1 and out.count("test accuracy") == 1  # rank 0 alone speaks
+    rc, out1 = train(files, 1, files / "k1", "--batch-size", 16, "--epochs", 2, "--sync-bn")
+    assert rc == 0, out1
+    a, b = _weights(files / "k2" / "model.npz"), _weights(files / "k1" / "model.npz")
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    ha, hb = (json.loads((files / d / "metrics.json").read_text())["history"] for d in ("k2", "k1"))
+    np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-5)
+    # the sharded test evaluation counts every image once: as one process evaluating the saved model
+    test = json.loads((files / "k2" / "metrics.json").read_text())["test"]
+    rc, ev = mpirun("-m", "cli.main", "evaluate", files / "k2" / "model.npz", "--dataset", files / "bars.npz", n=1)
+    assert rc == 0, ev
+    import re
+    correct, images = map(int, re.search(r"\((\d+)/(\d+)\)", ev).groups())
+    assert (test["correct"], test["images"]) == (correct, images) and images % 2 == 1  # (shards of unequal size)
+
+
+@needs_mpiexec
+def test_resume_continues_bit_for_bit_with_the_same_k_and_refuses_another(files):
+    rc, out = train(files, 2, files / "s", "--batch-size", 8, "--epochs", 3)
+    assert rc == 0, out
+    rc, out = train(files, 2, files / "r", "--batch-size", 8, "--epochs", 1)
+    assert rc == 0, out
+    rc, out = mpirun("-m", "cli.main", "train", "--resume", files / "r", "--epochs", 3, n=2, timeout=240)
+    assert rc == 0, out
+    a, b = _weights(files / "s" / "model.npz"), _weights(files / "r" / "model.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    rc, out = mpirun("-m", "cli.main", "train", "--resume", files / "r", "--epochs", 4, n=1, timeout=240)
+    assert rc != 0 and "the run was trained by 2 processes and this is 1: resume it with the same number" in out

@@ -58,6 +58,13 @@ class DataLoader:
     share (call its ``set_epoch`` before each epoch). Its ``state_dict()``, when it has one, is part of
     the loader's.
 
+    ``shard=(rank, world)``: this process's share of each epoch for data-parallel training: of the
+    epoch's order (the same permutation as without ``shard``), positions ``rank, rank + world, ...``,
+    the order first padded by repeating its first images so that every rank gets as many (PyTorch's
+    DistributedSampler pads the same way). So ``world`` processes at batch ``b`` see, in step ``i``, the
+    images one process sees at batch ``world * b``; ``shard=(0, 1)`` is the plain loader. Augmentation
+    generators differ by rank.
+
     Exact resume. :meth:`state_dict` captures the position (JSON-serialisable); after
     :meth:`load_state_dict` the next ``iter()`` continues that epoch from that batch (as torchdata's
     ``StatefulDataLoader``), so the loader yields the same batches as an uninterrupted one.
@@ -73,6 +80,7 @@ class DataLoader:
         shuffle: bool = False,
         *,
         sampler: Any = None,
+        shard: tuple[int, int] | None = None,
         seed: int = 0,
         drop_last: bool = False,
         transform: Transform | None = None,
@@ -92,6 +100,15 @@ class DataLoader:
             if shuffle:
                 raise ArgumentError("DataLoader: sampler option is mutually exclusive with shuffle (the sampler "
                                     "gives the order; a DistributedSampler shuffles itself)")
+        if shard is not None:
+            ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
+            if not ok or not 0 <= shard[0] < shard[1]:
+                raise ArgumentError(f"DataLoader: shard must be (rank, world) with 0 <= rank < world, got {shard!r}")
+            if sampler is not None:
+                raise ArgumentError("DataLoader: shard and sampler are mutually exclusive (a DistributedSampler "
+                                    "shards by itself)")
+            shard = (int(shard[0]), int(shard[1]))
         root, base = unwrap_subsets(dataset)
         if transform is not None and (collate_fn is not None or not isinstance(root, ArrayDataset)):
             raise ArgumentError(f"DataLoader: transform= works on the image batches of an ArrayDataset without "
@@ -102,6 +119,7 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.sampler = sampler
+        self.shard = shard
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.transform = transform
@@ -116,8 +134,15 @@ class DataLoader:
         self._resume_at: int | None = 0  # where the next iter() starts in `epoch`; None: it starts a new epoch
         self._active: object | None = None  # the iteration that moves the position
 
+    def _items(self) -> int:
+        """Items per epoch (of this rank's share, with ``shard``)."""
+        if self.sampler is not None:
+            return len(self.sampler)
+        n = len(self.dataset)
+        return n if self.shard is None else -(-n // self.shard[1])
+
     def __len__(self) -> int:
-        n = len(self.dataset) if self.sampler is None else len(self.sampler)
+        n = self._items()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _epoch_plan(self) -> tuple[np.ndarray, int, dict]:
@@ -129,12 +154,16 @@ class DataLoader:
             order = np.fromiter(iter(self.sampler), dtype=np.int64)
         else:
             order = rng.permutation(n) if self.shuffle else np.arange(n)
+            if self.shard is not None:
+                rank, world = self.shard
+                order = np.resize(order, -(-n // world) * world)[rank::world]  # (padded with its first ones)
         aug_seed = int(rng.integers(0, 2**63 - 1))
         return order, aug_seed, _plain(rng.bit_generator.state)
 
     def batch_rng(self, aug_seed: int, batch_index: int) -> np.random.Generator:
         """The augmentation generator of batch ``batch_index`` of the epoch whose seed is ``aug_seed``."""
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence([aug_seed, batch_index])))
+        key = [aug_seed, batch_index] + ([self.shard[0]] if self.shard is not None and self.shard[0] else [])
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(key)))
 
     def __iter__(self) -> Iterator[Any]:
         """A new epoch's batches (or, first after :meth:`load_state_dict`, the rest of the saved epoch)."""
@@ -186,7 +215,7 @@ class DataLoader:
             getitems = getattr(self.dataset, "__getitems__", None)
             items = getitems(idx.tolist()) if callable(getitems) else [self.dataset[int(i)] for i in idx]
             return (self.collate_fn or default_collate)(items)
-        if len(idx) > 1 and self._base is None and not self.shuffle and self.sampler is None:
+        if len(idx) > 1 and self._base is None and not self.shuffle and self.sampler is None and self.shard is None:
             x = root.images[idx[0]:idx[-1] + 1].copy()  # contiguous: a slice is faster than a gather
         else:
             x = root.images[idx]

@@ -381,12 +381,11 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
 
     eval_batch = max(cfg.batch_size, 256)
     if ranks.distributed:
-        # One permutation of the whole training set per epoch (seed + epoch), rank r taking every K-th
-        # image: the same images in global step i for every K. --batch-size is per process, as in DDP.
-        from ..data import DistributedSampler
-        sampler = DistributedSampler(train, num_replicas=ranks.size, rank=ranks.rank, shuffle=True, seed=cfg.seed)
-        train_loader = DataLoader(train, batch_size=cfg.batch_size, sampler=sampler, seed=cfg.seed + ranks.rank,
-                                  transform=train_transform)
+        # The single-process loader's permutation of each epoch, rank r taking every K-th image: the
+        # images of global step i are the same for every K (and for a run without mpiexec).
+        # --batch-size is per process, as in DDP.
+        train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                  shard=(ranks.rank, ranks.size), transform=train_transform)
         # Each rank evaluates every K-th image; the sums are added over the ranks (parallel.World).
         val_loader, test_loader = (DataLoader(d, batch_size=eval_batch, transform=eval_transform,
                                               sampler=parallel.ShardSampler(len(d), ranks.rank, ranks.size))

@@ -555,7 +555,7 @@ class Trainer:
                                "stopped": self.stopped_early, "patience": self.patience},
             "config": self.config,
             "extra": {"device": str(self.device), "time": time.time(), "epochs": self.epochs,
-                      "world_size": self.world.size, "distributed": self.world.distributed},
+                      "world_size": self.world.size},
         }
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
@@ -588,14 +588,7 @@ class Trainer:
         from ..random import set_rng_state
 
         try:
-            extra = state.get("extra") or {}
-            saved_world = int(extra.get("world_size", 1))
-            if bool(extra.get("distributed", False)) != self.world.distributed and saved_world == 1:
-                raise ModelFormatError(
-                    "the run was started " + ("under mpiexec" if extra.get("distributed") else "without mpiexec")
-                    + " and is resumed " + ("under it" if self.world.distributed else "without it")
-                    + ": the training order differs (DistributedSampler under mpiexec, the loader's own shuffle "
-                      "without); resume it the way it was started")
+            saved_world = int((state.get("extra") or {}).get("world_size", 1))
             if saved_world != self.world.size:
                 raise ModelFormatError(
                     f"the run was trained by {saved_world} process{'es' if saved_world != 1 else ''} and this is "

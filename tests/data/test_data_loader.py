@@ -339,3 +339,35 @@ def test_tensor_dataset_batches_stay_on_the_tensors_device(device):
     assert [b[0].device == device and b[1].device == device for b in batches] == [True, True]
     assert sorted(int(v) for _, y in batches for v in y.numpy()) == list(range(6))
     assert all(np.array_equal(bx.numpy()[:, 0], by.numpy() * 2) for bx, by in batches)
+
+
+def test_shards_cut_the_plain_loaders_epochs():
+    """shard=(r, K) at batch b: step i of the K loaders holds the images of step i of one loader at K*b."""
+    x = np.arange(23 * 4, dtype=np.float32).reshape(23, 1, 2, 2)
+    ds = ArrayDataset(x, np.arange(23))
+    full = DataLoader(ds, 6, shuffle=True, seed=5)
+    shards = [DataLoader(ds, 2, shuffle=True, seed=5, shard=(r, 3)) for r in range(3)]
+    assert [len(s) for s in shards] == [4, 4, 4]  # ceil(23 / 3) = 8 images each
+    for _ in range(2):  # two epochs: the second permutation too
+        whole = [b[1].tolist() for b in full]
+        parts = [[b[1].tolist() for b in s] for s in shards]
+        order = sum(whole, [])
+        padded = order + order[:1]  # (24 = 3 * 8: the epoch's first image once more)
+        for i in range(4):
+            got = sorted(sum((parts[r][i] for r in range(3)), []))
+            assert got == sorted(padded[6 * i:6 * i + 6])
+    assert DataLoader(ds, 4, shuffle=True, seed=5, shard=(0, 1)).__len__() == len(DataLoader(ds, 4))
+    with pytest.raises(ArgumentError, match=r"shard must be \(rank, world\) with 0 <= rank < world, got \(3, 3\)"):
+        DataLoader(ds, 2, shard=(3, 3))
+
+
+def test_a_shard_resumes_exactly():
+    ds = ArrayDataset(np.arange(40, dtype=np.float32).reshape(10, 1, 2, 2), np.arange(10))
+    a = DataLoader(ds, 2, shuffle=True, seed=1, shard=(1, 2))
+    it = iter(a)
+    next(it)
+    state = a.state_dict()
+    rest = [b[1].tolist() for b in it]
+    b = DataLoader(ds, 2, shuffle=True, seed=1, shard=(1, 2))
+    b.load_state_dict(state)
+    assert [t[1].tolist() for t in b] == rest

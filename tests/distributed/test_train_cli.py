@@ -3,8 +3,12 @@ K=2 at batch 8 trains on the same images in each step as K=1 at batch 16 (one pe
 the seed, rank r taking every K-th image) and, with --sync-bn, ends with the same weights to float32
 rounding; rank 0 alone prints and writes; evaluation is sharded and summed (the test accuracy equals a
 single-process evaluation of the saved model); --resume continues bit for bit with the same K and refuses
-another K."""
+another K. "One process" is a plain `gpucnn train`: the shards are cut from its own permutation."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,8 +33,17 @@ def files(tmp_path):
 
 
 def train(files, n, out, *extra):
-    return mpirun("-m", "cli.main", "train", "--model", files / "tiny.json", "--dataset", files / "bars.npz",
-                  "--lr", 0.1, "--out", out, *extra, n=n, timeout=240)
+    """`gpucnn train` of the tiny model under `mpiexec -n n` (n=0: a plain process, no mpiexec)."""
+    args = ("-m", "cli.main", "train", "--model", files / "tiny.json", "--dataset", files / "bars.npz", "--lr", 0.1,
+            "--out", out, *extra)
+    return plain(*args) if n == 0 else mpirun(*args, n=n, timeout=240)
+
+
+def plain(*args):
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    proc = subprocess.run([sys.executable, *map(str, args)], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=240)
+    return proc.returncode, proc.stdout
 
 
 def _weights(path):
@@ -43,7 +56,7 @@ def test_two_processes_train_what_one_trains_at_twice_the_batch(files):
     assert rc == 0, out
     assert "data-parallel: world size 2 (mpi), batch 8 per process (16 per step), synchronised batch norm" in out
     assert out.count("epoch 1/2") == 1 and out.count("test accuracy") == 1  # rank 0 alone speaks
-    rc, out1 = train(files, 1, files / "k1", "--batch-size", 16, "--epochs", 2, "--sync-bn")
+    rc, out1 = train(files, 0, files / "k1", "--batch-size", 16, "--epochs", 2)  # one plain process
     assert rc == 0, out1
     a, b = _weights(files / "k2" / "model.npz"), _weights(files / "k1" / "model.npz")
     for k in a:
@@ -57,6 +70,19 @@ def test_two_processes_train_what_one_trains_at_twice_the_batch(files):
     import re
     correct, images = map(int, re.search(r"\((\d+)/(\d+)\)", ev).groups())
     assert (test["correct"], test["images"]) == (correct, images) and images % 2 == 1  # (shards of unequal size)
+
+
+@needs_mpiexec
+def test_keras_mnist_on_two_processes_equals_one_at_twice_the_batch(tmp_path):
+    """The issue's case (a): keras-mnist (no batch norm), an epoch of 256 digits, 2 x 16 against 1 x 32."""
+    common = ("train", "--model", "keras-mnist", "--limit", 256, "--epochs", 1, "--lr", 0.05)
+    rc, out = mpirun("-m", "cli.main", *common, "--batch-size", 16, "--out", tmp_path / "k2", n=2, timeout=300)
+    assert rc == 0, out
+    rc, out = plain("-m", "cli.main", *common, "--batch-size", 32, "--out", tmp_path / "k1")
+    assert rc == 0, out
+    a, b = _weights(tmp_path / "k2" / "model.npz"), _weights(tmp_path / "k1" / "model.npz")
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
 
 
 @needs_mpiexec

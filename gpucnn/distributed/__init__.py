@@ -29,7 +29,7 @@ from ..tensor import Tensor
 from ._mpi import MPIBackend, MPINotInstalledError, Work, done_work, import_mpi, install_abort_hook
 
 __all__ = ["init_process_group", "is_initialized", "is_available", "destroy_process_group", "get_rank",
-           "get_world_size", "get_local_rank", "get_local_world_size", "get_backend", "abort", "all_reduce", "broadcast", "all_gather", "barrier",
+           "get_world_size", "get_local_rank", "get_local_world_size", "get_backend", "abort", "all_gather_object", "all_reduce", "broadcast", "all_gather", "barrier",
            "ReduceOp", "Work", "MPINotInstalledError"]
 
 
@@ -136,6 +136,12 @@ def get_local_rank() -> int:
 def get_local_world_size() -> int:
     """The number of ranks on this process's node (each rank's share of its cores: cores / this)."""
     return _backend("get_local_world_size").local_world_size
+
+
+def all_gather_object(obj: Any) -> list:
+    """Every rank's ``obj`` (JSON-serialisable: no pickle), in rank order (PyTorch's all_gather_object)."""
+    backend = _backend("all_gather_object")
+    return getattr(backend, "mpi", backend).all_gather_json(obj)
 
 
 def abort(code: int = 1) -> None:

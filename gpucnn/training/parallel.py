@@ -66,6 +66,22 @@ class World:
         distributed.all_reduce(t)
         return t.numpy()
 
+    def check_same(self, what: str, value: dict) -> None:
+        """Refuse a job whose ranks disagree on ``value`` (the run's configuration, the data's fingerprint):
+        an ArgumentError on every rank naming the first rank and key that differ from rank 0's."""
+        if self.size == 1:
+            return
+        from .. import distributed
+        from ..errors import ArgumentError
+
+        values = distributed.all_gather_object(value)
+        for r, other in enumerate(values[1:], 1):
+            if other != values[0]:
+                key = next((k for k in sorted(set(other) | set(values[0])) if other.get(k) != values[0].get(k)), "?")
+                raise ArgumentError(f"rank {r}'s {what} differs from rank 0's at {key!r}: {other.get(key)!r} on rank "
+                                    f"{r}, {values[0].get(key)!r} on rank 0; every process must run the same command "
+                                    f"on the same data")
+
     def gather(self, a: np.ndarray) -> np.ndarray:
         """The 1-D host arrays of every rank, concatenated in rank order (lengths may differ by rank)."""
         if self.size == 1:

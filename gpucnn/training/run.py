@@ -272,6 +272,22 @@ def _hold_out_images(train: Any, fraction: float, seed: int) -> tuple[Any, Any]:
     return train.subset(np.sort(order[n_val:])), train.subset(np.sort(order[:n_val]))
 
 
+def _fingerprint(train: Any, test: Any) -> dict[str, Any]:
+    """What the ranks of a distributed run must agree on about the data: sizes, shapes and a hash of the
+    labels (and of the first images) of both splits."""
+    import hashlib
+
+    out: dict[str, Any] = {}
+    for name, ds in (("train", train), ("test", test)):
+        h = hashlib.sha256()
+        for attr in ("images", "labels", "masks"):
+            a = getattr(ds, attr, None)
+            if a is not None:
+                h.update(np.ascontiguousarray(np.asarray(a[:64] if attr == "images" else a)).tobytes())
+        out[name] = [len(ds), h.hexdigest()[:16]]
+    return out
+
+
 def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) -> RunParts:
     """Seed gpucnn with ``cfg.seed``, load and split the data, build transforms, the model (on
     ``cfg.device``), optimizer, scheduler and the loaders. ``describe`` gets human-readable lines."""
@@ -298,6 +314,7 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
         train, test = resolve_dataset(cfg.dataset, seed=cfg.seed, task=cfg.task)
     model = build_model_from_config(cfg, data=train if segment else None)
     ranks = parallel.world()
+    ranks.check_same("run configuration", cfg.to_dict())
     if cfg.sync_bn:
         from ..nn import SyncBatchNorm
         model = SyncBatchNorm.convert_sync_batchnorm(model)
@@ -326,6 +343,7 @@ def build_run(cfg: RunConfig, describe: Optional[Callable[[str], None]] = None) 
     elif cfg.val_fraction > 0:
         train, val = train_test_split(train, test_fraction=cfg.val_fraction, seed=cfg.seed + 1, stratify=True)
         val_note = f"validation: {len(val):,} images held out of the training split ({cfg.val_fraction:g})"
+    ranks.check_same("data", _fingerprint(train, test))
     shape = "x".join(str(d) for d in train.input_shape)
     say(f"  {len(train):,} train{limited} / {len(test):,} test images "
         f"({shape} {train.images.dtype}, {train.num_classes} classes); {val_note}")

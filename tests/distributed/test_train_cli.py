@@ -98,3 +98,72 @@ def test_resume_continues_bit_for_bit_with_the_same_k_and_refuses_another(files)
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     rc, out = mpirun("-m", "cli.main", "train", "--resume", files / "r", "--epochs", 4, n=1, timeout=240)
     assert rc != 0 and "the run was trained by 2 processes and this is 1: resume it with the same number" in out
+
+
+@needs_mpiexec
+def test_ranks_that_run_different_commands_are_refused_at_start_up(files):
+    """mpiexec's MPMD form starts rank 1 with another --seed: every rank stops before training, naming it."""
+    from mpirun import MPIEXEC
+
+    cmd = [sys.executable, "-m", "cli.main", "train", "--model", str(files / "tiny.json"), "--dataset",
+           str(files / "bars.npz"), "--out", str(files / "m")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parents[2]))
+    proc = subprocess.run([MPIEXEC, "-n", "1", *cmd, "--seed", "0", ":", "-n", "1", *cmd, "--seed", "1"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
+    assert proc.returncode != 0
+    assert "rank 1's run configuration differs from rank 0's at 'seed': 1 on rank 1, 0 on rank 0" in proc.stdout
+    assert not (files / "m" / "checkpoint.npz").exists()
+
+
+def _rank_pids(marker):
+    """{rank: pid} of the running processes whose command line holds ``marker`` (Linux /proc)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if marker not in (d / "cmdline").read_bytes().decode(errors="replace"):
+                continue
+            env = dict(kv.split("=", 1) for kv in (d / "environ").read_bytes().decode(errors="replace").split("\0")
+                       if "=" in kv)
+        except OSError:
+            continue
+        if "PMI_RANK" in env:
+            out[int(env["PMI_RANK"])] = int(d.name)
+    return out
+
+
+@needs_mpiexec
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks' processes through /proc")
+def test_killing_a_rank_mid_run_ends_the_job_and_resume_finishes_it(tmp_path):
+    """The issue's case (c): SIGKILL rank 1 after the first checkpoint; the job ends non-zero within 60 s,
+    the checkpoint is intact, and `--resume` under the same K completes the run."""
+    import signal
+    import time
+
+    from mpirun import MPIEXEC
+
+    out = tmp_path / "killed-run"
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "cli.main", "train", "--model", "keras-mnist", "--limit", "1024",
+           "--epochs", "4", "--batch-size", "32", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parents[2]))
+    job = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    while not (out / "checkpoint.npz").exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = _rank_pids(str(out))
+    assert 1 in pids, "rank 1 not found"
+    os.kill(pids[1], signal.SIGKILL)
+    killed = time.monotonic()
+    try:
+        job.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        pytest.fail("the job did not end within 60 s of a rank's death")
+    assert time.monotonic() - killed < 60 and job.returncode != 0
+    from gpucnn.training.checkpoint import load_checkpoint
+    done = load_checkpoint(out)["epoch"]
+    assert 1 <= done < 4  # intact, and the run was cut short
+    rc, log = mpirun("-m", "cli.main", "train", "--resume", out, n=2, timeout=300)
+    assert rc == 0, log
+    assert json.loads((out / "metrics.json").read_text())["epochs_completed"] == 4

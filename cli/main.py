@@ -44,13 +44,13 @@ class GpucnnGroup(click.Group):
         except GpucnnError as exc:
             if _debug_requested(ctx):
                 traceback.print_exc()
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {_rank_prefix()}{exc}", err=True)
             _end_job_on_error()
             ctx.exit(1)
         except MemoryError:
             if _debug_requested(ctx):
                 traceback.print_exc()
-            click.echo("Error: out of memory; try a smaller --batch-size (or --limit)", err=True)
+            click.echo(f"Error: {_rank_prefix()}out of memory; try a smaller --batch-size (or --limit)", err=True)
             _end_job_on_error()
             ctx.exit(1)
 
@@ -90,6 +90,14 @@ def _join_mpi_job() -> Any:
             workspace.THREADS = max(1, cores // dist.get_local_world_size())
             _blas_limits = threadpool_limits(limits=workspace.THREADS)
     return parallel.world()
+
+
+def _rank_prefix() -> str:
+    """``"rank R of K: "`` in a distributed run (which process met the error), else nothing."""
+    dist = sys.modules.get("gpucnn.distributed")
+    if dist is not None and dist.is_initialized() and dist.get_world_size() > 1:
+        return f"rank {dist.get_rank()} of {dist.get_world_size()}: "
+    return ""
 
 
 def _end_job_on_error() -> None:

@@ -112,6 +112,7 @@ def test_ranks_that_run_different_commands_are_refused_at_start_up(files):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240)
     assert proc.returncode != 0
     assert "rank 1's run configuration differs from rank 0's at 'seed': 1 on rank 1, 0 on rank 0" in proc.stdout
+    assert "Error: rank 0 of 2: " in proc.stdout or "Error: rank 1 of 2: " in proc.stdout  # (who met it)
     assert not (files / "m" / "checkpoint.npz").exists()
 
 

@@ -49,6 +49,9 @@ class World:
     def describe(self) -> str:
         return f"world size {self.size} ({self.backend})"
 
+    # The run's figures travel as JSON over MPI (gpucnn.distributed.all_gather_object), on the host, with
+    # either backend (NCCL reduces device arrays only); JSON keeps float64 exactly, and the sums are taken
+    # in rank order, so every rank gets the same bits.
     def sum(self, values: Sequence[float]) -> list[float]:
         """``values`` added over the ranks (float64; exact for the integer counts)."""
         if self.size == 1:
@@ -56,15 +59,16 @@ class World:
         return self.sum_array(np.asarray(values, np.float64)).tolist()
 
     def sum_array(self, a: np.ndarray) -> np.ndarray:
-        """The host array ``a`` (the same shape on every rank) added over the ranks."""
+        """The host array ``a`` (the same shape on every rank) added over the ranks, in rank order."""
         if self.size == 1:
             return a
         from .. import distributed
-        from ..tensor import tensor
 
-        t = tensor(np.ascontiguousarray(a))
-        distributed.all_reduce(t)
-        return t.numpy()
+        parts = distributed.all_gather_object(np.asarray(a).tolist())
+        out = np.asarray(parts[0], dtype=a.dtype)
+        for p in parts[1:]:
+            out = out + np.asarray(p, dtype=a.dtype)
+        return out
 
     def check_same(self, what: str, value: dict) -> None:
         """Refuse a job whose ranks disagree on ``value`` (the run's configuration, the data's fingerprint):
@@ -87,14 +91,9 @@ class World:
         if self.size == 1:
             return a
         from .. import distributed
-        from ..tensor import tensor
 
-        lengths = self.sum_array(np.eye(self.size, dtype=np.int64)[self.rank] * len(a)).astype(np.int64)
-        padded = np.zeros(int(lengths.max()), a.dtype)
-        padded[:len(a)] = a
-        parts = [tensor(np.empty_like(padded)) for _ in range(self.size)]
-        distributed.all_gather(parts, tensor(padded))
-        return np.concatenate([p.numpy()[:n] for p, n in zip(parts, lengths)])
+        parts = distributed.all_gather_object(np.asarray(a).tolist())
+        return np.concatenate([np.asarray(p, dtype=a.dtype) for p in parts])
 
 
 def world() -> World:

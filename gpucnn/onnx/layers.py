@@ -102,6 +102,15 @@ def avg_pool(g: GraphBuilder, layer: Any, x: Value, *, out: Value) -> str:
     window past it: the padding is an explicit zero Pad, the ceil_mode extra is excluded."""
     k, s, before, after = _window(layer, x, (1,) * layer._n)
     name = x.name
+    divisor = getattr(layer, "divisor_override", None)
+    if divisor:  # sum / divisor: every window whole inside an explicit zero padding, its mean * area / divisor
+        if any(before + after):
+            name = g.pad(x, list(zip(before, after)), "constant")
+        mean = g.node("AveragePool", [name], kernel_shape=list(k), strides=list(s), pads=[0] * (2 * len(k)),
+                      count_include_pad=1)
+        area = int(np.prod(k))
+        return g.node("Mul", [mean, g.constant(np.asarray(area / divisor, dtype=x.dtype), "divisor")]) \
+            if area != divisor else mean
     if layer.count_include_pad and any(before):
         name = g.pad(x, [(b, b) for b in before], "constant")
         after = tuple(a - b for a, b in zip(after, before))

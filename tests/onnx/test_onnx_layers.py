@@ -68,7 +68,9 @@ def test_max_pool2d(tmp_path, kwargs):
     dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
     dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 0), ceil_mode=True),
     dict(kernel_size=4, stride=3, padding=2, ceil_mode=True, count_include_pad=False),
-    dict(kernel_size=4, stride=3, padding=2, ceil_mode=True)])
+    dict(kernel_size=4, stride=3, padding=2, ceil_mode=True),
+    dict(kernel_size=2, divisor_override=3), dict(kernel_size=3, stride=2, padding=1, divisor_override=5),
+    dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, divisor_override=4)])
 def test_avg_pool2d(tmp_path, kwargs):
     check_export(nn.AvgPool2d(**kwargs), (2, 10, 9), tmp_path)
 
@@ -76,7 +78,8 @@ def test_avg_pool2d(tmp_path, kwargs):
 @pytest.mark.parametrize("layer", [
     lambda: nn.MaxPool1d(3, stride=2, padding=1, ceil_mode=True), lambda: nn.MaxPool1d(2, dilation=2),
     lambda: nn.AvgPool1d(3, stride=2, padding=1, ceil_mode=True),
-    lambda: nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False)])
+    lambda: nn.AvgPool1d(3, stride=2, padding=1, count_include_pad=False),
+    lambda: nn.AvgPool1d(3, stride=2, padding=1, ceil_mode=True, divisor_override=2)])
 def test_pool1d(tmp_path, layer):
     check_export(layer(), (3, 12), tmp_path)
 

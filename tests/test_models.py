@@ -617,3 +617,28 @@ def test_inverted_residual_shortcut_and_errors():
     assert depthwise.groups == depthwise.in_channels == 12 and depthwise.stride == (2, 2)
     with pytest.raises(ArgumentError, match="stride must be 1 or 2, got 3"):
         InvertedResidual(4, 4, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18-cifar"])
+def test_zoo_whole_training_step_on_emu_equals_cpu(name):
+    """The issue's "one training step on emu" for resnet18-cifar whole, at CIFAR's 32x32 (the final maps
+    are then 4x4, so a batch of 2 has statistics to normalise with): every parameter's gradient of the
+    emulated CUDA kernels against the NumPy path (~20 s: batch norm on the emulator). Not mobilenetv2-cifar:
+    with this test's random batch-norm parameters and a batch of 2, its whole-net float32 gradient is
+    ill-conditioned on any device (the cpu's float32 and float64 gradients differ by ~60 %, emu's float32
+    agrees with the cpu's to ~3 %), so the comparison would test nothing; its blocks are compared above."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    results = []
+    for device in ("cpu", "emu"):
+        model = _on(device, name)
+        out = model(gpucnn.tensor(x, device=device))
+        weights = gpucnn.tensor(np.random.default_rng(3).standard_normal(out.shape).astype(np.float32), device=device)
+        (out * weights).sum().backward()
+        results.append((out.numpy(), {k: p.grad.numpy() for k, p in model.named_parameters()}))
+    (out_cpu, grads_cpu), (out_emu, grads_emu) = results
+    np.testing.assert_allclose(out_emu, out_cpu, rtol=1e-3, atol=1e-3)
+    for key, g in grads_cpu.items():
+        np.testing.assert_allclose(grads_emu[key], g, rtol=1e-2, atol=1e-3 * max(1.0, float(np.abs(g).max())),
+                                   err_msg=key)

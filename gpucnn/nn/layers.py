@@ -507,6 +507,41 @@ class GlobalAvgPool2d(Module):
 
 
 # -- normalisation -----------------------------------------------------------------------------------
+def _affine_parameters(module: Module, shape: tuple[int, ...], affine: bool, bias: bool = True) -> None:
+    """A normalisation layer's ``weight`` (and ``bias``, unless ``bias`` is False) of ``shape``, or both
+    registered as None without ``affine`` (PyTorch's names; set by :func:`_reset_affine`)."""
+    if affine:
+        module.weight = Parameter(init.empty(shape))
+    else:
+        module.register_parameter("weight", None)
+    if affine and bias:
+        module.bias = Parameter(init.empty(shape))
+    else:
+        module.register_parameter("bias", None)
+
+
+def _reset_affine(module: Module) -> None:
+    """weight 1, bias 0 (where present): deterministic, so it runs also when building for a load."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
+def _running_stats(module: Module, features: int, track: bool) -> None:
+    """``running_mean``, ``running_var`` and ``num_batches_tracked`` buffers (None without ``track``)."""
+    for name, value in (("running_mean", init.empty((features,))), ("running_var", init.empty((features,))),
+                        ("num_batches_tracked", np.zeros((), dtype=np.int64))):
+        module.register_buffer(name, Tensor(value) if track else None)
+
+
+def _reset_running_stats(module: Module) -> None:
+    if module.running_mean is not None:
+        module.running_mean.data[...] = 0
+        module.running_var.data[...] = 1
+        module.num_batches_tracked.data[...] = 0
+
+
 class _BatchNorm(Module):
     _op = "batch_norm2d"
     _ranks: tuple[int, ...] = (4,)
@@ -523,34 +558,16 @@ class _BatchNorm(Module):
         self.momentum = None if momentum is None else _check_number(name, "momentum", momentum, 0.0, 1.0)
         self.affine = _check_bool(name, "affine", affine)
         self.track_running_stats = _check_bool(name, "track_running_stats", track_running_stats)
-        if self.affine:
-            self.weight = Parameter(init.empty((self.num_features,)))
-            self.bias = Parameter(init.empty((self.num_features,)))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if self.track_running_stats:
-            self.register_buffer("running_mean", Tensor(init.empty((self.num_features,))))
-            self.register_buffer("running_var", Tensor(init.empty((self.num_features,))))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _affine_parameters(self, (self.num_features,), self.affine)
+        _running_stats(self, self.num_features, self.track_running_stats)
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+        _reset_running_stats(self)
 
     def reset_parameters(self) -> None:
-        # Deterministic (no random draws), so it runs also when building for a load.
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x = _require_tensor(self._op, x)

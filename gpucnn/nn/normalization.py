@@ -14,9 +14,9 @@ from ..errors import ArgumentError, ShapeError
 from ..functions.dropout import dropout1d, dropout2d
 from ..functions.normalization import group_norm, instance_norm, layer_norm, local_response_norm
 from ..tensor import Tensor
-from . import init
-from .layers import _check_bool, _check_int, _check_number, _require_tensor
-from .module import Module, Parameter
+from .layers import (_affine_parameters, _check_bool, _check_int, _check_number, _require_tensor, _reset_affine,
+                     _reset_running_stats, _running_stats)
+from .module import Module
 from .registry import register_layer
 
 
@@ -38,22 +38,11 @@ class GroupNorm(Module):
         self.eps = _check_number("GroupNorm", "eps", eps, 0.0, math.inf)
         self.affine = _check_bool("GroupNorm", "affine", affine)
         self._bias = _check_bool("GroupNorm", "bias", bias)
-        if self.affine:
-            self.weight = Parameter(init.empty((self.num_channels,)))
-            if self._bias:
-                self.bias = Parameter(init.empty((self.num_channels,)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, (self.num_channels,), self.affine, self._bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x = _require_tensor("group_norm", x)
@@ -92,22 +81,11 @@ class LayerNorm(Module):
         self.elementwise_affine = _check_bool("LayerNorm", "elementwise_affine", elementwise_affine)
         use_bias = _check_bool("LayerNorm", "bias", bias)
         self._bias = use_bias
-        if self.elementwise_affine:
-            self.weight = Parameter(init.empty(self.normalized_shape))
-            if use_bias:
-                self.bias = Parameter(init.empty(self.normalized_shape))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.normalized_shape, self.elementwise_affine, use_bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return layer_norm(_require_tensor("layer_norm", x), self.normalized_shape, self.weight, self.bias, self.eps)
@@ -142,37 +120,16 @@ class _InstanceNorm(Module):
         self.affine = _check_bool(name, "affine", affine)
         self.track_running_stats = _check_bool(name, "track_running_stats", track_running_stats)
         self._bias = _check_bool(name, "bias", bias)
-        if self.affine:
-            self.weight = Parameter(init.empty((self.num_features,)))
-            if self._bias:
-                self.bias = Parameter(init.empty((self.num_features,)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if self.track_running_stats:
-            self.register_buffer("running_mean", Tensor(init.empty((self.num_features,))))
-            self.register_buffer("running_var", Tensor(init.empty((self.num_features,))))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), dtype=np.int64)))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _affine_parameters(self, (self.num_features,), self.affine, self._bias)
+        _running_stats(self, self.num_features, self.track_running_stats)
         self.reset_parameters()
 
     def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+        _reset_running_stats(self)
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x = _require_tensor(self._op, x)

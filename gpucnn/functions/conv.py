@@ -402,13 +402,10 @@ def _split_k(Q: int, Co: int, Kf: int, tile: Tile = _conv_tiles.DEFAULT) -> tupl
 
 # -- validation and the public functions ---------------------------------------------------------
 
-def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
-              padding_mode: Any, nd: int, groups: Any = 1) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...],
-                                                                     tuple[int, ...], int]:
-    """Check conv arguments for ``nd`` spatial dims; return (stride, ((before, after), ...), dilation,
-    groups)."""
+def check_tensors(op: str, input: Any, weight: Any, bias: Any, nd: int, w_layout: str) -> None:
+    """The checks every convolution's public function starts with (conv and transposed conv): tensors,
+    ``nd + 2`` dims, a dtype the kernels take, one dtype for all."""
     in_layout = "(N, C_in, L)" if nd == 1 else "(N, C_in, H, W)"
-    w_layout = "(C_out, C_in, k)" if nd == 1 else "(C_out, C_in, kH, kW)"  # (C_in per group)
     for arg, name in ((input, "input"), (weight, "weight"), (bias, "bias")):
         if not (isinstance(arg, Tensor) or (name == "bias" and arg is None)):
             raise ArgumentError(f"{op}: {name} must be a gpucnn Tensor{' or None' if name == 'bias' else ''}, "
@@ -425,6 +422,15 @@ def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding:
         if arg is not None and arg.dtype != input.dtype:
             raise ArgumentError(f"{op}: input and {name} have different dtypes ({input.dtype} and {arg.dtype}); "
                                 f"convert one with .to(dtype=...)")
+
+
+def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+              padding_mode: Any, nd: int, groups: Any = 1) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...],
+                                                                     tuple[int, ...], int]:
+    """Check conv arguments for ``nd`` spatial dims; return (stride, ((before, after), ...), dilation,
+    groups)."""
+    w_layout = "(C_out, C_in, k)" if nd == 1 else "(C_out, C_in, kH, kW)"  # (C_in per group)
+    check_tensors(op, input, weight, bias, nd, w_layout)
     shapes = f"(input shape {input.shape}, weight shape {weight.shape})"
     if input.shape[0] == 0:
         raise ShapeError(f"{op}: input has an empty batch (N = 0), expected at least one sample "

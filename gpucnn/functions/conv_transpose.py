@@ -29,7 +29,7 @@ from ..function import Function, no_grad
 from ..precision import round_tf32, rounded
 from ..tensor import Tensor
 from ._conv_util import format_param, format_size, ntuple, out_size
-from .conv import _DTYPES, _HALVES, Conv2d, tensor_core_kind
+from .conv import _HALVES, Conv2d, check_tensors, tensor_core_kind
 
 
 class ConvTranspose2d(Function):
@@ -114,23 +114,8 @@ def _validate(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding:
               groups: Any, dilation: Any, nd: int) -> tuple:
     """Check transposed-conv arguments for ``nd`` spatial dims; return (stride, padding, output_padding,
     dilation, groups) as tuples (groups an int)."""
-    in_layout = "(N, C_in, L)" if nd == 1 else "(N, C_in, H, W)"
     w_layout = "(C_in, C_out/groups, k)" if nd == 1 else "(C_in, C_out/groups, kH, kW)"
-    for arg, name in ((input, "input"), (weight, "weight"), (bias, "bias")):
-        if not (isinstance(arg, Tensor) or (name == "bias" and arg is None)):
-            raise ArgumentError(f"{op}: {name} must be a gpucnn Tensor{' or None' if name == 'bias' else ''}, "
-                                f"got {type(arg).__name__}")
-    if input.ndim != nd + 2:
-        raise ShapeError(f"{op}: input must be {nd + 2}-D {in_layout}, got {input.ndim}-D shape {input.shape}")
-    if weight.ndim != nd + 2:
-        raise ShapeError(f"{op}: weight must be {nd + 2}-D {w_layout}, got {weight.ndim}-D shape {weight.shape}")
-    for arg, name in ((input, "input"), (weight, "weight"), (bias, "bias")):
-        if arg is not None and arg.dtype not in _DTYPES:
-            raise ArgumentError(f"{op}: {name} has dtype {arg.dtype}, expected float32, float64, float16 or "
-                                f"bfloat16")
-        if arg is not None and arg.dtype != input.dtype:
-            raise ArgumentError(f"{op}: input and {name} have different dtypes ({input.dtype} and {arg.dtype}); "
-                                f"convert one with .to(dtype=...)")
+    check_tensors(op, input, weight, bias, nd, w_layout)
     if 0 in input.shape or 0 in weight.shape:
         raise ShapeError(f"{op}: expected all dims >= 1, got input shape {input.shape}, weight shape {weight.shape}")
     shapes = f"(input shape {input.shape}, weight shape {weight.shape})"

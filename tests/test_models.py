@@ -98,6 +98,17 @@ def test_example_files_build_the_same_network():
     assert a.training  # building ran a check forward in eval mode and restored the mode
 
 
+def test_the_resnet_digits_example_is_resnet_cifar_with_a_one_channel_stem():
+    """examples/models/resnet-digits.json (benchmarks/README.md's mixed-precision ResNet runs): the
+    layers of resnet-cifar, its stem taking 1 channel instead of 3 (16 x 2 x 3 x 3 fewer weights), 28x28 in."""
+    net = build_model(os.path.join(EXAMPLES, "resnet-digits.json"))
+    ref = build_model("resnet-cifar")
+    count = lambda m: sum(int(np.prod(p.shape)) for p in m.parameters())  # noqa: E731
+    assert count(net) == count(ref) - 16 * 2 * 3 * 3 == 77_754
+    assert [type(m).__name__ for m in net] == [type(m).__name__ for m in ref]
+    assert net(gpucnn.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
 def test_every_example_file_builds():
     files = [f for f in os.listdir(EXAMPLES) if f.endswith((".json", ".toml"))]
     assert files

@@ -34,7 +34,7 @@ def ours(args: argparse.Namespace) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GPUCNN_NUMPY_THREADS": "1"}
     for s in seeds(args.seeds):
         for kind in KINDS:
-            out = args.out / f"{args.schedule}" / f"s{s}_{kind}"
+            out = args.out / args.schedule / f"s{s}_{kind}"
             if (out / "metrics.json").exists() and "test" in json.loads((out / "metrics.json").read_text()):
                 continue
             amp = [] if kind == "f32" else ["--amp", kind]
@@ -51,19 +51,21 @@ def torch_runs(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     host = lambda a: np.asarray(a.numpy() if hasattr(a, "numpy") else a)  # noqa: E731
+    arrays = lambda loader: [(host(x), host(y).astype(np.int64)) for x, y in loader]  # noqa: E731
     path = args.out / f"torch_{args.seeds}.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     for s in seeds(args.seeds):
         cfg = RunConfig(seed=s)
         parts = build_run(cfg)
         init = torch_module(parts.model, torch).state_dict()
-        epochs = [[(host(x), host(y).astype(np.int64)) for x, y in parts.train_loader] for _ in range(cfg.epochs)]
-        test = [(host(x), host(y).astype(np.int64)) for x, y in parts.test_loader]
+        epochs = [arrays(parts.train_loader) for _ in range(cfg.epochs)]  # (each pass: the next epoch's order)
+        test = arrays(parts.test_loader)
+        group = parts.optimizer.param_groups[0]  # (the run's own lr and momentum)
         row = {}
         for kind, low in (("f32", None), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
             tm = torch_module(parts.model, torch)
             tm.load_state_dict(init)
-            opt = torch.optim.SGD(tm.parameters(), lr=cfg.lr, momentum=0.9)
+            opt = torch.optim.SGD(tm.parameters(), lr=group["lr"], momentum=group["momentum"])
             scaler = torch.amp.GradScaler("cpu", enabled=low == torch.float16)
             region = lambda: torch.autocast("cpu", dtype=low or torch.bfloat16, enabled=low is not None)  # noqa: E731
             for batches in epochs:
